@@ -1,0 +1,33 @@
+"""Workloads: arrival processes, the Workload container and Azure Functions traces.
+
+Public API (DESIGN 10)::
+
+    from alpa_serve.workload import GammaProcess, Workload
+    w = GammaProcess(rate, cv).generate_workload(model_id, start, duration, slo, seed)
+    w = Workload.merge(w1, w2, ...); w.save(p); Workload.load(p)
+"""
+
+from alpa_serve.workload.workload import Workload, WorkloadFormatError
+from alpa_serve.workload.arrival import (
+    ArrivalProcess,
+    DeterministicProcess,
+    GammaProcess,
+    PoissonProcess,
+    legacy_gamma_arrivals,
+    power_law_rates,
+    uniform_rates,
+    weighted_rates,
+)
+
+__all__ = [
+    "Workload",
+    "WorkloadFormatError",
+    "ArrivalProcess",
+    "GammaProcess",
+    "PoissonProcess",
+    "DeterministicProcess",
+    "legacy_gamma_arrivals",
+    "uniform_rates",
+    "power_law_rates",
+    "weighted_rates",
+]
