@@ -1,0 +1,173 @@
+"""Compiled inner loops of the serving simulator (DESIGN 5.1).
+
+Every function here takes plain numpy arrays only, so the kernels can be tested without the
+profiling, workload or placement packages. Times are seconds (float64 clocks, float32 stored
+stage latencies and SLOs, exactly as the published simulator stores them).
+
+Placement encoding for one segment (one ``ModelPlacement``), built by ``tables.py``:
+
+* ``model_ptr`` (int32[M+1]): CSR row pointers; model m's replicas are entries
+  ``model_ptr[m] .. model_ptr[m+1]-1``, in increasing group index (the tie-break order).
+* per replica entry j (all int32[R]):
+  ``rep_group[j]`` the group index, ``rep_free_off[j]`` the offset of the group's stage 0 in the
+  segment's flat ``free`` array, ``rep_nstages[j]`` the group's number of pipeline stages (pp),
+  ``rep_lat_off[j]`` the offset of the model's first stage latency in ``stage_lat``
+  (-1: the group's configuration is missing from the model's profile = infinite latency).
+* ``stage_lat`` (float32[*]): stage latencies already multiplied by (1 + 0.009 * pp).
+* ``total_stages``: length of the flat ``free`` array (sum of the groups' stage counts).
+
+Counting rules (DESIGN 5.1): model id -1 fails and counts only in the overall denominator; a model
+with no replica fails and counts in its model only; a request sent to a group counts in that
+group whether it is served or rejected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: Fixed per-request overhead added after the last stage (seconds), as in the published simulator.
+FIXED_OVERHEAD = 0.011
+
+
+@njit(cache=True)
+def segment_bounds(arrivals: np.ndarray, change_times: np.ndarray) -> np.ndarray:
+    """Request index bounds of the Clockwork++ segments.
+
+    ``change_times`` is ``start_times[1:]`` followed by ``inf`` (length S = number of placements).
+    Walking the requests in order, a request whose arrival is strictly greater than the current
+    change time opens the next segment; at most one advance happens per request (the published
+    loop), so a request far past several change times only moves one segment on.
+
+    Returns int64[S+1]: segment s holds requests ``bounds[s] .. bounds[s+1]-1`` (maybe none).
+    """
+    num_seg = change_times.shape[0]
+    n = arrivals.shape[0]
+    bounds = np.full(num_seg + 1, n, dtype=np.int64)
+    bounds[0] = 0
+    seg = 0
+    for i in range(n):
+        if seg < num_seg - 1 and arrivals[i] > change_times[seg]:
+            seg += 1
+            bounds[seg] = i
+    return bounds
+
+
+@njit(cache=True, inline="always")
+def _choose_replica(m, model_ptr, rep_free_off, rep_nstages, free):
+    """Replica entry of model m whose group's LAST stage is free earliest (strict <, so ties keep
+    the lower group index); -1 when m has no replica."""
+    best = -1
+    best_free = np.inf
+    for j in range(model_ptr[m], model_ptr[m + 1]):
+        f = free[rep_free_off[j] + rep_nstages[j] - 1]
+        # best == -1 accepts the first replica even if its group is free only at +inf.
+        if best == -1 or f < best_free:
+            best = j
+            best_free = f
+    return best
+
+
+@njit(cache=True, inline="always")
+def _run_pipeline(t, slo, off, ns, lat_off, stage_lat, free):
+    """Pipeline recurrence for one request arriving at t (float64 seconds) with SLO slo
+    (float32). Commits the per-stage completion times into free[off:off+ns] when served.
+
+    Returns the finish time (float64) and whether the request is good.
+    """
+    if lat_off < 0:
+        # Configuration missing from the model's profile: infinite latency, always rejected.
+        return t, False
+    x = t
+    for k in range(ns):
+        fk = free[off + k]
+        if fk > x:
+            x = fk
+        x += stage_lat[lat_off + k]  # float32 latency promoted to float64, as published
+    finish = x + FIXED_OVERHEAD
+    if finish - t <= slo:
+        # Served: recompute the recurrence to store the per-stage x values (cheaper than a
+        # scratch buffer for the short pipelines we have, and bit-identical).
+        x = t
+        for k in range(ns):
+            fk = free[off + k]
+            if fk > x:
+                x = fk
+            x += stage_lat[lat_off + k]
+            free[off + k] = x
+        return finish, True
+    return t, False
+
+
+@njit(cache=True)
+def simulate_segment(arrivals, model_ids, slos, lo, hi,
+                     model_ptr, rep_group, rep_free_off, rep_nstages, rep_lat_off,
+                     stage_lat, total_stages,
+                     finish, good, model_num, model_good, group_num, lat_sum0):
+    """Simulate requests ``lo .. hi-1`` on one placement starting from idle devices.
+
+    Writes ``finish[i]`` (float64 seconds; = arrival for failed requests) and ``good[i]`` (bool)
+    for each request, and ADDS to the counters ``model_num``/``model_good`` (int64[M]) and
+    ``group_num`` (int64[>=G]) so that several segments can accumulate into them.
+
+    Returns ``(num_good, latency_sum)``: number of good requests of this segment and
+    ``lat_sum0`` plus the float64 sum of their latencies (finish - arrival) added in arrival
+    order (passing the running sum in keeps the summation order identical whatever the
+    segmentation).
+    """
+    # Idle devices: -inf so that an idle stage never delays a request (arrivals may be < 0).
+    free = np.full(total_stages, -np.inf)
+    num_good = 0
+    lat_sum = lat_sum0
+    for i in range(lo, hi):
+        t = arrivals[i]
+        m = model_ids[i]
+        finish[i] = t
+        good[i] = False
+        if m < 0:
+            continue
+        model_num[m] += 1
+        j = _choose_replica(m, model_ptr, rep_free_off, rep_nstages, free)
+        if j < 0:
+            continue
+        group_num[rep_group[j]] += 1
+        f, ok = _run_pipeline(t, slos[i], rep_free_off[j], rep_nstages[j], rep_lat_off[j],
+                              stage_lat, free)
+        if ok:
+            finish[i] = f
+            good[i] = True
+            model_good[m] += 1
+            num_good += 1
+            lat_sum += f - t
+    return num_good, lat_sum
+
+
+@njit(cache=True)
+def simulate_segment_fast(arrivals, model_ids, slos, lo, hi,
+                          model_ptr, rep_group, rep_free_off, rep_nstages, rep_lat_off,
+                          stage_lat, total_stages,
+                          model_num, model_good, group_num, lat_sum0):
+    """Same as :func:`simulate_segment` but writes no per-request arrays (used by the search).
+
+    Returns ``(num_good, latency_sum)`` and adds to the counters exactly as simulate_segment.
+    """
+    free = np.full(total_stages, -np.inf)
+    num_good = 0
+    lat_sum = lat_sum0
+    for i in range(lo, hi):
+        m = model_ids[i]
+        if m < 0:
+            continue
+        model_num[m] += 1
+        j = _choose_replica(m, model_ptr, rep_free_off, rep_nstages, free)
+        if j < 0:
+            continue
+        group_num[rep_group[j]] += 1
+        t = arrivals[i]
+        f, ok = _run_pipeline(t, slos[i], rep_free_off[j], rep_nstages[j], rep_lat_off[j],
+                              stage_lat, free)
+        if ok:
+            model_good[m] += 1
+            num_good += 1
+            lat_sum += f - t
+    return num_good, lat_sum

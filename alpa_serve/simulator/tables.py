@@ -1,0 +1,260 @@
+"""Per-case static tables of the simulator and the placement encoder (DESIGN 5.1, 8).
+
+A :class:`SimTables` is built once per case (profiles + workload). Placement search then calls
+:meth:`SimTables.simulate_fast` thousands of times; each call only encodes the placement into a
+few small int32 arrays (cached per placement) and runs the compiled kernel.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from alpa_serve.simulator import kernels
+from alpa_serve.simulator.stats import FastStats, SimStats, compute_stats
+
+logger = logging.getLogger(__name__)
+
+#: Pipeline communication overhead per stage, as a fraction of the stage latency (DESIGN 5.1).
+PP_OVERHEAD = 0.009
+
+#: Encoded placements kept per SimTables (the greedy revisits few, but a bounded cache keeps
+#: memory flat during long searches).
+_ENCODE_CACHE_SIZE = 512
+
+
+class EmptyWorkloadError(ValueError):
+    """Simulating an empty workload: goodput would be NaN (DESIGN 5.2 makes this an error)."""
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """One ModelPlacement encoded for :func:`kernels.simulate_segment` (see kernels.py)."""
+
+    model_ptr: np.ndarray      # int32[M+1]
+    rep_group: np.ndarray      # int32[R]
+    rep_free_off: np.ndarray   # int32[R]
+    rep_nstages: np.ndarray    # int32[R]
+    rep_lat_off: np.ndarray    # int32[R], -1 = config missing from the model's profile
+    total_stages: int
+    num_groups: int
+
+
+class SimTables:
+    """Static tables of one case: the workload as kernel arrays and a stage-latency table.
+
+    ``profiles[i]`` is the profile of model i, i.e. of ``workload.model_names[i]``.
+
+    Stage latencies are stored per parallel configuration as a float32 block of M rows of pp
+    values, ``float32(latency_k * (1 + 0.009 * pp))`` computed in float64; blocks are added
+    lazily the first time a placement uses a configuration.
+    """
+
+    def __init__(self, profiles: Sequence[Any], workload: Any) -> None:
+        names = list(workload.model_names)
+        if len(profiles) != len(names):
+            raise ValueError(
+                f"got {len(profiles)} profiles for a workload over {len(names)} models "
+                f"({names}); pass one profile per workload model, in model order")
+        self.profiles = list(profiles)
+        self.model_names = names
+        self.num_models = len(names)
+        self.arrivals = np.ascontiguousarray(workload.arrivals, dtype=np.float64)
+        self.model_ids = np.ascontiguousarray(workload.model_ids, dtype=np.int32)
+        # The published simulator stores SLOs as float32; the comparison is done in float64.
+        self.slos = np.ascontiguousarray(np.asarray(workload.slos, dtype=np.float64)
+                                         .astype(np.float32))
+        if not (len(self.arrivals) == len(self.model_ids) == len(self.slos)):
+            raise ValueError("workload arrays have different lengths")
+        self.num_requests = len(self.arrivals)
+        self._stage_lat = np.zeros(0, dtype=np.float32)
+        # config -> (offset of its block in _stage_lat, pp, bool[M] missing-from-profile)
+        self._cfg_block: dict[Any, tuple[int, int, np.ndarray]] = {}
+        self._encoded: OrderedDict[Any, _Segment] = OrderedDict()
+
+    # ------------------------------------------------------------------ stage latencies
+
+    def _config_block(self, cfg: Any) -> tuple[int, int, np.ndarray]:
+        """Offset, pp and missing-mask of ``cfg``'s latency block, building it on first use."""
+        block = self._cfg_block.get(cfg)
+        if block is not None:
+            return block
+        pp = int(cfg[2])
+        if pp < 1:
+            raise ValueError(f"parallel config {tuple(cfg)} has pp = {pp} < 1")
+        factor = 1 + PP_OVERHEAD * pp  # float64, as published
+        rows = np.zeros((self.num_models, pp), dtype=np.float32)
+        missing = np.zeros(self.num_models, dtype=bool)
+        for m, prof in enumerate(self.profiles):
+            if not prof.has_config(cfg):
+                missing[m] = True
+                continue
+            lat = prof.latency(cfg, 1)
+            if len(lat) != pp:
+                raise ValueError(
+                    f"profile of {prof.name!r} under {tuple(cfg)} has {len(lat)} stage latencies,"
+                    f" expected pp = {pp}")
+            # float64 product, then one rounding to float32 (DESIGN 5.1 precision rule).
+            rows[m] = np.array([float(x) * factor for x in lat], dtype=np.float64)
+        offset = len(self._stage_lat)
+        self._stage_lat = np.concatenate([self._stage_lat, rows.reshape(-1)])
+        block = (offset, pp, missing)
+        self._cfg_block[cfg] = block
+        logger.debug("stage-latency block for %s at offset %d", tuple(cfg), offset)
+        return block
+
+    def stage_latencies(self, model: int, cfg: Any) -> np.ndarray | None:
+        """float32 stage latencies (seconds, pipeline factor included) of ``model`` under
+        ``cfg``; None when the configuration is missing from the model's profile."""
+        offset, pp, missing = self._config_block(cfg)
+        if missing[model]:
+            return None
+        start = offset + model * pp
+        return self._stage_lat[start:start + pp].copy()
+
+    # ------------------------------------------------------------------ placements
+
+    def _encode(self, placement: Any) -> _Segment:
+        """Encode one ModelPlacement (cached by its configs and models)."""
+        key = (placement.group_configs, placement.group_models)
+        seg = self._encoded.get(key)
+        if seg is not None:
+            self._encoded.move_to_end(key)
+            return seg
+        configs, groups = key
+        num_groups = len(configs)
+        if len(groups) != num_groups:
+            raise ValueError(f"placement has {num_groups} group configs but {len(groups)} "
+                             "model groups")
+        M = self.num_models
+        g_free_off = np.zeros(num_groups, dtype=np.int64)
+        g_pp = np.zeros(num_groups, dtype=np.int64)
+        g_base = np.zeros(num_groups, dtype=np.int64)
+        g_count = np.zeros(num_groups, dtype=np.int64)
+        missing_masks = []
+        flat_models: list[int] = []
+        total = 0
+        for g in range(num_groups):
+            offset, pp, missing = self._config_block(configs[g])
+            g_free_off[g] = total
+            g_pp[g] = pp
+            g_base[g] = offset
+            total += pp
+            ms = groups[g]
+            g_count[g] = len(ms)
+            flat_models.extend(ms)
+            missing_masks.append(missing)
+        rep_model = np.asarray(flat_models, dtype=np.int64)
+        if len(rep_model) and (rep_model.min() < 0 or rep_model.max() >= M):
+            bad = int(rep_model[(rep_model < 0) | (rep_model >= M)][0])
+            raise ValueError(f"placement refers to model index {bad}, but the case has {M} "
+                             f"models ({self.model_names}); valid indices are 0..{M - 1}")
+        rep_group = np.repeat(np.arange(num_groups, dtype=np.int64), g_count)
+        # Stable sort by model keeps each model's replicas in increasing group index, which is
+        # the tie-break order of the group choice.
+        order = np.argsort(rep_model, kind="stable")
+        rep_model = rep_model[order]
+        rep_group = rep_group[order]
+        pp = g_pp[rep_group]
+        lat_off = g_base[rep_group] + rep_model * pp
+        if num_groups:
+            missing_all = np.stack(missing_masks)  # bool[G, M]
+            lat_off[missing_all[rep_group, rep_model]] = -1
+        model_ptr = np.zeros(M + 1, dtype=np.int32)
+        np.cumsum(np.bincount(rep_model, minlength=M), out=model_ptr[1:])
+        seg = _Segment(
+            model_ptr=model_ptr,
+            rep_group=rep_group.astype(np.int32),
+            rep_free_off=g_free_off[rep_group].astype(np.int32),
+            rep_nstages=pp.astype(np.int32),
+            rep_lat_off=lat_off.astype(np.int32),
+            total_stages=int(total),
+            num_groups=num_groups,
+        )
+        self._encoded[key] = seg
+        if len(self._encoded) > _ENCODE_CACHE_SIZE:
+            self._encoded.popitem(last=False)
+        return seg
+
+    def _segments(self, placement: Any) -> tuple[list[_Segment], np.ndarray, int]:
+        """Encoded segments, request bounds (int64[S+1]) and replica count of a placement."""
+        if hasattr(placement, "start_times"):  # ModelPlacementWithReplacement
+            segs = [self._encode(p) for p in placement.placements]
+            change = np.empty(len(segs), dtype=np.float64)
+            change[:-1] = placement.start_times[1:]
+            change[-1] = np.inf
+            bounds = kernels.segment_bounds(self.arrivals, change)
+            num_replicas = int(placement.num_replicas)
+        else:
+            segs = [self._encode(placement)]
+            bounds = np.array([0, self.num_requests], dtype=np.int64)
+            num_replicas = sum(len(ms) for ms in placement.group_models)
+        return segs, bounds, num_replicas
+
+    def _check_nonempty(self) -> None:
+        if self.num_requests == 0:
+            raise EmptyWorkloadError(
+                "cannot simulate an empty workload: goodput is undefined (NaN); check the "
+                "workload generation (rates, duration, trace window)")
+
+    # ------------------------------------------------------------------ simulation
+
+    def simulate_fast(self, placement: Any) -> FastStats:
+        """Untrimmed fast statistics of ``placement`` (DESIGN 5.2), for placement search.
+
+        Accepts ModelPlacement and ModelPlacementWithReplacement.
+        """
+        self._check_nonempty()
+        segs, bounds, num_replicas = self._segments(placement)
+        M = self.num_models
+        model_num = np.zeros(M, dtype=np.int64)
+        model_good = np.zeros(M, dtype=np.int64)
+        group_num = np.zeros(max(s.num_groups for s in segs), dtype=np.int64)
+        num_good = 0
+        lat_sum = 0.0
+        for s, seg in enumerate(segs):
+            lo, hi = int(bounds[s]), int(bounds[s + 1])
+            if hi <= lo:
+                continue
+            ng, ls = kernels.simulate_segment_fast(
+                self.arrivals, self.model_ids, self.slos, lo, hi,
+                seg.model_ptr, seg.rep_group, seg.rep_free_off, seg.rep_nstages,
+                seg.rep_lat_off, self._stage_lat, seg.total_stages,
+                model_num, model_good, group_num, lat_sum)
+            num_good += ng
+            lat_sum = ls
+        return FastStats.from_counts(num_good, lat_sum, self.num_requests, model_num,
+                                     model_good, group_num, num_replicas)
+
+    def run(self, placement: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                           np.ndarray]:
+        """Per-request results: ``finish`` (float64 s, = arrival for failed requests), ``good``
+        (bool) and the untrimmed counters ``model_num``, ``model_good``, ``group_num``."""
+        segs, bounds, _ = self._segments(placement)
+        n, M = self.num_requests, self.num_models
+        finish = np.empty(n, dtype=np.float64)
+        good = np.zeros(n, dtype=np.bool_)
+        model_num = np.zeros(M, dtype=np.int64)
+        model_good = np.zeros(M, dtype=np.int64)
+        group_num = np.zeros(max(s.num_groups for s in segs), dtype=np.int64)
+        for s, seg in enumerate(segs):
+            lo, hi = int(bounds[s]), int(bounds[s + 1])
+            if hi <= lo:
+                continue
+            kernels.simulate_segment(
+                self.arrivals, self.model_ids, self.slos, lo, hi,
+                seg.model_ptr, seg.rep_group, seg.rep_free_off, seg.rep_nstages,
+                seg.rep_lat_off, self._stage_lat, seg.total_stages,
+                finish, good, model_num, model_good, group_num, 0.0)
+        return finish, good, model_num, model_good, group_num
+
+    def simulate(self, placement: Any) -> SimStats:
+        """Trimmed statistics of ``placement`` (DESIGN 5.2)."""
+        self._check_nonempty()
+        finish, good, _, _, group_num = self.run(placement)
+        return compute_stats(self.arrivals, self.model_ids, finish, good, group_num,
+                             self.model_names)
