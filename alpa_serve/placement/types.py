@@ -27,6 +27,19 @@ def _as_config(value: Any) -> ParallelConfig:
     return ParallelConfig(*items)
 
 
+def normalization_order(group_models: Sequence[Sequence[int]]
+                        ) -> tuple[list[int], list[tuple[int, ...]]]:
+    """The normalisation of DESIGN 6 as a permutation.
+
+    Returns ``(order, sorted_models)``: ``sorted_models[g]`` is group g's models sorted
+    ascending, and ``order`` lists the old group indices in normalised order (a stable sort by
+    the sorted model tuples; the empty tuple sorts first, as Python's tuple order gives).
+    """
+    models = [tuple(sorted(ms)) for ms in group_models]
+    order = sorted(range(len(models)), key=models.__getitem__)  # Python's sort is stable
+    return order, models
+
+
 @dataclass(frozen=True)
 class ModelPlacement:
     """Devices split into groups; group g runs ``group_configs[g]`` and hosts ``group_models[g]``.
@@ -71,8 +84,7 @@ class ModelPlacement:
         model tuples (the empty tuple sorts first, as Python's tuple order gives), and configs
         move with their groups.
         """
-        models = [tuple(sorted(ms)) for ms in self.group_models]
-        order = sorted(range(len(models)), key=lambda g: models[g])  # Python's sort is stable
+        order, models = normalization_order(self.group_models)
         return ModelPlacement(tuple(self.group_configs[g] for g in order),
                               tuple(models[g] for g in order))
 

@@ -1,0 +1,308 @@
+"""Policy base class, training-workload generation, scoring and the fast greedy (DESIGN 4.1, 6).
+
+Every search policy works on one :class:`SearchCase`: the case's profiles, a per-config table of
+model weights and the simulator's :class:`~alpa_serve.simulator.SimTables` of the training
+workload. The case is built once per (models, workload) and reused across all candidates and all
+greedy steps, so that the static tables are never rebuilt inside the search.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from alpa_serve.placement.types import (
+    ClusterEnv,
+    ModelData,
+    ModelPlacement,
+    Placement,
+    normalization_order,
+)
+from alpa_serve.profiling import ModelProfile, ParallelConfig
+from alpa_serve.simulator import SimTables
+from alpa_serve.simulator.stats import FastStats
+from alpa_serve.workload import GammaProcess, Workload
+
+logger = logging.getLogger(__name__)
+
+#: Training workload length (DESIGN 4.1): at least this many seconds ...
+TRAIN_MIN_DURATION = 100.0
+#: ... and long enough for about this many requests at the models' summed rate.
+TRAIN_MIN_SAMPLES = 30000.0
+
+#: numpy argsort kinds accepted for tie-breaking. "stable" is our default (DESIGN 6);
+#: "quicksort" is numpy's default kind, as used by the published code.
+ARGSORT_KINDS = ("stable", "quicksort", "mergesort", "heapsort")
+
+SINGLE_DEVICE = ParallelConfig(1, 1, 1)
+
+
+# ------------------------------------------------------------------------------------------
+# Training workload
+# ------------------------------------------------------------------------------------------
+def workload_model_names(model_datas: Sequence[ModelData]) -> list[str]:
+    """Model names for a case's workload: the ModelData names when they are unique, otherwise
+    ``"<name>#<index>"`` (a workload needs unique names; cases often repeat a model type)."""
+    names = [d.name for d in model_datas]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{n}#{i}" for i, n in enumerate(names)]
+
+
+def train_duration(model_datas: Sequence[ModelData]) -> float:
+    """Duration (s) of the generated training workload: max(100 s, 30000 / sum of rates)."""
+    total_rate = sum(d.rate for d in model_datas)
+    if not total_rate > 0:
+        raise ValueError(f"cannot generate a training workload: the models' summed rate is "
+                         f"{total_rate} req/s; give every model a positive rate or pass "
+                         f"train_workload")
+    return max(TRAIN_MIN_DURATION, TRAIN_MIN_SAMPLES / total_rate)
+
+
+def generate_train_workload(model_datas: Sequence[ModelData], train_seed: int = 0) -> Workload:
+    """The training workload a policy generates when none is given (DESIGN 4.1).
+
+    Model i: GammaProcess(rate_i, cv_i) from time 0 over :func:`train_duration` seconds with seed
+    ``train_seed + i`` and SLO ``slo_i``; all models merged in ONE Workload.merge call (numpy's
+    default argsort, as published, so ties among identical arrivals are ordered as there).
+    """
+    duration = train_duration(model_datas)
+    names = workload_model_names(model_datas)
+    ws = [GammaProcess(d.rate, d.cv).generate_workload(i, 0.0, duration, d.slo,
+                                                        seed=int(train_seed) + i,
+                                                        model_names=names)
+          for i, d in enumerate(model_datas)]
+    return Workload.merge(*ws)
+
+
+# ------------------------------------------------------------------------------------------
+# Search case: profiles, weight tables, simulator tables
+# ------------------------------------------------------------------------------------------
+class SearchCase:
+    """Everything the search needs about one (model set, training workload, budget).
+
+    profiles: ModelProfile per model (model i = workload model id i).
+    tables: SimTables of the training workload, built once and shared by all candidates.
+    mem_budget: bytes per device.
+    argsort_kind: numpy argsort kind used for every tie-breaking sort.
+    """
+
+    def __init__(self, profiles: Sequence[ModelProfile], workload: Workload, mem_budget: float,
+                 argsort_kind: str = "stable", tables: Optional[SimTables] = None) -> None:
+        self.profiles = list(profiles)
+        self.num_models = len(self.profiles)
+        self.workload = workload
+        self.mem_budget = float(mem_budget)
+        self.argsort_kind = argsort_kind
+        self.tables = tables if tables is not None else SimTables(self.profiles, workload)
+        self._weights: dict[ParallelConfig, np.ndarray] = {}
+
+    def weights(self, cfg: ParallelConfig) -> np.ndarray:
+        """float64[M]: each model's largest stage weight (bytes) under ``cfg``; inf if missing."""
+        w = self._weights.get(cfg)
+        if w is None:
+            w = np.array([p.max_stage_weight(cfg) for p in self.profiles], dtype=np.float64)
+            w.setflags(write=False)
+            self._weights[cfg] = w
+        return w
+
+    def simulate(self, placement: Placement) -> FastStats:
+        """Fast (untrimmed) statistics of ``placement`` on the training workload."""
+        return self.tables.simulate_fast(placement)
+
+    def argsort(self, values: np.ndarray) -> np.ndarray:
+        """argsort with this case's tie-breaking kind."""
+        return np.argsort(values, kind=self.argsort_kind)
+
+
+def score(stats: FastStats) -> float:
+    """Search score of DESIGN 6: goodput - mean_latency / 10000 + num_replicas / 1e6."""
+    return stats.score
+
+
+def empty_placement(configs: Iterable[ParallelConfig]) -> ModelPlacement:
+    """A placement with the given groups and no model on any of them."""
+    configs = tuple(configs)
+    return ModelPlacement(configs, tuple(() for _ in configs))
+
+
+# ------------------------------------------------------------------------------------------
+# Fast greedy replica placement
+# ------------------------------------------------------------------------------------------
+def _group_used(case: SearchCase, cfg: ParallelConfig, models: Sequence[int]) -> float:
+    """Memory (bytes) of a group: its models' largest stage weights summed in group order
+    (the order of a Python ``sum``, so float rounding matches a plain recomputation)."""
+    w = case.weights(cfg)
+    return sum(float(w[m]) for m in models)
+
+
+def fast_greedy(init: ModelPlacement, case: SearchCase) -> tuple[ModelPlacement, FastStats]:
+    """Fast greedy replica placement of DESIGN 6, starting from ``init`` (not normalised).
+
+    Repeat: simulate the current placement (fast statistics); unserved_m = n_m * (1 - good_m /
+    (n_m + 1e-6)); model order = argsort(unserved) reversed; group order = argsort(group
+    requests); take the first (group, model) pair in that order where the model is not on the
+    group and fits (group memory + model weight <= budget); add it and normalise. Stop when no
+    pair fits.
+
+    Returns the final placement and its fast statistics (the last simulation of the loop, so
+    the caller need not simulate the result again to score it).
+    """
+    configs = list(init.group_configs)
+    groups = [list(ms) for ms in init.group_models]
+    budget = case.mem_budget
+    num_groups = len(configs)
+    num_models = case.num_models
+    placement = init
+    if num_groups == 0 or num_models == 0:
+        return placement, case.simulate(placement)
+    # W[g, m]: weight of model m under group g's config. Rows move with their groups.
+    weight_rows = [case.weights(c) for c in configs]
+    used = np.array([_group_used(case, c, ms) for c, ms in zip(configs, groups)])
+    member = np.zeros((num_groups, num_models), dtype=bool)
+    for g, ms in enumerate(groups):
+        member[g, list(ms)] = True
+    steps = 0
+    while True:
+        stats = case.simulate(placement)
+        # Exact published formula (float64); fully served models keep ~1e-6 that orders them.
+        unserved = stats.model_num * (1 - stats.model_good / (stats.model_num + 1e-6))
+        model_order = case.argsort(unserved)[::-1]
+        group_order = case.argsort(stats.group_num)
+        # fits[g, m] for all pairs at once; then the first True in (group order, model order).
+        W = np.stack(weight_rows)
+        fits = (~member) & (used[:, None] + W <= budget)
+        ordered = fits[group_order][:, model_order]
+        rows = np.flatnonzero(ordered.any(axis=1))
+        if len(rows) == 0:
+            logger.debug("fast greedy: %d steps, %d groups, score %.6f", steps, num_groups,
+                         stats.score)
+            return placement, stats
+        r = int(rows[0])
+        g = int(group_order[r])
+        m = int(model_order[int(np.argmax(ordered[r]))])
+        groups[g].append(m)
+        order, tuples = normalization_order(groups)
+        configs = [configs[i] for i in order]
+        groups = [list(tuples[i]) for i in order]
+        weight_rows = [weight_rows[i] for i in order]
+        member = member[order]
+        used = used[order]
+        gi = order.index(g)  # the new position of the group that received the model
+        member[gi, m] = True
+        used[gi] = _group_used(case, configs[gi], groups[gi])
+        placement = ModelPlacement(tuple(configs), tuple(tuples[i] for i in order))
+        steps += 1
+
+
+# ------------------------------------------------------------------------------------------
+# Policy base class
+# ------------------------------------------------------------------------------------------
+@dataclass
+class Policy:
+    """A placement policy (DESIGN 6).
+
+    argsort_kind: numpy argsort kind for tie-breaking ("stable" default; "quicksort" = numpy's
+    default kind, as in the published runs).
+    """
+
+    argsort_kind: str = "stable"
+    name: str = field(default="", init=False)
+    #: False for policies that ignore the training workload (none is generated for them).
+    needs_workload = True
+
+    def __post_init__(self) -> None:
+        if self.argsort_kind not in ARGSORT_KINDS:
+            raise ValueError(f"argsort_kind must be one of {ARGSORT_KINDS}, got "
+                             f"{self.argsort_kind!r}")
+
+    # -- to be provided by subclasses ------------------------------------------------------
+    def candidate_configs(self, cluster_env: ClusterEnv) -> list[ParallelConfig]:
+        """Every group configuration this policy may use on ``cluster_env``."""
+        raise NotImplementedError
+
+    def solve(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,
+              train_workload: Workload) -> Placement:
+        """Compute the placement (inputs already validated)."""
+        raise NotImplementedError
+
+    # -- public entry point ----------------------------------------------------------------
+    def place(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,
+              train_workload: Optional[Workload] = None, train_seed: int = 0) -> Placement:
+        """Place ``model_datas`` on ``cluster_env``.
+
+        train_workload: requests the search scores candidates on (model i = model_datas[i]);
+        None generates it from the ModelData rates, CVs and SLOs with ``train_seed``
+        (DESIGN 4.1). Raises ValueError for an empty model list, a model that fits none of the
+        policy's group configurations within the memory budget, or a training workload over a
+        different number of models. The result always passes ``verify``.
+        """
+        model_datas = list(model_datas)
+        if not model_datas:
+            raise ValueError(f"{self.name}: the model list is empty; give at least one ModelData")
+        if not isinstance(cluster_env, ClusterEnv):
+            raise TypeError(f"{self.name}: cluster_env must be a ClusterEnv, got "
+                            f"{type(cluster_env).__name__}")
+        self.check_fits(model_datas, cluster_env)
+        if not self.needs_workload:
+            placement = self.solve(model_datas, cluster_env, train_workload)
+            placement.verify(model_datas, cluster_env.mem_budget)
+            return placement
+        if train_workload is None:
+            train_workload = generate_train_workload(model_datas, train_seed)
+        elif len(train_workload.model_names) != len(model_datas):
+            raise ValueError(
+                f"{self.name}: the training workload covers {len(train_workload.model_names)} "
+                f"models ({train_workload.model_names[:6]}...) but {len(model_datas)} ModelData "
+                f"were given; workload model i must be model_datas[i]")
+        if len(train_workload) == 0:
+            raise ValueError(f"{self.name}: the training workload is empty; the search needs "
+                             f"requests to score placements")
+        placement = self.solve(model_datas, cluster_env, train_workload)
+        placement.verify(model_datas, cluster_env.mem_budget)
+        return placement
+
+    def check_fits(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv) -> None:
+        """Raise ValueError naming every model that fits none of the policy's configurations."""
+        configs = self.candidate_configs(cluster_env)
+        budget = cluster_env.mem_budget
+        bad = []
+        for i, d in enumerate(model_datas):
+            best = min((d.profile.max_stage_weight(c) for c in configs), default=math.inf)
+            if not best <= budget:
+                bad.append(f"model {i} ({d.name}: smallest weight {best:.4g} bytes)")
+        if bad:
+            cfgs = ", ".join(str(tuple(c)) for c in configs)
+            raise ValueError(
+                f"{self.name}: {len(bad)} model(s) fit no group configuration within the memory "
+                f"budget of {budget:.4g} bytes per device on {cluster_env.num_devices} devices: "
+                f"{'; '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}. Configurations this "
+                f"policy may use: {cfgs}")
+
+    def make_case(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,
+                  workload: Workload) -> SearchCase:
+        """The SearchCase of a (models, workload) pair with this policy's tie-breaking."""
+        return SearchCase([d.profile for d in model_datas], workload, cluster_env.mem_budget,
+                          self.argsort_kind)
+
+
+def binary_parts(n: int) -> list[int]:
+    """Powers of two summing to ``n`` (its binary digits), ascending: 6 -> [2, 4]."""
+    return [1 << k for k in range(int(n).bit_length()) if n >> k & 1]
+
+
+__all__ = [
+    "ARGSORT_KINDS",
+    "Policy",
+    "SearchCase",
+    "binary_parts",
+    "empty_placement",
+    "fast_greedy",
+    "generate_train_workload",
+    "score",
+    "train_duration",
+    "workload_model_names",
+]
