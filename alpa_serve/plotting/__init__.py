@@ -1,0 +1,21 @@
+"""Shared figure code for the Section 6 figures (DESIGN 7.5).
+
+Reading the result TSVs (:mod:`.tsv`), policy labels and colours (:mod:`.styles`), the 99%
+markers (:mod:`.markers`), panels and figure assembly (:mod:`.panels`), and the per-figure
+layouts and file naming (:mod:`.figures`); :mod:`.cli` is the reviewer scripts' command line.
+See docs/figures.md.
+"""
+
+from .figures import (SECTIONS, MissingDataError, build_figures, get_section,
+                      write_figures)
+from .markers import DIRECTION_BY_X, THRESHOLD, direction_for, point_99
+from .panels import EXP_X, STANDIN_GID, Panel, make_figure, save_figure, sweep_points
+from .styles import PolicyStyle, policy_style
+from .tsv import TsvFormatError, read_results
+
+__all__ = [
+    "SECTIONS", "MissingDataError", "build_figures", "get_section", "write_figures",
+    "DIRECTION_BY_X", "THRESHOLD", "direction_for", "point_99",
+    "EXP_X", "STANDIN_GID", "Panel", "make_figure", "save_figure", "sweep_points",
+    "PolicyStyle", "policy_style", "TsvFormatError", "read_results",
+]

@@ -1,0 +1,192 @@
+"""The Section 6 figures (Figs. 11-14): which TSVs feed which panel, and how each is laid out.
+
+File naming (also in docs/figures.md, which the experiment runner follows):
+
+* Fig. 11: ``sec6_2_data/{S1,S2,S3}_{maf1,maf2}.tsv``, one file per column of the figure, each
+  holding all four sweeps, told apart by ``exp_name``;
+* Fig. 12: ``sec6_3_data/large_model_exp.tsv`` (goodput_vs_rate, goodput_vs_cv, goodput_vs_slo);
+* Fig. 13: ``sec6_4_data/*.tsv``, one file per train/test pair, each holding the four sweeps of
+  Fig. 11; the figure averages over the files;
+* Fig. 14: ``sec6_5_data/ablation.tsv`` (goodput_vs_rate, goodput_vs_cv).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from matplotlib.figure import Figure
+
+from .panels import EXP_X, Panel, average_points, make_figure, save_figure, sweep_points
+from .tsv import read_results
+
+logger = logging.getLogger(__name__)
+
+
+class MissingDataError(FileNotFoundError):
+    """The data a figure is drawn from has not been generated; says which script makes it."""
+
+
+#: Fig. 11 columns, left to right: (TSV file stem in sec6_2_data/, panel title).
+FIG11_COLUMNS = (
+    ("S1_maf1", "S1@MAF1"), ("S2_maf1", "S2@MAF1"), ("S3_maf1", "S3@MAF1"),
+    ("S1_maf2", "S1@MAF2"), ("S2_maf2", "S2@MAF2"), ("S3_maf2", "S3@MAF2"),
+)
+
+#: Fig. 11 rows: (exp_name, output file stem in paper_figures/). The SLO sweep's exp_name is
+#: goodput_vs_slo (DESIGN 7.3) while the published output file is goodput_vs_slo_scale.pdf.
+FIG11_ROWS = (
+    ("goodput_vs_num_devices", "goodput_vs_num_devices"),
+    ("goodput_vs_rate_scale", "goodput_vs_rate_scale"),
+    ("goodput_vs_cv_scale", "goodput_vs_cv_scale"),
+    ("goodput_vs_slo", "goodput_vs_slo_scale"),
+)
+
+#: Fig. 13 panels: (exp_name, title).
+FIG13_PANELS = (
+    ("goodput_vs_num_devices", "Devices"),
+    ("goodput_vs_rate_scale", "Rate scale"),
+    ("goodput_vs_cv_scale", "CV scale"),
+    ("goodput_vs_slo", "SLO scale"),
+)
+
+FIG12_PANELS = (("goodput_vs_rate", "Rate"), ("goodput_vs_cv", "CV"),
+                ("goodput_vs_slo", "SLO scale"))
+
+FIG14_PANELS = (("goodput_vs_rate", "Rate"), ("goodput_vs_cv", "CV"))
+
+
+@dataclass(frozen=True)
+class Section:
+    """One reviewer plot script's inputs and outputs."""
+
+    name: str          # e.g. "sec6_2"
+    figure: str        # e.g. "Fig. 11"
+    data_dir: str      # default data folder name, beside the scripts
+    gen_script: str    # the script that generates the data folder
+    outputs: tuple[str, ...]  # output file stems in paper_figures/
+    build: Callable[["Section", Path], dict[str, Figure]]
+
+    def missing(self, what: Path) -> MissingDataError:
+        """The error for missing input ``what``, naming the script that generates it."""
+        return MissingDataError(
+            f"{self.figure} data not found: {what} does not exist. Generate it first with "
+            f"`bash {self.gen_script}` (in osdi23_artifact/), or point --data-dir at the "
+            "folder holding the TSVs.")
+
+
+def _require_dir(section: Section, data_dir: Path) -> list[Path]:
+    """Return the TSVs in ``data_dir``; a missing or TSV-less folder is a MissingDataError."""
+    if not data_dir.is_dir():
+        raise section.missing(data_dir)
+    tsvs = sorted(data_dir.glob("*.tsv"))
+    if not tsvs:
+        raise section.missing(data_dir / "*.tsv")
+    return tsvs
+
+
+def _require_file(section: Section, data_dir: Path, name: str) -> Path:
+    _require_dir(section, data_dir)
+    path = data_dir / name
+    if not path.is_file():
+        raise section.missing(path)
+    return path
+
+
+def _build_fig11(section: Section, data_dir: Path) -> dict[str, Figure]:
+    tsvs = _require_dir(section, data_dir)
+    expected = {f"{stem}.tsv" for stem, _ in FIG11_COLUMNS}
+    unknown = [p.name for p in tsvs if p.name not in expected]
+    if unknown:
+        # Probably a naming mismatch with the runner; say so rather than drop data silently.
+        logger.warning("%s: ignoring %s (Fig. 11 reads %s)", data_dir, ", ".join(unknown),
+                       ", ".join(sorted(expected)))
+    frames = {}
+    for stem, title in FIG11_COLUMNS:
+        path = data_dir / f"{stem}.tsv"
+        if path.is_file():
+            frames[stem] = read_results(path)
+        else:
+            logger.warning("%s missing: the %s panels will say 'no data'", path, title)
+            frames[stem] = None
+    figures = {}
+    for exp_name, out in FIG11_ROWS:
+        panels = []
+        for stem, title in FIG11_COLUMNS:
+            points, standin = sweep_points(frames[stem], exp_name)
+            panels.append(Panel(title, EXP_X[exp_name], points, standin))
+        figures[out] = make_figure(panels, "e2e")
+    return figures
+
+
+def _single_file_figure(section: Section, data_dir: Path, name: str,
+                        panel_specs: Sequence[tuple[str, str]], kind: str) -> Figure:
+    df = read_results(_require_file(section, data_dir, name))
+    panels = []
+    for exp_name, title in panel_specs:
+        points, standin = sweep_points(df, exp_name)
+        panels.append(Panel(title, EXP_X[exp_name], points, standin))
+    return make_figure(panels, kind)
+
+
+def _build_fig12(section: Section, data_dir: Path) -> dict[str, Figure]:
+    return {"large_model_exp": _single_file_figure(
+        section, data_dir, "large_model_exp.tsv", FIG12_PANELS, "large")}
+
+
+def _build_fig13(section: Section, data_dir: Path) -> dict[str, Figure]:
+    tsvs = _require_dir(section, data_dir)
+    frames = [read_results(p) for p in tsvs]
+    panels = []
+    for exp_name, title in FIG13_PANELS:
+        per_pair = [sweep_points(df, exp_name) for df in frames]
+        points = average_points([p for p, _ in per_pair])
+        standin = any(s for p, s in per_pair if not p.empty)
+        n = sum(1 for p, _ in per_pair if not p.empty)
+        label = f"{title} (mean of {n} pair{'s' if n != 1 else ''})" if n else title
+        panels.append(Panel(label, EXP_X[exp_name], points, standin))
+    return {"robustness": make_figure(panels, "robust", panel_size=(4.2, 3.1))}
+
+
+def _build_fig14(section: Section, data_dir: Path) -> dict[str, Figure]:
+    return {"ablation": _single_file_figure(
+        section, data_dir, "ablation.tsv", FIG14_PANELS, "ablation")}
+
+
+SECTIONS = {
+    s.name: s for s in (
+        Section("sec6_2", "Fig. 11", "sec6_2_data", "gen_data_sec6_2_e2e.sh",
+                tuple(out for _, out in FIG11_ROWS), _build_fig11),
+        Section("sec6_3", "Fig. 12", "sec6_3_data", "gen_data_sec6_3_large.sh",
+                ("large_model_exp",), _build_fig12),
+        Section("sec6_4", "Fig. 13", "sec6_4_data", "gen_data_sec6_4_robust.sh",
+                ("robustness",), _build_fig13),
+        Section("sec6_5", "Fig. 14", "sec6_5_data", "gen_data_sec6_5_ab.sh",
+                ("ablation",), _build_fig14),
+    )
+}
+
+
+def get_section(name: str) -> Section:
+    """Return the :class:`Section` called ``name`` (sec6_2 ... sec6_5)."""
+    try:
+        return SECTIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown section {name!r}; expected one of {sorted(SECTIONS)}") from None
+
+
+def build_figures(section: str, data_dir: str | Path) -> dict[str, Figure]:
+    """Build the figures of ``section`` from the TSVs in ``data_dir``: {output stem: Figure}."""
+    sec = get_section(section)
+    return sec.build(sec, Path(data_dir))
+
+
+def write_figures(section: str, data_dir: str | Path, out_dir: str | Path,
+                  formats: Sequence[str] = ("pdf",)) -> list[Path]:
+    """Build the figures of ``section`` and save each in ``formats`` under ``out_dir``."""
+    written = []
+    for stem, fig in build_figures(section, data_dir).items():
+        written += save_figure(fig, Path(out_dir) / stem, formats)
+    return written

@@ -1,0 +1,68 @@
+"""The 99% SLO-attainment markers of DESIGN 7.5.
+
+Each method gets a dotted vertical line at its "99% point", the x where it attains the SLO for
+99% of requests. Which end of the sweep counts depends on the direction in which the variable
+makes the problem easier:
+
+* more devices or a looser SLO make serving easier, so the marker is the *smallest* x at which
+  goodput >= 0.99 (how few resources / how tight an SLO the method can live with);
+* a higher rate or a burstier trace (CV) make it harder, so the marker is the *largest* x at
+  which goodput is still >= 0.99 (how much load the method can take).
+
+A method that never reaches 99% gets no line. The rule is applied literally to the measured
+points (the smallest / largest such x); curves are not interpolated, so the marker always sits
+on a point that was actually run.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+#: Goodput a method must reach at its 99% point.
+THRESHOLD = 0.99
+
+#: Goodput is a ratio of request counts computed in floating point; 0.99 itself must count.
+_EPS = 1e-9
+
+#: x column -> "min" (resource-like: smallest x reaching 99%) or "max" (load-like: largest x
+#: still reaching 99%).
+DIRECTION_BY_X = {
+    "num_devices": "min",
+    "slo_scale": "min",
+    "rate_scale": "max",
+    "cv_scale": "max",
+    "total_rate": "max",
+    "cv": "max",
+}
+
+
+def point_99(xs: Sequence[float], goodputs: Sequence[float], direction: str,
+             threshold: float = THRESHOLD) -> float | None:
+    """Return the x of the 99% point, or None if no point reaches ``threshold``.
+
+    ``direction`` is "min" (smallest x with goodput >= threshold) or "max" (largest such x);
+    see the module docstring for which sweep uses which. ``goodputs`` are fractions (0..1).
+    Points need not be sorted; NaN goodputs never count as reaching the threshold.
+    """
+    if direction not in ("min", "max"):
+        raise ValueError(f"direction must be 'min' or 'max', not {direction!r}")
+    xs = np.asarray(xs, dtype=float)
+    ys = np.asarray(goodputs, dtype=float)
+    if xs.shape != ys.shape:
+        raise ValueError(f"xs and goodputs differ in length ({xs.size} vs {ys.size})")
+    ok = ys >= threshold - _EPS  # NaN compares False
+    if not ok.any():
+        return None
+    return float(xs[ok].min() if direction == "min" else xs[ok].max())
+
+
+def direction_for(x_column: str) -> str:
+    """Return the marker direction ("min" or "max") for a sweep over ``x_column``."""
+    try:
+        return DIRECTION_BY_X[x_column]
+    except KeyError:
+        raise ValueError(
+            f"no 99% marker rule for x column {x_column!r}; known: {sorted(DIRECTION_BY_X)}"
+        ) from None

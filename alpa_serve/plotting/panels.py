@@ -1,0 +1,214 @@
+"""Panels and figure assembly shared by the Section 6 figures.
+
+A panel is one sweep (one ``exp_name``) of one experiment: SLO attainment (%) against the swept
+variable, one line per policy, each with its 99% marker. A figure is a row of panels with one
+legend above them (so it never covers a curve) and, when any panel was run on a stand-in
+workload, a note below them saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from .markers import direction_for, point_99
+from .styles import RC_PARAMS, policy_style
+from .tsv import check_x_column
+
+logger = logging.getLogger(__name__)
+
+#: exp_name (DESIGN 7.3) -> the TSV column swept on the x axis.
+EXP_X = {
+    "goodput_vs_num_devices": "num_devices",
+    "goodput_vs_rate_scale": "rate_scale",
+    "goodput_vs_cv_scale": "cv_scale",
+    "goodput_vs_slo": "slo_scale",
+    "goodput_vs_rate": "total_rate",
+    "goodput_vs_cv": "cv",
+}
+
+#: x column -> axis label.
+X_LABEL = {
+    "num_devices": "#devices",
+    "rate_scale": "Rate scale",
+    "cv_scale": "CV scale",
+    "slo_scale": "SLO scale",
+    "total_rate": "Rate (r/s)",
+    "cv": "CV",
+}
+
+STANDIN_SUFFIX = "-standin"
+
+#: gid of the stand-in note's text object, so that tests (and readers of the SVG) can find it.
+STANDIN_GID = "standin-note"
+NO_DATA_GID = "no-data"
+
+STANDIN_NOTE = ("* run on a synthetic stand-in for the Azure trace (workload '*-standin'), "
+                "not the real trace; see osdi23_artifact/README.md")
+
+
+@dataclass
+class Panel:
+    """One panel's aggregated points.
+
+    ``points`` has columns policy, x, goodput (fraction 0..1); None or empty means "no data".
+    ``standin`` says the points came from a stand-in workload.
+    """
+
+    title: str
+    x: str
+    points: pd.DataFrame | None
+    standin: bool = False
+
+
+def sweep_points(df: pd.DataFrame | None, exp_name: str) -> tuple[pd.DataFrame, bool]:
+    """Select the rows of one sweep from a results frame and reduce them to one point per
+    (policy, x).
+
+    Returns (points with columns policy, x, goodput; whether a stand-in workload was used).
+    If the file holds both real-trace and stand-in rows for this sweep (a rerun after the real
+    trace became available), only the real-trace rows are kept, because averaging the two would
+    describe neither. If a (policy, x) case appears more than once, the last row wins: it is the
+    most recent run of that case.
+    """
+    empty = pd.DataFrame({"policy": pd.Series(dtype=str), "x": pd.Series(dtype=float),
+                          "goodput": pd.Series(dtype=float)})
+    if df is None or df.empty:
+        return empty, False
+    x = EXP_X[exp_name]
+    rows = df[df["exp_name"] == exp_name]
+    if rows.empty:
+        return empty, False
+    check_x_column(rows, x)
+    is_standin = rows["workload"].str.endswith(STANDIN_SUFFIX)
+    if is_standin.any() and not is_standin.all():
+        logger.warning("%s: %s has rows on both the real trace and a stand-in; plotting only "
+                       "the real-trace rows", rows["_file"].iloc[0], exp_name)
+        rows = rows[~is_standin]
+        standin = False
+    else:
+        standin = bool(is_standin.all())
+    dup = rows.duplicated(subset=["policy", x], keep="last")
+    if dup.any():
+        logger.warning("%s: %d repeated (policy, %s) case(s) in %s; using the last row of each",
+                       rows["_file"].iloc[0], int(dup.sum()), x, exp_name)
+        rows = rows[~dup]
+    points = rows[["policy", x, "goodput"]].rename(columns={x: "x"}).reset_index(drop=True)
+    return points, standin
+
+
+def average_points(per_source: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Average several sets of sweep points point-wise (Fig. 13: over train/test pairs).
+
+    A point missing from some sources is averaged over the sources that have it, with a logged
+    warning, since dropping it would hide a partly finished run entirely.
+    """
+    frames = [p for p in per_source if p is not None and not p.empty]
+    if not frames:
+        return pd.DataFrame(columns=["policy", "x", "goodput"])
+    allp = pd.concat(frames, ignore_index=True)
+    agg = allp.groupby(["policy", "x"], as_index=False).agg(goodput=("goodput", "mean"),
+                                                            n=("goodput", "size"))
+    partial = agg[agg["n"] < len(per_source)]
+    if not partial.empty:
+        logger.warning("%d point(s) are averaged over fewer than all %d sources (missing cases)",
+                       len(partial), len(per_source))
+    return agg[["policy", "x", "goodput"]]
+
+
+def _ylim(panels: Iterable[Panel]) -> tuple[float, float]:
+    """One y range for a whole row, so that panels can be compared at a glance."""
+    lows = [p.points["goodput"].min() for p in panels if p.points is not None and not p.points.empty]
+    if not lows:
+        return 0.0, 102.0
+    bottom = max(0.0, math.floor(100 * min(lows) / 10) * 10)
+    return bottom - 2, 102.0
+
+
+def draw_panel(ax, panel: Panel, figure_kind: str, markers: bool = True) -> list[str]:
+    """Draw one panel on ``ax``; return the policies drawn (for the shared legend)."""
+    title = panel.title + (" *" if panel.standin else "")
+    ax.set_title(title)
+    ax.set_xlabel(X_LABEL.get(panel.x, panel.x))
+    if panel.points is None or panel.points.empty:
+        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center",
+                color="0.4", gid=NO_DATA_GID)
+        ax.set_xticks([])
+        return []
+    direction = direction_for(panel.x)
+    drawn = []
+    policies = sorted(panel.points["policy"].unique(),
+                      key=lambda p: (policy_style(p, figure_kind).order, p))
+    for policy in policies:
+        style = policy_style(policy, figure_kind)
+        pts = panel.points[panel.points["policy"] == policy].sort_values("x")
+        ax.plot(pts["x"], 100 * pts["goodput"], color=style.color, marker=style.marker,
+                label=style.label)
+        drawn.append(policy)
+        if markers:
+            x99 = point_99(pts["x"], pts["goodput"], direction)
+            if x99 is not None:
+                ax.axvline(x99, color=style.color, linestyle=":", linewidth=1.8, alpha=0.9,
+                           gid=f"p99-{policy}")
+    return drawn
+
+
+def make_figure(panels: Sequence[Panel], figure_kind: str, markers: bool = True,
+                panel_size: tuple[float, float] = (3.6, 3.1)) -> Figure:
+    """Assemble a one-row figure of ``panels`` with a legend above and the stand-in note below.
+
+    Uses :class:`matplotlib.figure.Figure` directly rather than pyplot, so that building figures
+    needs no display, keeps no global state, and works in any backend setting.
+    """
+    with matplotlib.rc_context(RC_PARAMS):
+        fig = Figure(figsize=(panel_size[0] * len(panels), panel_size[1] + 0.9),
+                     layout="constrained")
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        policies: set[str] = set()
+        ylim = _ylim(panels)
+        for i, (ax, panel) in enumerate(zip(axes, panels)):
+            policies.update(draw_panel(ax, panel, figure_kind, markers))
+            ax.set_ylim(*ylim)
+            if i == 0:
+                ax.set_ylabel("SLO attainment (%)")
+        styles = sorted({policy_style(p, figure_kind) for p in policies},
+                        key=lambda s: (s.order, s.label))
+        handles = [Line2D([], [], color=s.color, marker=s.marker, label=s.label) for s in styles]
+        if handles and markers:
+            handles.append(Line2D([], [], color="0.3", linestyle=":", linewidth=1.8,
+                                  label="99% attainment point"))
+        if handles:
+            # "outside" legends take part in the constrained layout, so the legend gets its own
+            # strip above the panels instead of being drawn over a curve.
+            fig.legend(handles=handles, loc="outside upper center", ncol=len(handles),
+                       frameon=False)
+        if any(p.standin for p in panels):
+            note = fig.legend(handles=[], title=STANDIN_NOTE, loc="outside lower center",
+                              frameon=False, title_fontsize=11)
+            note.get_title().set_gid(STANDIN_GID)
+    return fig
+
+
+def save_figure(fig: Figure, out_base: str | Path, formats: Sequence[str]) -> list[Path]:
+    """Write ``fig`` to ``out_base`` + ".<fmt>" for each format; return the paths written."""
+    out_base = Path(out_base)
+    out_base.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        path = out_base.with_name(out_base.name + "." + fmt)
+        # No creation date in PDFs: two runs on the same data give byte-identical figures.
+        metadata = {"CreationDate": None} if fmt == "pdf" else None
+        # pdf.fonttype is read at save time, so the rc settings must be active here too.
+        with matplotlib.rc_context(RC_PARAMS):
+            fig.savefig(path, format=fmt, dpi=150, metadata=metadata)
+        logger.info("wrote %s", path)
+        written.append(path)
+    return written

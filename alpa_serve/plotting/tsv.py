@@ -1,0 +1,143 @@
+"""Reading the experiment TSVs (DESIGN 7.3) for plotting.
+
+The runner appends one row per finished case, so a TSV can end in a row cut short by a crash or
+hold a value the runner never meant to write. Plotting such a file silently would draw a wrong
+curve; instead every problem is reported with the file name and the 1-based line number, which
+is what a reviewer needs to find and delete (or regenerate) the offending row.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+#: Columns of DESIGN 7.3 that hold numbers. Only those present in a file are converted, so a
+#: TSV written by an older runner with fewer columns still loads.
+NUMERIC_COLUMNS = (
+    "num_devices", "num_models", "mem_budget", "total_rate", "rate_scale", "cv", "cv_scale",
+    "slo_scale", "duration", "goodput", "latency_mean", "latency_p99", "num_requests",
+    "solver_seconds",
+)
+
+#: Columns every figure needs, whatever its x variable.
+REQUIRED_COLUMNS = ("exp_name", "workload", "policy", "goodput")
+
+#: Name of the column holding each row's line number in its file (for later error messages).
+LINE_COLUMN = "_line"
+
+#: Name of the column holding the file a row came from.
+FILE_COLUMN = "_file"
+
+
+class TsvFormatError(ValueError):
+    """A results TSV that cannot be plotted; the message names the file (and line, if any)."""
+
+
+def _where(path: Path, line: int | None) -> str:
+    return f"{path}:{line}" if line is not None else str(path)
+
+
+def read_results(path: str | Path, required: Iterable[str] = REQUIRED_COLUMNS) -> pd.DataFrame:
+    """Read one results TSV into a DataFrame with numeric columns converted.
+
+    Adds ``_line`` (1-based line number of the row in the file; the header is line 1) and
+    ``_file`` columns. Raises :class:`TsvFormatError` naming the file and line for: an empty or
+    undecodable file, a missing required column, a row with the wrong number of fields, a
+    non-numeric value in a numeric column, an empty goodput, or a goodput outside [0, 1].
+    A header-only file gives an empty frame (an experiment that has not finished any case yet).
+    """
+    path = Path(path)
+    required = tuple(required)
+    # The csv module (not pandas' tokenizer) splits the rows because it reports the line each
+    # row ends on, and because pandas silently pads short rows with NaN, which would hide a row
+    # truncated by a crash. Quoted fields (as written by csv/pandas for the JSON placement
+    # column) and unquoted JSON are both read correctly.
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f, delimiter="\t")
+            header = None
+            rows: list[list[str]] = []
+            lines: list[int] = []
+            for fields in reader:
+                if not fields or all(not x.strip() for x in fields):
+                    continue  # blank lines carry no case
+                if header is None:
+                    header = [h.strip() for h in fields]
+                    header_line = reader.line_num
+                    continue
+                if len(fields) != len(header):
+                    raise TsvFormatError(
+                        f"{_where(path, reader.line_num)}: expected {len(header)} tab-separated "
+                        f"fields (as in the header on line {header_line}), found {len(fields)}; "
+                        "the row is probably cut short by an interrupted run: delete it and "
+                        "rerun the gen_data script (finished cases are skipped)")
+                rows.append(fields)
+                lines.append(reader.line_num)
+    except UnicodeDecodeError as e:
+        raise TsvFormatError(f"{path}: not a UTF-8 text file ({e})") from e
+    except csv.Error as e:
+        raise TsvFormatError(f"{_where(path, reader.line_num)}: {e}") from e
+    if header is None:
+        raise TsvFormatError(f"{path}: empty file (no header row)")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise TsvFormatError(
+            f"{path}: missing column(s) {', '.join(missing)}; header is: {' '.join(header)}")
+
+    df = pd.DataFrame(rows, columns=header)
+    df[LINE_COLUMN] = lines
+    df[FILE_COLUMN] = str(path)
+    for col in NUMERIC_COLUMNS:
+        if col not in df.columns:
+            continue
+        text = df[col].str.strip()
+        values = pd.to_numeric(text.where(text != ""), errors="coerce")
+        bad = values.isna() & (text != "")
+        if bad.any():
+            i = bad.to_numpy().nonzero()[0][0]
+            raise TsvFormatError(
+                f"{_where(path, lines[i])}: column {col} holds {df[col].iloc[i]!r}, "
+                "which is not a number")
+        df[col] = values.astype(float)
+    for col in ("exp_name", "workload", "policy"):
+        if col in df.columns:
+            df[col] = df[col].str.strip()
+
+    empty = df["goodput"].isna()
+    if empty.any():
+        i = empty.to_numpy().nonzero()[0][0]
+        raise TsvFormatError(f"{_where(path, lines[i])}: goodput is empty")
+    out = (df["goodput"] < 0) | (df["goodput"] > 1 + 1e-9)
+    if out.any():
+        i = out.to_numpy().nonzero()[0][0]
+        raise TsvFormatError(
+            f"{_where(path, lines[i])}: goodput {df['goodput'].iloc[i]} is outside [0, 1] "
+            "(goodput is the fraction of requests that met their SLO, not a percentage)")
+    return df
+
+
+def check_x_column(df: pd.DataFrame, x: str) -> None:
+    """Raise :class:`TsvFormatError` if rows of ``df`` lack a usable value in column ``x``.
+
+    Called on the rows of one sweep just before plotting them, because which column must be
+    filled depends on the sweep (``num_devices`` for a device sweep, ...).
+    """
+    if df.empty:
+        return
+    if x not in df.columns:
+        raise TsvFormatError(
+            f"{df[FILE_COLUMN].iloc[0]}: rows of {df['exp_name'].iloc[0]} need column {x}, "
+            "which the file does not have")
+    bad = df[x].isna() | ~df[x].map(lambda v: isinstance(v, float) and math.isfinite(v))
+    if bad.any():
+        row = df[bad].iloc[0]
+        raise TsvFormatError(
+            f"{_where(Path(row[FILE_COLUMN]), int(row[LINE_COLUMN]))}: {row['exp_name']} row has "
+            f"no value in its x column {x}")
