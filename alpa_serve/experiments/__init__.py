@@ -1,0 +1,41 @@
+"""Experiments: case definitions, the grids of every figure, ``run_case``, the Ray runner, TSV I/O.
+
+Public API (DESIGN 10)::
+
+    from alpa_serve.experiments import run_case, Case, SyntheticWorkload, TraceWorkload
+    row = run_case(Case(exp_name="goodput_vs_rate", model_set="S1", num_devices=4,
+                        num_models=4, policy="mp-search", slo_scale=5,
+                        workload=SyntheticWorkload(total_rate=4, cv=4, duration=60)))
+
+Command line: ``python -m alpa_serve.experiments <suite> --out DIR [--quick] [--serial] ...``
+(see docs/experiments.md).
+"""
+
+from alpa_serve.experiments.cases import (
+    Case,
+    DEFAULT_MEM_BUDGET,
+    MODEL_SETS,
+    SyntheticWorkload,
+    TraceWorkload,
+    model_names,
+    model_types,
+)
+from alpa_serve.experiments.run import CaseInputs, inputs_key, prepare_inputs, run_case, run_prepared
+from alpa_serve.experiments.suites import (
+    SuiteEntry,
+    SuiteOptions,
+    UnknownSuiteError,
+    build_suite,
+    policy_label,
+    suite_names,
+)
+from alpa_serve.experiments.tsv import COLUMNS, TsvFormatError, append_row, read_rows
+
+__all__ = [
+    "Case", "DEFAULT_MEM_BUDGET", "MODEL_SETS", "SyntheticWorkload", "TraceWorkload",
+    "model_names", "model_types",
+    "CaseInputs", "inputs_key", "prepare_inputs", "run_case", "run_prepared",
+    "SuiteEntry", "SuiteOptions", "UnknownSuiteError", "build_suite", "policy_label",
+    "suite_names",
+    "COLUMNS", "TsvFormatError", "append_row", "read_rows",
+]

@@ -1,0 +1,90 @@
+"""Command line: ``python -m alpa_serve.experiments <suite> --out DIR [options]``.
+
+Runs every case of a suite (DESIGN 7.2) not yet in its TSV file; see docs/experiments.md.
+Exit status: 0 when every case has a row, 1 when some case failed, 2 for a usage error
+(unknown suite, unreachable Ray cluster, stale results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from alpa_serve.experiments.runner import RunOptions, RunnerError, run_suite
+from alpa_serve.experiments.suites import (SUITE_ALIASES, SUITES, SuiteOptions,
+                                           UnknownSuiteError, resolve_suite_name)
+from alpa_serve.experiments.tsv import TsvFormatError
+
+logger = logging.getLogger("alpa_serve.experiments")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m alpa_serve.experiments",
+        description="Run the simulated experiments of one figure and append one TSV row per "
+                    "finished case (finished cases are skipped on reruns).")
+    parser.add_argument("suite", help=f"suite to run: {', '.join(SUITES)} "
+                        f"(aliases: {', '.join(SUITE_ALIASES)})")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output folder of the suite's TSV files")
+    parser.add_argument("--quick", action="store_true",
+                        help="reduced grid (first and last point of each sweep) for smoke tests")
+    parser.add_argument("--serial", action="store_true", help="run in-process without Ray")
+    parser.add_argument("--ray-address", default=None,
+                        help="join an existing Ray cluster (host:port, ray://host:port, auto) "
+                             "instead of starting a local one")
+    parser.add_argument("--num-cpus", type=int, default=None,
+                        help="CPUs of the embedded Ray instance (default: all cores)")
+    parser.add_argument("--force", action="store_true",
+                        help="recompute every case: start the TSV files afresh (old ones are "
+                             "kept as *.tsv.bak)")
+    parser.add_argument("--legacy-fig13", action="store_true",
+                        help="fig13: reproduce the published driver's quirk (device and SLO "
+                             "sweeps of pairs 2 and 3 at cv_scale 8)")
+    parser.add_argument("--traces", choices=("standin", "real"), default="standin",
+                        help="Azure traces: generated stand-ins (default) or the real files")
+    parser.add_argument("--targets", default=None,
+                        help="calibration suite: path of calibration_targets.tsv (default: "
+                             "shared/reference/ inside or beside the repository)")
+    parser.add_argument("--connect-timeout", type=float, default=15.0,
+                        help="seconds to wait for --ray-address to answer (default 15)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        suite = resolve_suite_name(args.suite)
+    except UnknownSuiteError as exc:
+        parser.error(str(exc))
+    if args.num_cpus is not None and args.num_cpus < 1:
+        parser.error("--num-cpus must be >= 1")
+    options = RunOptions(out_dir=args.out, serial=args.serial, ray_address=args.ray_address,
+                         num_cpus=args.num_cpus, force=args.force,
+                         connect_timeout=args.connect_timeout, progress=not args.no_progress)
+    suite_options = SuiteOptions(quick=args.quick, legacy_fig13=args.legacy_fig13,
+                                 traces=args.traces, calibration_targets=args.targets)
+    try:
+        summary = run_suite(suite, options, suite_options)
+    except (RunnerError, TsvFormatError, FileNotFoundError) as exc:
+        logger.error("%s", exc)
+        return 2
+    logger.info("%s: %d case(s) in the grid, %d skipped (already done), %d run, %d failed, "
+                "%.1f s; files: %s", suite, summary.total, summary.skipped, summary.ran,
+                len(summary.failures), summary.seconds,
+                ", ".join(str(p) for p in summary.files))
+    for failure in summary.failures:
+        logger.error("failed: %s: %s", failure.description, failure.error)
+    return 0 if summary.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""Case descriptions: one frozen, hashable dataclass per simulated experiment point.
+
+A :class:`Case` fully determines one TSV row (apart from the timing column
+``solver_seconds``): the model set, the cluster, the placement policy, the SLO
+scale and the workload (synthetic Gamma arrivals or an Azure trace replay).
+Its :attr:`Case.case_id` is a hash of its canonical JSON form and is the key
+used to resume an interrupted run (DESIGN 7.3).
+
+Units: seconds for time, bytes for memory, requests per second for rates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Union
+
+GB = 1 << 30
+"""One GiB in bytes."""
+
+DEFAULT_MEM_BUDGET = 13 * GB
+"""Per-device memory budget of every published experiment (bytes)."""
+
+#: Model type lists of the named model sets (DESIGN 7.1 and 3.3). Model i of a
+#: set has type ``types[i % len(types)]``.
+MODEL_SETS: dict[str, tuple[str, ...]] = {
+    "S1": ("bert-1.3b",),
+    "S2": ("bert-6.7b",),
+    "S3": ("bert-6.7b", "moe-5.3b", "bert-2.6b", "moe-2.4b", "bert-1.3b", "moe-1.3b"),
+    "S4": ("bert-103.5b",),
+    "all_transformers": ("bert-6.7b", "bert-2.6b", "bert-1.3b"),
+    "mixed": ("bert-6.7b", "moe-5.3b", "bert-2.6b", "moe-2.4b", "bert-1.3b", "moe-1.3b"),
+}
+
+TraceSource = Literal["maf1", "maf1-standin", "maf2", "maf2-standin"]
+TRACE_SOURCES: tuple[str, ...] = ("maf1", "maf1-standin", "maf2", "maf2-standin")
+
+
+def model_set_types(model_set: str) -> tuple[str, ...]:
+    """Return the model type cycle of ``model_set``.
+
+    A name of :data:`MODEL_SETS` gives its list; any other string is taken as a
+    single model type (e.g. ``"bert-2.6b"``), checked later against the profile
+    database.
+    """
+    if not model_set:
+        raise ValueError("model_set must be a non-empty string")
+    return MODEL_SETS.get(model_set, (model_set,))
+
+
+def model_types(model_set: str, num_models: int) -> list[str]:
+    """Model type of every model of a case: model i has ``types[i % len(types)]``."""
+    types = model_set_types(model_set)
+    return [types[i % len(types)] for i in range(num_models)]
+
+
+def model_names(model_set: str, num_models: int) -> list[str]:
+    """Model names of a case.
+
+    Equal-model sets (one type) name their models ``m0..m{M-1}``; mixed sets use
+    ``"<type>-<i>"`` so that a row's placement can be read without the case.
+    """
+    types = model_set_types(model_set)
+    if len(types) == 1:
+        return [f"m{i}" for i in range(num_models)]
+    return [f"{t}-{i}" for i, t in enumerate(model_types(model_set, num_models))]
+
+
+def _as_float(obj: Any, name: str) -> None:
+    """Coerce a numeric field of a frozen dataclass to float (so 5 and 5.0 hash alike)."""
+    value = getattr(obj, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{type(obj).__name__}.{name} must be a number, got {value!r}")
+    object.__setattr__(obj, name, float(value))
+
+
+def _as_int(obj: Any, name: str) -> None:
+    value = getattr(obj, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise TypeError(f"{type(obj).__name__}.{name} must be an integer, got {value!r}")
+    object.__setattr__(obj, name, int(value))
+
+
+def parse_time_string(text: str) -> float:
+    """Seconds since the start of a trace for a ``"day.hour.minute"`` string.
+
+    ``"0.1.0"`` is 3600 s; ``"13.23.60"`` (the end of day 14) is 14 * 86400 s.
+    """
+    parts = text.split(".")
+    if len(parts) != 3:
+        raise ValueError(f"time string {text!r} is not of the form 'day.hour.minute'")
+    try:
+        day, hour, minute = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"time string {text!r} is not of the form 'day.hour.minute'") from None
+    return float(day * 86400 + hour * 3600 + minute * 60)
+
+
+def window_string(window: Optional[tuple[str, str]]) -> str:
+    """TSV form of a trace window: ``"start-end"`` (empty for synthetic cases)."""
+    return "" if window is None else f"{window[0]}-{window[1]}"
+
+
+@dataclass(frozen=True)
+class SyntheticWorkload:
+    """Synthetic Gamma arrivals (DESIGN 4.1).
+
+    Attributes:
+        total_rate: sum of the models' rates (requests/s).
+        cv: coefficient of variation of every model's inter-arrival gaps.
+        duration: length of the test workload (s), starting at 0.
+        rate_dist: ``"power_law"`` (rate_i proportional to (i+1)^-0.5) or ``"uniform"``.
+        train_workload: ``"test"``: the policy places on the test workload itself
+            (the published equal-model drivers); ``"generated"``: the policy
+            generates its own training workload from the ModelDatas with
+            ``train_seed`` (mixed-set drivers; the calibration setting uses 1234).
+        train_seed: seed of the generated training workload (ignored for ``"test"``).
+    """
+
+    total_rate: float
+    cv: float
+    duration: float
+    rate_dist: Literal["power_law", "uniform"] = "power_law"
+    train_workload: Literal["test", "generated"] = "test"
+    train_seed: int = 0
+
+    kind = "synthetic"
+
+    def __post_init__(self) -> None:
+        for name in ("total_rate", "cv", "duration"):
+            _as_float(self, name)
+        _as_int(self, "train_seed")
+        if self.rate_dist not in ("power_law", "uniform"):
+            raise ValueError(f"rate_dist must be 'power_law' or 'uniform', got {self.rate_dist!r}")
+        if self.train_workload not in ("test", "generated"):
+            raise ValueError(
+                f"train_workload must be 'test' or 'generated', got {self.train_workload!r}")
+        if self.total_rate <= 0 or self.duration <= 0 or self.cv < 0:
+            raise ValueError(f"invalid synthetic workload {self}")
+
+
+@dataclass(frozen=True)
+class TraceWorkload:
+    """Replay of an Azure Functions trace window (DESIGN 4.3).
+
+    Attributes:
+        source: ``"maf1"``/``"maf2"`` (real files) or their ``-standin`` versions.
+        rate_scale: multiplier of the replayed rates.
+        cv_scale: MAF1: the CV of every replayed window; MAF2: multiplier of the fitted CV.
+        test_window: ``("day.hour.minute", "day.hour.minute")`` evaluated window.
+        train_window: window the policy places on; ``None`` means the test window
+            (the Fig. 11 setting; the training replay then equals the test replay).
+        interval_seconds: replay window length (s): 60 for MAF1, 5400 for MAF2 in Fig. 11.
+    """
+
+    source: TraceSource
+    rate_scale: float
+    cv_scale: float
+    test_window: tuple[str, str]
+    train_window: Optional[tuple[str, str]] = None
+    interval_seconds: float = 60.0
+
+    kind = "trace"
+
+    def __post_init__(self) -> None:
+        if self.source not in TRACE_SOURCES:
+            raise ValueError(f"trace source must be one of {TRACE_SOURCES}, got {self.source!r}")
+        for name in ("rate_scale", "cv_scale", "interval_seconds"):
+            _as_float(self, name)
+        for name in ("test_window", "train_window"):
+            window = getattr(self, name)
+            if window is None:
+                continue
+            window = tuple(window)
+            if len(window) != 2:
+                raise ValueError(f"{name} must be a (start, end) pair, got {window!r}")
+            if parse_time_string(window[1]) <= parse_time_string(window[0]):
+                raise ValueError(f"{name} {window!r} is empty")
+            object.__setattr__(self, name, (str(window[0]), str(window[1])))
+
+    @property
+    def effective_train_window(self) -> tuple[str, str]:
+        """The window the policy trains on (the test window when unset)."""
+        return self.train_window if self.train_window is not None else self.test_window
+
+    @property
+    def duration(self) -> float:
+        """Length of the test window (s)."""
+        return parse_time_string(self.test_window[1]) - parse_time_string(self.test_window[0])
+
+
+WorkloadSpec = Union[SyntheticWorkload, TraceWorkload]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One experiment point: everything that determines a TSV row.
+
+    Attributes:
+        exp_name: swept variable of the row's figure panel, e.g. ``"goodput_vs_num_devices"``.
+        model_set: a name of :data:`MODEL_SETS` or a single model type.
+        num_devices: devices of the cluster.
+        num_models: number of model instances (model i has type ``types[i % len(types)]``).
+        policy: placement policy name (DESIGN 6), e.g. ``"mp-search"``.
+        slo_scale: per-model SLO = slo_scale x the type's single-device b=1 latency.
+        workload: :class:`SyntheticWorkload` or :class:`TraceWorkload`.
+        mem_budget: per-device memory budget (bytes).
+    """
+
+    exp_name: str
+    model_set: str
+    num_devices: int
+    num_models: int
+    policy: str
+    slo_scale: float
+    workload: WorkloadSpec
+    mem_budget: float = float(DEFAULT_MEM_BUDGET)
+
+    def __post_init__(self) -> None:
+        _as_int(self, "num_devices")
+        _as_int(self, "num_models")
+        _as_float(self, "slo_scale")
+        _as_float(self, "mem_budget")
+        if self.num_devices < 1:
+            raise ValueError(f"num_devices must be >= 1, got {self.num_devices}")
+        if self.num_models < 1:
+            raise ValueError(f"num_models must be >= 1, got {self.num_models}")
+        if not isinstance(self.workload, (SyntheticWorkload, TraceWorkload)):
+            raise TypeError(f"workload must be a SyntheticWorkload or TraceWorkload, "
+                            f"got {type(self.workload).__name__}")
+        model_set_types(self.model_set)
+
+    # ----- derived values -------------------------------------------------
+    @property
+    def model_types(self) -> list[str]:
+        """Type of every model (model i: ``types[i % len(types)]``)."""
+        return model_types(self.model_set, self.num_models)
+
+    @property
+    def model_names(self) -> list[str]:
+        """Names of the models (``m0..`` for equal-model sets)."""
+        return model_names(self.model_set, self.num_models)
+
+    @property
+    def workload_name(self) -> str:
+        """TSV ``workload`` column: ``synthetic`` or the trace source."""
+        if isinstance(self.workload, SyntheticWorkload):
+            return "synthetic"
+        return self.workload.source
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Canonical plain-data form (the workload carries a ``kind`` tag)."""
+        data = dataclasses.asdict(self)
+        data["workload"] = {"kind": self.workload.kind, **dataclasses.asdict(self.workload)}
+        for key in ("test_window", "train_window"):
+            if data["workload"].get(key) is not None:
+                data["workload"][key] = list(data["workload"][key])
+        return data
+
+    def canonical_json(self) -> str:
+        """Sorted-key compact JSON; equal cases give equal strings."""
+        return json.dumps(self.to_json_dict(), sort_keys=True, separators=(",", ":"),
+                          allow_nan=False)
+
+    @property
+    def case_id(self) -> str:
+        """Stable key of the case: first 16 hex digits of SHA-256 of :meth:`canonical_json`."""
+        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()[:16]
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> "Case":
+        """Inverse of :meth:`to_json_dict`."""
+        data = dict(data)
+        wl = dict(data.pop("workload"))
+        kind = wl.pop("kind")
+        if kind == "synthetic":
+            workload: WorkloadSpec = SyntheticWorkload(**wl)
+        elif kind == "trace":
+            for key in ("test_window", "train_window"):
+                if wl.get(key) is not None:
+                    wl[key] = tuple(wl[key])
+            workload = TraceWorkload(**wl)
+        else:
+            raise ValueError(f"unknown workload kind {kind!r}")
+        return cls(workload=workload, **data)
+
+    def replace(self, **changes: Any) -> "Case":
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> str:
+        """Short human-readable description for logs and error messages."""
+        wl = self.workload
+        if isinstance(wl, SyntheticWorkload):
+            w = f"synthetic rate={wl.total_rate:g} cv={wl.cv:g} dur={wl.duration:g}s"
+        else:
+            w = (f"{wl.source} rate_scale={wl.rate_scale:g} cv_scale={wl.cv_scale:g} "
+                 f"test={window_string(wl.test_window)} "
+                 f"train={window_string(wl.effective_train_window)}")
+        return (f"{self.exp_name} {self.model_set} x{self.num_models} on {self.num_devices} dev, "
+                f"{self.policy}, slo={self.slo_scale:g}, {w} [{self.case_id}]")
+
+    def to_row_fields(self) -> dict[str, Any]:
+        """The TSV columns that describe the case (DESIGN 7.3), before any result.
+
+        Columns that do not apply to the workload kind are empty strings:
+        ``rate_scale``/``cv_scale``/windows for synthetic cases, ``total_rate``/``cv``
+        for trace cases (their rates come from the trace). ``duration`` is the test
+        window's length for trace cases. ``train_workload`` is ``test``, ``generated``
+        (with ``train_seed``) or ``replay`` (trace cases: the training window's replay).
+        """
+        wl = self.workload
+        row: dict[str, Any] = {
+            "exp_name": self.exp_name,
+            "workload": self.workload_name,
+            "model_set": self.model_set,
+            "num_devices": self.num_devices,
+            "num_models": self.num_models,
+            "mem_budget": self.mem_budget,
+        }
+        if isinstance(wl, SyntheticWorkload):
+            row.update(total_rate=wl.total_rate, rate_scale="", cv=wl.cv, cv_scale="",
+                       slo_scale=self.slo_scale, duration=wl.duration, policy=self.policy,
+                       train_window="", test_window="", train_workload=wl.train_workload,
+                       train_seed=wl.train_seed if wl.train_workload == "generated" else "")
+        else:
+            row.update(total_rate="", rate_scale=wl.rate_scale, cv="", cv_scale=wl.cv_scale,
+                       slo_scale=self.slo_scale, duration=wl.duration, policy=self.policy,
+                       train_window=window_string(wl.effective_train_window),
+                       test_window=window_string(wl.test_window), train_workload="replay",
+                       train_seed="")
+        return row

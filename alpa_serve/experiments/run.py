@@ -1,0 +1,212 @@
+"""Run one case: workload -> placement -> simulation -> TSV row (DESIGN 4.1, 7.3).
+
+``run_case(case, db)`` is the one code path every suite and every runner mode
+uses. It is split in two steps so the runner can share work between cases:
+
+* :func:`prepare_inputs` builds what depends only on the workload part of a case
+  (the test workload's arrivals and model ids, the training workload, the
+  per-model rate/CV of the ModelDatas). Cases that differ only in policy,
+  number of devices or SLO scale share it (see :func:`inputs_key`).
+* :func:`run_prepared` applies the case's SLOs, runs the policy and the
+  simulator and returns the row.
+
+Units: seconds, bytes, requests per second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from alpa_serve.experiments.cases import Case, SyntheticWorkload, TraceWorkload
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CaseInputs:
+    """Workload-derived inputs of a case, independent of policy, devices and SLO.
+
+    Attributes:
+        test_workload: the evaluated requests (SLO column still to be set per case).
+        train_workload: the requests the policy places on; ``None`` lets the policy
+            generate its own from the ModelDatas with ``train_seed``.
+        train_seed: seed of a policy-generated training workload.
+        rates: per-model ModelData rate (requests/s).
+        cvs: per-model ModelData CV.
+    """
+
+    test_workload: Any
+    train_workload: Any
+    train_seed: int
+    rates: tuple[float, ...]
+    cvs: tuple[float, ...]
+
+
+def inputs_key(case: Case) -> str:
+    """Key of the inputs :func:`prepare_inputs` builds for ``case``.
+
+    Cases with equal keys have identical :class:`CaseInputs`: the key covers the
+    model set, the number of models and the workload spec, not the policy, the
+    devices, the SLO scale or the memory budget.
+    """
+    data = case.to_json_dict()
+    key = {"model_set": data["model_set"], "num_models": data["num_models"],
+           "workload": data["workload"]}
+    return json.dumps(key, sort_keys=True, separators=(",", ":"))
+
+
+def slo_base(profile: Any) -> float:
+    """SLO base (s) of a model type: its single-device b=1 latency (DESIGN 4.2).
+
+    Uses ``profile.single_latency`` (sum of the (1,1,1) b=1 stage latencies); a
+    profile may expose a ``slo_base`` attribute instead for models that fit no
+    single device (bert-103.5b: 4.6 s).
+    """
+    base = getattr(profile, "slo_base", None)
+    if base is None:
+        base = profile.single_latency
+    return float(base)
+
+
+def _synthetic_inputs(case: Case, spec: SyntheticWorkload) -> CaseInputs:
+    from alpa_serve.workload import GammaProcess, Workload, power_law_rates, uniform_rates
+
+    m = case.num_models
+    names = case.model_names
+    rate_fn = power_law_rates if spec.rate_dist == "power_law" else uniform_rates
+    rates = [float(r) for r in rate_fn(spec.total_rate, m)]
+    # Model i: Gamma(rate_i, cv) with seed i from time 0; SLO filled in per case.
+    parts = [GammaProcess(rates[i], spec.cv).generate_workload(i, 0.0, spec.duration, 0.0,
+                                                               seed=i, model_names=names)
+             for i in range(m)]
+    test = Workload.merge(*parts)  # one merge over all models (DESIGN 4.1)
+    if spec.train_workload == "test":
+        train = test
+    else:
+        train = None
+    return CaseInputs(test_workload=test, train_workload=train, train_seed=spec.train_seed,
+                      rates=tuple(rates), cvs=tuple(float(spec.cv) for _ in range(m)))
+
+
+def _trace_inputs(case: Case, spec: TraceWorkload, traces: Optional[Mapping[str, Any]]
+                  ) -> CaseInputs:
+    from alpa_serve.experiments import traces as trace_adapter
+
+    trace = trace_adapter.get_trace(spec.source, traces)
+    test = trace_adapter.replay(trace, case, spec.test_window)
+    if spec.train_window is None or tuple(spec.train_window) == tuple(spec.test_window):
+        train = test
+    else:
+        train = trace_adapter.replay(trace, case, spec.train_window)
+    return CaseInputs(test_workload=test.workload, train_workload=train.workload,
+                      train_seed=0, rates=tuple(test.rates), cvs=tuple(test.cvs))
+
+
+def prepare_inputs(case: Case, traces: Optional[Mapping[str, Any]] = None) -> CaseInputs:
+    """Build the workload-derived inputs of ``case`` (shared by cases with equal :func:`inputs_key`).
+
+    ``traces`` maps a trace source name to a loaded trace (the runner shares them
+    through Ray's object store); missing ones are loaded (and cached per process).
+    """
+    if isinstance(case.workload, SyntheticWorkload):
+        return _synthetic_inputs(case, case.workload)
+    return _trace_inputs(case, case.workload, traces)
+
+
+def _with_slos(workload: Any, slos: np.ndarray) -> Any:
+    """``workload`` with request SLOs set from the per-model ``slos`` (s)."""
+    from alpa_serve.workload import Workload
+
+    if workload is None:
+        return None
+    ids = workload.model_ids
+    req_slos = np.where(ids >= 0, slos[np.maximum(ids, 0)], 0.0).astype(np.float64)
+    return Workload(workload.arrivals, ids, req_slos, workload.model_names)
+
+
+def _compact_json(text: str) -> str:
+    return json.dumps(json.loads(text), separators=(",", ":"), sort_keys=False)
+
+
+def _float(x: Any) -> float:
+    return float(x) if x is not None else float("nan")
+
+
+def run_prepared(case: Case, db: Any, inputs: CaseInputs) -> dict[str, Any]:
+    """Run ``case`` on prepared ``inputs`` (see :func:`prepare_inputs`) and return its row."""
+    from alpa_serve.placement import ClusterEnv, ModelData, get_policy
+    from alpa_serve.simulator import simulate
+
+    types = case.model_types
+    names = case.model_names
+    type_profiles = {t: db.get(t) for t in dict.fromkeys(types)}
+    profiles = [type_profiles[t] for t in types]
+    slo_of_type = {t: case.slo_scale * slo_base(p) for t, p in type_profiles.items()}
+    slos = np.array([slo_of_type[t] for t in types], dtype=np.float64)
+
+    test = _with_slos(inputs.test_workload, slos)
+    if inputs.train_workload is inputs.test_workload:
+        train = test
+    else:
+        train = _with_slos(inputs.train_workload, slos)
+
+    model_datas = [ModelData(name=names[i], slo=float(slos[i]), rate=float(inputs.rates[i]),
+                             cv=float(inputs.cvs[i]), profile=profiles[i])
+                   for i in range(case.num_models)]
+    env = ClusterEnv(num_devices=case.num_devices, mem_budget=case.mem_budget)
+    policy = get_policy(case.policy)
+
+    t0 = time.perf_counter()
+    placement = policy.place(model_datas, env, train_workload=train,
+                             train_seed=inputs.train_seed)
+    solver_seconds = time.perf_counter() - t0
+
+    stats = simulate(placement, profiles, test)
+    row = case.to_row_fields()
+    row.update(
+        goodput=float(np.round(np.float64(stats.goodput), 3)),
+        latency_mean=_float(stats.latency_mean),
+        latency_p99=_float(stats.latency_p99),
+        num_requests=int(stats.num_requests),
+        solver_seconds=round(solver_seconds, 4),
+        placement=_compact_json(placement.to_json()),
+        profile=db.fingerprint(),
+        case_id=case.case_id,
+    )
+    logger.debug("finished %s: goodput %.3f", case.describe(), row["goodput"])
+    return row
+
+
+def run_case(case: Case, db: Any = None, traces: Optional[Mapping[str, Any]] = None
+             ) -> dict[str, Any]:
+    """Run one case and return its TSV row (DESIGN 7.3 columns plus ``case_id``).
+
+    Args:
+        case: the case.
+        db: the profiling database (default: ``ProfilingDatabase.default()``, loaded
+            once per process).
+        traces: loaded traces by source name (optional; loaded on demand).
+    """
+    if db is None:
+        db = default_database()
+    return run_prepared(case, db, prepare_inputs(case, traces))
+
+
+_DEFAULT_DB: Optional[Any] = None
+
+
+def default_database() -> Any:
+    """``ProfilingDatabase.default()``, loaded once per process."""
+    global _DEFAULT_DB
+    if _DEFAULT_DB is None:
+        from alpa_serve.profiling import ProfilingDatabase
+
+        _DEFAULT_DB = ProfilingDatabase.default()
+    return _DEFAULT_DB

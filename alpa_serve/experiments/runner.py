@@ -1,0 +1,327 @@
+"""The experiment runner (DESIGN 7.4): a suite's cases as Ray tasks, rows appended as they finish.
+
+Modes:
+
+* default: an embedded local Ray instance using all cores (``num_cpus`` to limit);
+* ``ray_address``: join an existing Ray cluster (its workers need this package installed);
+* ``serial``: in-process, no Ray.
+
+Resume: a case whose ``case_id`` is already in its TSV is skipped; ``force``
+starts the suite's TSV files afresh (the old ones are kept as ``*.tsv.bak``).
+Work shared between cases (the profiling database, loaded traces) is put in
+Ray's object store once; workload inputs common to several cases (same model
+set and workload spec, see :func:`~alpa_serve.experiments.run.inputs_key`) are
+built once by a preparation task whose result the case tasks share.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import time
+import traceback
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+from alpa_serve.experiments.cases import Case, TraceWorkload
+from alpa_serve.experiments.run import (CaseInputs, default_database, inputs_key,
+                                        prepare_inputs, run_prepared)
+from alpa_serve.experiments.suites import SuiteEntry, SuiteOptions, build_suite, resolve_suite_name
+from alpa_serve.experiments.tsv import (append_row, finished_case_ids, repair_partial_tail)
+
+logger = logging.getLogger(__name__)
+
+
+class RunnerError(RuntimeError):
+    """A run cannot start (unreachable Ray cluster, stale results, ...)."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a suite.
+
+    Attributes:
+        out_dir: folder of the suite's TSV files.
+        serial: run in-process without Ray.
+        ray_address: address of an existing Ray cluster (``host:port``, ``ray://host:port``
+            or ``auto``); ``None`` starts an embedded local instance.
+        num_cpus: CPUs of the embedded Ray instance (default: all cores).
+        force: start the suite's TSV files afresh instead of resuming.
+        connect_timeout: seconds to wait for a Ray cluster address to answer.
+        progress: show a tqdm progress bar.
+        share_traces: put loaded traces in the object store (else each worker loads them).
+    """
+
+    out_dir: Path
+    serial: bool = False
+    ray_address: Optional[str] = None
+    num_cpus: Optional[int] = None
+    force: bool = False
+    connect_timeout: float = 15.0
+    progress: bool = True
+    share_traces: bool = True
+
+
+@dataclass
+class CaseFailure:
+    """A case that raised: its id, description and the error text."""
+
+    case_id: str
+    description: str
+    error: str
+
+
+@dataclass
+class RunSummary:
+    """Outcome of a run: cases in the grid, skipped (already done), run, failed."""
+
+    total: int
+    skipped: int
+    ran: int = 0
+    failures: list[CaseFailure] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+# ---------------------------------------------------------------------------
+# Resume bookkeeping
+# ---------------------------------------------------------------------------
+
+def _prepare_files(entries: Sequence[SuiteEntry], out_dir: Path, force: bool,
+                   fingerprint: str) -> list[SuiteEntry]:
+    """Check/repair the suite's TSV files and return the entries still to run."""
+    by_file: dict[str, list[SuiteEntry]] = defaultdict(list)
+    for e in entries:
+        by_file[e.file].append(e)
+    todo: list[SuiteEntry] = []
+    for name, file_entries in by_file.items():
+        path = out_dir / name
+        if force and path.exists():
+            backup = path.with_name(path.name + ".bak")
+            shutil.move(str(path), str(backup))
+            logger.info("--force: moved %s to %s; starting it afresh", path, backup.name)
+        repair_partial_tail(path)
+        done = finished_case_ids(path)
+        stale = {cid for cid, prof in done.items() if prof != fingerprint}
+        if stale:
+            raise RunnerError(
+                f"{path}: {len(stale)} row(s) were computed with another profiling database "
+                f"(profile {sorted(set(done[c] for c in stale))}, current {fingerprint}); "
+                f"rerun with --force to recompute the file, or use another --out folder")
+        wanted = {e.case.case_id for e in file_entries}
+        foreign = set(done) - wanted
+        if foreign:
+            logger.warning("%s holds %d row(s) that are not in this grid (from a run with other "
+                           "options, e.g. --quick); plots read them too. --force starts the "
+                           "file afresh", path, len(foreign))
+        todo.extend(e for e in file_entries if e.case.case_id not in done)
+    return todo
+
+
+# ---------------------------------------------------------------------------
+# Ray helpers
+# ---------------------------------------------------------------------------
+
+def _check_reachable(address: str, timeout: float) -> None:
+    """Fail fast (within ``timeout`` s) if a ``host:port`` Ray address does not answer."""
+    if address in ("auto", "local"):
+        return
+    target = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port_text = target.rpartition(":")
+    if not sep or not host:
+        raise RunnerError(f"--ray-address {address!r} is not of the form host:port, "
+                          f"ray://host:port or auto")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise RunnerError(f"--ray-address {address!r}: port {port_text!r} is not a number") from None
+    try:
+        with socket.create_connection((host.strip("[]"), port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise RunnerError(
+            f"cannot reach the Ray cluster at {address!r} within {timeout:g} s ({exc}); start "
+            f"it with `ray start --head` on that machine, check the address (the GCS port, "
+            f"6379 by default; 10001 for ray://), or drop --ray-address to run locally") from exc
+
+
+def _init_ray(options: RunOptions) -> bool:
+    """Connect to or start Ray; returns True if this call started it (and must shut it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if options.ray_address is not None:
+        _check_reachable(options.ray_address, options.connect_timeout)
+        logger.info("joining the Ray cluster at %s", options.ray_address)
+        try:
+            ray.init(address=options.ray_address, logging_level=logging.WARNING,
+                     log_to_driver=True)
+        except Exception as exc:  # ray raises ConnectionError and others
+            raise RunnerError(f"cannot join the Ray cluster at {options.ray_address!r}: "
+                              f"{exc}") from exc
+        return True
+    num_cpus = options.num_cpus or os.cpu_count() or 1
+    logger.info("starting an embedded Ray instance with %d CPUs", num_cpus)
+    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
+             log_to_driver=True)
+    return True
+
+
+def _prepare_task(case: Case, trace: Any) -> CaseInputs:
+    """Ray task: the shared inputs of the cases with ``inputs_key(case)``."""
+    traces = None
+    if trace is not None and isinstance(case.workload, TraceWorkload):
+        traces = {case.workload.source: trace}
+    return prepare_inputs(case, traces)
+
+
+def _case_task(case: Case, db: Any, inputs: CaseInputs) -> dict[str, Any]:
+    """Ray task: one case on its prepared inputs -> row."""
+    return run_prepared(case, db, inputs)
+
+
+# ---------------------------------------------------------------------------
+# Execution
+# ---------------------------------------------------------------------------
+
+def _progress(total: int, initial: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="case", disable=not enabled,
+                dynamic_ncols=True)
+
+
+def _failure(case: Case, exc: BaseException) -> CaseFailure:
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    logger.error("case failed: %s: %s", case.describe(), text)
+    return CaseFailure(case.case_id, case.describe(), text)
+
+
+def _run_serial(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
+                summary: RunSummary, bar: Any) -> None:
+    groups: dict[str, list[SuiteEntry]] = defaultdict(list)
+    for e in todo:
+        groups[inputs_key(e.case)].append(e)
+    for group in groups.values():
+        try:
+            inputs = prepare_inputs(group[0].case)
+        except Exception as exc:  # every case of the group fails the same way
+            for e in group:
+                summary.failures.append(_failure(e.case, exc))
+                bar.update(1)
+            continue
+        for e in group:
+            try:
+                row = run_prepared(e.case, db, inputs)
+            except Exception as exc:
+                summary.failures.append(_failure(e.case, exc))
+            else:
+                append_row(options.out_dir / e.file, row)
+                summary.ran += 1
+            bar.update(1)
+
+
+def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
+             summary: RunSummary, bar: Any) -> None:
+    import ray
+
+    started = _init_ray(options)
+    try:
+        prepare_remote = ray.remote(num_cpus=1)(_prepare_task)
+        case_remote = ray.remote(num_cpus=1)(_case_task)
+        db_ref = ray.put(db)  # shared read-only input: put once
+
+        trace_refs: dict[str, Any] = {}
+        if options.share_traces:
+            from alpa_serve.experiments.traces import load_trace
+
+            for source in sorted({e.case.workload.source for e in todo
+                                  if isinstance(e.case.workload, TraceWorkload)}):
+                trace_refs[source] = ray.put(load_trace(source))
+
+        groups: dict[str, list[SuiteEntry]] = defaultdict(list)
+        for e in todo:
+            groups[inputs_key(e.case)].append(e)
+        pending: dict[Any, tuple[SuiteEntry, str]] = {}
+        remaining: dict[str, int] = {}
+        input_refs: dict[str, Any] = {}
+        for key, group in groups.items():
+            case0 = group[0].case
+            trace_ref = (trace_refs.get(case0.workload.source)
+                         if isinstance(case0.workload, TraceWorkload) else None)
+            input_refs[key] = prepare_remote.remote(case0, trace_ref)
+            remaining[key] = len(group)
+            for e in group:
+                pending[case_remote.remote(e.case, db_ref, input_refs[key])] = (e, key)
+
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                entry, key = pending.pop(ref)
+                try:
+                    row = ray.get(ref)
+                except Exception as exc:
+                    cause = getattr(exc, "cause", None) or exc
+                    summary.failures.append(_failure(entry.case, cause))
+                else:
+                    append_row(options.out_dir / entry.file, row)
+                    summary.ran += 1
+                bar.update(1)
+                remaining[key] -= 1
+                if remaining[key] == 0:
+                    del input_refs[key]  # let the object store free the shared inputs
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run_entries(entries: Sequence[SuiteEntry], options: RunOptions, db: Any = None,
+                desc: str = "cases") -> RunSummary:
+    """Run the ``entries`` not yet in their TSV files (all with ``options.force``)."""
+    t0 = time.perf_counter()
+    if db is None:
+        db = default_database()
+    out_dir = Path(options.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    options = _replace(options, out_dir=out_dir)
+    todo = _prepare_files(entries, out_dir, options.force, db.fingerprint())
+    summary = RunSummary(total=len(entries), skipped=len(entries) - len(todo),
+                         files=sorted({out_dir / e.file for e in entries}))
+    logger.info("%s: %d case(s), %d already done, %d to run (%s)", desc, len(entries),
+                summary.skipped, len(todo),
+                "serial" if options.serial else
+                f"Ray at {options.ray_address}" if options.ray_address else "embedded Ray")
+    if todo:
+        with _progress(len(entries), summary.skipped, desc, options.progress) as bar:
+            if options.serial:
+                _run_serial(todo, options, db, summary, bar)
+            else:
+                _run_ray(todo, options, db, summary, bar)
+    summary.seconds = time.perf_counter() - t0
+    if summary.failures:
+        logger.error("%s: %d case(s) failed; rerun to retry them (finished cases are skipped)",
+                     desc, len(summary.failures))
+    return summary
+
+
+def _replace(options: RunOptions, **changes: Any) -> RunOptions:
+    import dataclasses
+
+    return dataclasses.replace(options, **changes)
+
+
+def run_suite(name: str, options: RunOptions, suite_options: SuiteOptions = SuiteOptions(),
+              db: Any = None) -> RunSummary:
+    """Build suite ``name`` (see :mod:`~alpa_serve.experiments.suites`) and run it."""
+    canonical = resolve_suite_name(name)
+    entries = build_suite(canonical, suite_options)
+    return run_entries(entries, options, db=db, desc=canonical)

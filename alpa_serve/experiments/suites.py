@@ -1,0 +1,509 @@
+"""Experiment suites: the parameter grids of DESIGN 7.2, one per figure, plus calibration.
+
+A suite is a list of :class:`SuiteEntry` (TSV file name relative to the output
+folder, :class:`~alpa_serve.experiments.cases.Case`). ``quick=True`` gives a
+reduced grid for smoke tests (the first and last point of every sweep, shorter
+windows/durations) that still exercises every file, policy and sweep.
+
+Output files (relative to ``--out``):
+
+* ``fig11``: ``s1_maf1.tsv``, ``s2_maf1.tsv``, ``s3_maf1.tsv``, ``s1_maf2.tsv``,
+  ``s2_maf2.tsv``, ``s3_maf2.tsv`` (one per column of Fig. 11, four sweeps each);
+* ``fig12``: ``large_model_exp.tsv``;
+* ``fig13``: ``robust_pair1.tsv``, ``robust_pair2.tsv``, ``robust_pair3.tsv``;
+* ``fig14``: ``ablation.tsv``;
+* ``calibration``: ``calibration.tsv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from alpa_serve.experiments.cases import Case, SyntheticWorkload, TraceWorkload
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    """One case of a suite and the TSV file (relative to the output folder) it goes to."""
+
+    file: str
+    case: Case
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """Options that change how a suite's grid is built.
+
+    Attributes:
+        quick: reduced grid for smoke tests.
+        legacy_fig13: reproduce the published Fig. 13 driver's cv_scale quirk.
+        traces: ``"standin"`` (generated stand-in traces) or ``"real"`` (the Azure files).
+        calibration_targets: path of ``calibration_targets.tsv`` (default: the
+            ``shared/reference`` folder inside or beside the repository).
+    """
+
+    quick: bool = False
+    legacy_fig13: bool = False
+    traces: str = "standin"
+    calibration_targets: Optional[str] = None
+
+
+class UnknownSuiteError(ValueError):
+    """An unknown suite name; the message lists the valid names."""
+
+
+# ---------------------------------------------------------------------------
+# Policy labels
+# ---------------------------------------------------------------------------
+
+#: Figure labels of the policies (DESIGN 1 and 7.2). Suite-specific labels
+#: override these, see :func:`policy_label`.
+POLICY_LABELS: dict[str, str] = {
+    "sr-greedy": "SR",
+    "mp-search": "Beta",
+    "mp-search-sep": "Beta",
+    "mp-round-robin": "Round robin",
+    "mp-greedy-4": "Greedy placement",
+    "sr-uniform": "Replication",
+}
+
+SUITE_POLICY_LABELS: dict[str, dict[str, str]] = {
+    "fig14": {"mp-search-sep": "Greedy placement + group partitioning"},
+}
+
+
+def policy_label(policy: str, suite: Optional[str] = None) -> str:
+    """Legend label of ``policy`` (in ``suite`` if given).
+
+    ``sr-replace-<T>`` is Clockwork++; ``mp-equal-<pp>-<op>`` is
+    ``"Manual (pp=<pp>, op=<op>)"``; ``mp-greedy-<k>`` is ``"Greedy (pp=<k>)"``
+    except where a fixed label exists.
+    """
+    if suite is not None:
+        suite = SUITE_ALIASES.get(suite, suite)
+        if policy in SUITE_POLICY_LABELS.get(suite, {}):
+            return SUITE_POLICY_LABELS[suite][policy]
+    if policy in POLICY_LABELS:
+        return POLICY_LABELS[policy]
+    if policy.startswith("sr-replace-"):
+        return "Clockwork++"
+    m = re.fullmatch(r"mp-equal-(\d+)-(\d+)", policy)
+    if m:
+        return f"Manual (pp={m.group(1)}, op={m.group(2)})"
+    m = re.fullmatch(r"mp-greedy-(\d+)", policy)
+    if m:
+        return f"Greedy (pp={m.group(1)})"
+    return policy
+
+
+# ---------------------------------------------------------------------------
+# Shared constants of the grids (DESIGN 7.2)
+# ---------------------------------------------------------------------------
+
+MAF1_WINDOW = ("0.0.0", "0.1.0")
+MAF1_INTERVAL = 60.0
+MAF2_WINDOW = ("13.0.0", "13.23.60")
+MAF2_INTERVAL = 5400.0
+#: Quick mode replays the first three hours of the MAF2 day (two 5400 s windows).
+MAF2_QUICK_WINDOW = ("13.0.0", "13.3.0")
+
+MAF1_RATE_SCALES = (5e-4, 1e-3, 2e-3, 4e-3, 5e-3, 6e-3, 7e-3, 8e-3)
+MAF1_CV_SCALES = (1, 2, 3, 4, 5, 6, 8)
+MAF2_RATE_SCALES = (8, 32, 48, 72, 96)
+MAF2_CV_SCALES = (1, 2, 3, 4, 5, 7.5, 10)
+MAF2_SLO_SCALES = (0.5, 0.75, 1, 1.5, 2, 2.5, 3, 3.5, 4)
+
+
+@dataclass(frozen=True)
+class Fig11Column:
+    """One column of Fig. 11: a model set on a trace with its fixed point and sweeps."""
+
+    name: str                 # e.g. "S1@MAF1"
+    file: str                 # TSV file name
+    model_set: str
+    trace: str                # "maf1" or "maf2"
+    num_devices: int
+    num_models: int
+    rate_scale: float
+    cv_scale: float
+    slo_scale: float
+    devices: tuple[float, ...]
+    rate_scales: tuple[float, ...]
+    cv_scales: tuple[float, ...]
+    slo_scales: tuple[float, ...]
+    beta_policy: str
+
+    @property
+    def policies(self) -> tuple[str, ...]:
+        replace = "sr-replace-60" if self.trace == "maf1" else "sr-replace-21600"
+        return ("sr-greedy", replace, self.beta_policy)
+
+
+FIG11_COLUMNS: tuple[Fig11Column, ...] = (
+    Fig11Column("S1@MAF1", "s1_maf1.tsv", "S1", "maf1", 16, 48, 2e-3, 4, 5,
+                (8, 16, 24, 32, 40, 48), MAF1_RATE_SCALES, MAF1_CV_SCALES,
+                (0.75, 1, 2, 3, 4, 5, 7.5, 10), "mp-search"),
+    Fig11Column("S2@MAF1", "s2_maf1.tsv", "S2", "maf1", 64, 48, 2e-3, 4, 5,
+                (48, 56, 64, 72, 80, 96, 128), MAF1_RATE_SCALES, MAF1_CV_SCALES,
+                (0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10), "mp-search"),
+    Fig11Column("S3@MAF1", "s3_maf1.tsv", "S3", "maf1", 48, 72, 2e-3, 4, 5,
+                (32, 40, 48, 54, 64, 72, 96), MAF1_RATE_SCALES, MAF1_CV_SCALES,
+                (0.75, 1, 2, 3, 4, 5, 7.5, 10), "mp-search-sep"),
+    Fig11Column("S1@MAF2", "s1_maf2.tsv", "S1", "maf2", 16, 48, 16, 1, 5,
+                (2, 4, 6, 8, 10, 12, 14, 16), MAF2_RATE_SCALES, MAF2_CV_SCALES,
+                MAF2_SLO_SCALES, "mp-search"),
+    Fig11Column("S2@MAF2", "s2_maf2.tsv", "S2", "maf2", 64, 48, 16, 1, 5,
+                (16, 32, 40, 48, 56, 64), MAF2_RATE_SCALES, MAF2_CV_SCALES,
+                MAF2_SLO_SCALES, "mp-search"),
+    Fig11Column("S3@MAF2", "s3_maf2.tsv", "S3", "maf2", 48, 72, 32, 1, 5,
+                (16, 24, 32, 40, 48, 54, 64), (1, 4, 8, 16, 32, 64), (1, 2, 3, 4, 6, 8),
+                (0.75, 1, 1.25, 1.5, 2, 2.5, 5), "mp-search-sep"),
+)
+
+#: The four sweeps of Figs. 11 and 13: (exp_name, Fig11Column attribute of the values).
+TRACE_SWEEPS: tuple[tuple[str, str], ...] = (
+    ("goodput_vs_num_devices", "devices"),
+    ("goodput_vs_rate_scale", "rate_scales"),
+    ("goodput_vs_cv_scale", "cv_scales"),
+    ("goodput_vs_slo", "slo_scales"),
+)
+
+
+def _quick_points(values: Sequence[float], quick: bool) -> tuple[float, ...]:
+    """All values, or (quick) the first and the last."""
+    values = tuple(values)
+    if not quick or len(values) <= 2:
+        return values
+    return (values[0], values[-1])
+
+
+def _source(trace: str, options: SuiteOptions) -> str:
+    if options.traces == "real":
+        return trace
+    if options.traces == "standin":
+        return f"{trace}-standin"
+    raise ValueError(f"traces must be 'standin' or 'real', got {options.traces!r}")
+
+
+def _trace_case(exp_name: str, model_set: str, num_devices: int, num_models: int,
+                policy: str, slo_scale: float, source: str, rate_scale: float,
+                cv_scale: float, test_window: tuple[str, str],
+                train_window: Optional[tuple[str, str]], interval: float) -> Case:
+    return Case(exp_name=exp_name, model_set=model_set, num_devices=num_devices,
+                num_models=num_models, policy=policy, slo_scale=slo_scale,
+                workload=TraceWorkload(source=source, rate_scale=rate_scale,
+                                       cv_scale=cv_scale, test_window=test_window,
+                                       train_window=train_window,
+                                       interval_seconds=interval))
+
+
+def _trace_sweeps(column: Fig11Column, options: SuiteOptions, policies: Sequence[str],
+                  test_window: tuple[str, str], interval: float,
+                  train_window_of: Callable[[str], Optional[tuple[str, str]]],
+                  cv_scale_of: Callable[[str], float]) -> list[Case]:
+    """The four sweeps of a trace column (devices, rate scale, CV scale, SLO scale)."""
+    source = _source(column.trace, options)
+    cases = []
+    for exp_name, attr in TRACE_SWEEPS:
+        for x in _quick_points(getattr(column, attr), options.quick):
+            devices, rate_scale, cv_scale, slo = (column.num_devices, column.rate_scale,
+                                                  cv_scale_of(exp_name), column.slo_scale)
+            if attr == "devices":
+                devices = int(x)
+            elif attr == "rate_scales":
+                rate_scale = x
+            elif attr == "cv_scales":
+                cv_scale = x
+            else:
+                slo = x
+            for policy in policies:
+                cases.append(_trace_case(exp_name, column.model_set, devices,
+                                         column.num_models, policy, slo, source, rate_scale,
+                                         cv_scale, test_window, train_window_of(policy),
+                                         interval))
+    return cases
+
+
+def fig11_suite(options: SuiteOptions) -> list[SuiteEntry]:
+    """Fig. 11 (Section 6.2): six columns x four sweeps x (SR, Clockwork++, Beta)."""
+    entries = []
+    for column in FIG11_COLUMNS:
+        if column.trace == "maf1":
+            window, interval = MAF1_WINDOW, MAF1_INTERVAL
+        else:
+            window = MAF2_QUICK_WINDOW if options.quick else MAF2_WINDOW
+            interval = MAF2_INTERVAL
+        cases = _trace_sweeps(column, options, column.policies, window, interval,
+                              train_window_of=lambda policy: None,
+                              cv_scale_of=lambda exp_name, c=column: c.cv_scale)
+        entries.extend(SuiteEntry(column.file, case) for case in cases)
+    return entries
+
+
+def fig12_suite(options: SuiteOptions) -> list[SuiteEntry]:
+    """Fig. 12 (Section 6.3): 4 x bert-103.5b on 64 devices, synthetic power-law Gamma."""
+    policies = ("mp-equal-16-1", "mp-equal-8-2", "mp-equal-4-4", "mp-equal-2-8", "mp-search")
+    duration = 300.0 if options.quick else 1200.0
+    rate, cv, slo = 8.0, 4.0, 2.0
+    sweeps = (
+        ("goodput_vs_rate", (0.5, 2, 4, 6, 8)),
+        ("goodput_vs_cv", (1, 2, 3, 4)),
+        ("goodput_vs_slo", (0.5, 1, 2, 4, 6, 8)),
+    )
+    entries = []
+    for exp_name, values in sweeps:
+        for x in _quick_points(values, options.quick):
+            r, c, s = rate, cv, slo
+            if exp_name == "goodput_vs_rate":
+                r = x
+            elif exp_name == "goodput_vs_cv":
+                c = x
+            else:
+                s = x
+            for policy in policies:
+                case = Case(exp_name=exp_name, model_set="S4", num_devices=64, num_models=4,
+                            policy=policy, slo_scale=s,
+                            workload=SyntheticWorkload(total_rate=r, cv=c, duration=duration,
+                                                       train_workload="test"))
+                entries.append(SuiteEntry("large_model_exp.tsv", case))
+    return entries
+
+
+def _hour_window(day: int, hour: int) -> tuple[str, str]:
+    """One-hour window string pair; an hour starting at 23 ends at ``"d.23.60"``."""
+    end = f"{day}.{hour + 1}.0" if hour < 23 else f"{day}.23.60"
+    return (f"{day}.{hour}.0", end)
+
+
+def fig13_window_pairs() -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """The three (train, test) one-hour MAF1 windows of Fig. 13, drawn as the published driver.
+
+    ``np.random.seed(1)``; train days, train hours, test days, test hours =
+    ``randint(0, 14, 3)``, ``randint(0, 24, 3)``, ... in this order (uses a private
+    RandomState seeded identically, leaving numpy's global state untouched).
+    """
+    rs = np.random.RandomState(1)
+    train_days = rs.randint(0, 14, 3)
+    train_hours = rs.randint(0, 24, 3)
+    test_days = rs.randint(0, 14, 3)
+    test_hours = rs.randint(0, 24, 3)
+    return [(_hour_window(int(train_days[i]), int(train_hours[i])),
+             _hour_window(int(test_days[i]), int(test_hours[i]))) for i in range(3)]
+
+
+FIG13_COLUMN = Fig11Column("S1@MAF1-robust", "", "S1", "maf1", 16, 48, 2e-3, 4, 5,
+                           (8, 16, 24, 32, 40, 48), MAF1_RATE_SCALES, MAF1_CV_SCALES,
+                           (0.75, 1, 2, 3, 4, 5, 7.5, 10), "mp-search")
+
+
+def fig13_suite(options: SuiteOptions) -> list[SuiteEntry]:
+    """Fig. 13 (Section 6.4): S1 on MAF1, policies trained on another hour than evaluated.
+
+    SR and Beta place on the train window; Clockwork++ (sr-replace-120) uses the
+    test window. One TSV per (train, test) pair. With ``legacy_fig13`` the device
+    and SLO sweeps of pairs 2 and 3 run at cv_scale 8 (the published driver's quirk).
+    """
+    policies = ("sr-greedy", "sr-replace-120", "mp-search")
+    entries = []
+    for p, (train, test) in enumerate(fig13_window_pairs()):
+        def cv_scale_of(exp_name: str, p: int = p) -> float:
+            if (options.legacy_fig13 and p >= 1
+                    and exp_name in ("goodput_vs_num_devices", "goodput_vs_slo")):
+                return 8.0
+            return FIG13_COLUMN.cv_scale
+
+        def train_window_of(policy: str, train: tuple[str, str] = train):
+            return None if policy.startswith("sr-replace-") else train
+
+        cases = _trace_sweeps(FIG13_COLUMN, options, policies, test, MAF1_INTERVAL,
+                              train_window_of=train_window_of, cv_scale_of=cv_scale_of)
+        entries.extend(SuiteEntry(f"robust_pair{p + 1}.tsv", case) for case in cases)
+    return entries
+
+
+def fig14_suite(options: SuiteOptions) -> list[SuiteEntry]:
+    """Fig. 14 (Section 6.5): ablation on the synthetic mixed set (60 models, 32 devices)."""
+    policies = ("mp-round-robin", "mp-greedy-4", "mp-search-sep")
+    duration = 100.0 if options.quick else 200.0
+    rate, cv, slo = 64.0, 4.0, 5.0
+    sweeps = (
+        ("goodput_vs_rate", (8, 16, 24, 32, 64, 96, 128)),
+        ("goodput_vs_cv", (0.5, 1, 1.5, 2, 3, 4, 5, 6, 7)),
+    )
+    entries = []
+    for exp_name, values in sweeps:
+        for x in _quick_points(values, options.quick):
+            r, c = (x, cv) if exp_name == "goodput_vs_rate" else (rate, x)
+            for policy in policies:
+                case = Case(exp_name=exp_name, model_set="mixed", num_devices=32,
+                            num_models=60, policy=policy, slo_scale=slo,
+                            workload=SyntheticWorkload(total_rate=r, cv=c, duration=duration,
+                                                       train_workload="generated",
+                                                       train_seed=0))
+                entries.append(SuiteEntry("ablation.tsv", case))
+    return entries
+
+
+# ---------------------------------------------------------------------------
+# Calibration
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CalibrationTarget:
+    """A published result of ``calibration_targets.tsv`` and the case that reproduces it.
+
+    Attributes:
+        set: the target set, e.g. ``"fidelity-bert2.6b-sim"``.
+        x: the swept value as written in the file.
+        published: the published goodput (0..1).
+        chosen_group_configs: the published placement's groups, e.g. ``"op4pp1x3"``.
+        case: the case to run.
+        line: line number in the targets file.
+    """
+
+    set: str
+    x: str
+    published: float
+    chosen_group_configs: str
+    case: Case
+    line: int
+
+
+def default_calibration_targets() -> Path:
+    """``shared/reference/calibration_targets.tsv`` inside the repository or beside it."""
+    repo = Path(__file__).resolve().parents[2]
+    candidates = [repo / "shared" / "reference" / "calibration_targets.tsv",
+                  repo.parent / "shared" / "reference" / "calibration_targets.tsv"]
+    for path in candidates:
+        if path.exists():
+            return path
+    return candidates[-1]
+
+
+def _kwargs(text: str) -> dict[str, float]:
+    out = {}
+    for part in text.split(";"):
+        if part:
+            key, _, value = part.partition("=")
+            out[key.strip()] = float(value)
+    return out
+
+
+def calibration_targets(path: Optional[str | Path] = None,
+                        options: SuiteOptions = SuiteOptions()) -> list[CalibrationTarget]:
+    """Parse ``calibration_targets.tsv`` into cases (DESIGN 3.3 and 4.1).
+
+    Synthetic sets run with the calibration setting (policy-generated training
+    workload, ``train_seed=1234``), power-law rates, 200 s. The ``S3@MAF*`` sets
+    replay the Fig. 11 trace windows (stand-in or real per ``options.traces``).
+    """
+    path = Path(path) if path is not None else default_calibration_targets()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"calibration targets not found at {path}; pass --targets PATH "
+            f"(the file is shared/reference/calibration_targets.tsv)")
+    targets = []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        for lineno, row in enumerate(reader, start=2):
+            try:
+                kwargs = _kwargs(row["workload_kwargs"])
+                common = dict(exp_name=row["experiment"], model_set=row["model_type"],
+                              num_devices=int(row["num_devices"]),
+                              num_models=int(row["num_models"]), policy=row["policy"],
+                              slo_scale=float(row["slo_scale"]))
+                if row["set"].startswith("S3@MAF"):
+                    trace = "maf1" if row["set"] == "S3@MAF1" else "maf2"
+                    window, interval = ((MAF1_WINDOW, MAF1_INTERVAL) if trace == "maf1"
+                                        else (MAF2_WINDOW, MAF2_INTERVAL))
+                    workload = TraceWorkload(source=_source(trace, options),
+                                             rate_scale=kwargs["rate_scale"],
+                                             cv_scale=kwargs["cv_scale"], test_window=window,
+                                             interval_seconds=interval)
+                else:
+                    workload = SyntheticWorkload(total_rate=float(row["total_rate"]),
+                                                 cv=kwargs["cv"], duration=200.0,
+                                                 rate_dist="power_law",
+                                                 train_workload="generated", train_seed=1234)
+                case = Case(workload=workload, **common)
+                targets.append(CalibrationTarget(
+                    set=row["set"], x=row["x"], published=float(row["goodput"]),
+                    chosen_group_configs=row["chosen_group_configs"], case=case, line=lineno))
+            except (KeyError, ValueError, TypeError) as exc:
+                raise ValueError(f"{path}:{lineno}: cannot read calibration target: {exc}") from exc
+    return targets
+
+
+def calibration_suite(options: SuiteOptions) -> list[SuiteEntry]:
+    """Every case of the calibration targets file (``--quick``: the synthetic sets only,
+    two points per set and policy)."""
+    targets = calibration_targets(options.calibration_targets, options)
+    if options.quick:
+        kept, seen = [], {}
+        for t in targets:
+            if t.set.startswith("S3@MAF"):
+                continue
+            key = (t.set, t.case.policy)
+            seen[key] = seen.get(key, 0) + 1
+            if seen[key] <= 2:
+                kept.append(t)
+        targets = kept
+    return [SuiteEntry("calibration.tsv", t.case) for t in targets]
+
+
+# ---------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------
+
+SUITES: dict[str, Callable[[SuiteOptions], list[SuiteEntry]]] = {
+    "fig11": fig11_suite,
+    "fig12": fig12_suite,
+    "fig13": fig13_suite,
+    "fig14": fig14_suite,
+    "calibration": calibration_suite,
+}
+
+#: Alternative names (paper sections and gen_data script stems).
+SUITE_ALIASES: dict[str, str] = {
+    "sec6_2": "fig11", "sec6_2_e2e": "fig11", "e2e": "fig11",
+    "sec6_3": "fig12", "sec6_3_large": "fig12", "large": "fig12",
+    "sec6_4": "fig13", "sec6_4_robust": "fig13", "robust": "fig13",
+    "sec6_5": "fig14", "sec6_5_ab": "fig14", "ablation": "fig14",
+}
+
+
+def suite_names() -> list[str]:
+    """Valid suite names (canonical names first, then aliases)."""
+    return list(SUITES) + list(SUITE_ALIASES)
+
+
+def resolve_suite_name(name: str) -> str:
+    """Canonical suite name of ``name`` (an alias or a canonical name)."""
+    canonical = SUITE_ALIASES.get(name, name)
+    if canonical not in SUITES:
+        raise UnknownSuiteError(
+            f"unknown suite {name!r}; valid suites: {', '.join(SUITES)} "
+            f"(aliases: {', '.join(f'{a}={c}' for a, c in SUITE_ALIASES.items())})")
+    return canonical
+
+
+def build_suite(name: str, options: SuiteOptions = SuiteOptions()) -> list[SuiteEntry]:
+    """The entries of suite ``name``; duplicates (same file and case) are dropped."""
+    entries = SUITES[resolve_suite_name(name)](options)
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for e in entries:
+        key = (e.file, e.case.case_id)
+        if key not in seen:
+            seen.add(key)
+            unique.append(e)
+    return unique

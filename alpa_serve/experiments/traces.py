@@ -1,0 +1,68 @@
+"""Adapter between experiment cases and the Azure trace replay (``alpa_serve.workload.trace``).
+
+Keeps every use of the trace API in one place: loading a trace by source name
+(cached per process) and replaying a window for a case's models.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from alpa_serve.experiments.cases import Case, TraceWorkload
+
+logger = logging.getLogger(__name__)
+
+_CACHE: dict[str, Any] = {}
+
+
+class TraceUnavailableError(RuntimeError):
+    """The trace replay module or a trace's files are not available."""
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A replayed window: the merged workload (SLOs unset) and per-model rate (req/s) and CV."""
+
+    workload: Any
+    rates: tuple[float, ...]
+    cvs: tuple[float, ...]
+
+
+def _trace_module() -> Any:
+    try:
+        from alpa_serve.workload import trace as trace_module  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise TraceUnavailableError(
+            "trace cases need alpa_serve.workload.trace (Azure trace replay), which is not "
+            f"available in this checkout: {exc}") from exc
+    return trace_module
+
+
+def load_trace(source: str) -> Any:
+    """Load (or build and cache) the trace of ``source`` (``maf1``, ``maf1-standin``, ...)."""
+    if source not in _CACHE:
+        module = _trace_module()
+        logger.info("loading trace %s", source)
+        _CACHE[source] = module.load_trace(source)
+    return _CACHE[source]
+
+
+def get_trace(source: str, traces: Optional[Mapping[str, Any]] = None) -> Any:
+    """The trace of ``source`` from ``traces`` if given there, else :func:`load_trace`."""
+    if traces is not None and source in traces:
+        return traces[source]
+    return load_trace(source)
+
+
+def replay(trace: Any, case: Case, window: tuple[str, str]) -> Replay:
+    """Replay ``window`` of ``trace`` for the models of ``case`` (DESIGN 4.3)."""
+    spec = case.workload
+    if not isinstance(spec, TraceWorkload):
+        raise TypeError(f"case {case.case_id} has no trace workload")
+    result = trace.replay(model_names=case.model_names, start=window[0], end=window[1],
+                          interval_seconds=spec.interval_seconds,
+                          rate_scale=spec.rate_scale, cv_scale=spec.cv_scale)
+    return Replay(workload=result.workload, rates=tuple(float(r) for r in result.rates),
+                  cvs=tuple(float(c) for c in result.cvs))
