@@ -122,13 +122,14 @@ def _build_fig11(section: Section, data_dir: Path) -> dict[str, Figure]:
 
 
 def _single_file_figure(section: Section, data_dir: Path, name: str,
-                        panel_specs: Sequence[tuple[str, str]], kind: str) -> Figure:
+                        panel_specs: Sequence[tuple[str, str]], kind: str,
+                        panel_size: tuple[float, float] = (3.6, 3.1)) -> Figure:
     df = read_results(_require_file(section, data_dir, name))
     panels = []
     for exp_name, title in panel_specs:
         points, standin = sweep_points(df, exp_name)
         panels.append(Panel(title, EXP_X[exp_name], points, standin))
-    return make_figure(panels, kind)
+    return make_figure(panels, kind, panel_size=panel_size)
 
 
 def _build_fig12(section: Section, data_dir: Path) -> dict[str, Figure]:
@@ -152,7 +153,7 @@ def _build_fig13(section: Section, data_dir: Path) -> dict[str, Figure]:
 
 def _build_fig14(section: Section, data_dir: Path) -> dict[str, Figure]:
     return {"ablation": _single_file_figure(
-        section, data_dir, "ablation.tsv", FIG14_PANELS, "ablation")}
+        section, data_dir, "ablation.tsv", FIG14_PANELS, "ablation", panel_size=(4.4, 3.1))}
 
 
 SECTIONS = {

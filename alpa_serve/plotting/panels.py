@@ -161,6 +161,23 @@ def draw_panel(ax, panel: Panel, figure_kind: str, markers: bool = True) -> list
     return drawn
 
 
+def _fit_legend(fig: Figure, handles: list[Line2D]) -> None:
+    """Add the method legend above the panels in as few rows as fit the figure's width.
+
+    Measured on a renderer rather than estimated from label lengths, because labels range from
+    "SR" to "Greedy placement + group partitioning" and a legend wider than the figure is cut
+    off at both ends.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    for ncol in range(len(handles), 0, -1):
+        leg = fig.legend(handles=handles, loc="outside upper center", ncol=ncol, frameon=False)
+        if ncol == 1 or leg.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
+            return
+        leg.remove()
+
+
 def make_figure(panels: Sequence[Panel], figure_kind: str, markers: bool = True,
                 panel_size: tuple[float, float] = (3.6, 3.1)) -> Figure:
     """Assemble a one-row figure of ``panels`` with a legend above and the stand-in note below.
@@ -188,8 +205,7 @@ def make_figure(panels: Sequence[Panel], figure_kind: str, markers: bool = True,
         if handles:
             # "outside" legends take part in the constrained layout, so the legend gets its own
             # strip above the panels instead of being drawn over a curve.
-            fig.legend(handles=handles, loc="outside upper center", ncol=len(handles),
-                       frameon=False)
+            _fit_legend(fig, handles)
         if any(p.standin for p in panels):
             note = fig.legend(handles=[], title=STANDIN_NOTE, loc="outside lower center",
                               frameon=False, title_fontsize=11)
