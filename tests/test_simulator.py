@@ -197,6 +197,26 @@ def test_strictly_earlier_higher_group_wins():
     assert finish[2] == (max(0.3, 0.2 + L) + L) + OVERHEAD
 
 
+def test_group_choice_compares_raw_free_times_of_idle_groups():
+    # At t=5 both groups are idle, but group 1's last stage became free earlier (~0.40 vs
+    # ~0.51): the raw free times decide (not max(free, t), which would tie and pick group 0).
+    profs = [make_profile("a", {(1, 1, 1): [0.1]}), make_profile("b", {(1, 1, 1): [0.5]}),
+             make_profile("c", {(1, 1, 1): [0.4]})]
+    p = ModelPlacement((C111, C111), ((0, 1), (0, 2)))
+    w = make_workload([0.0, 0.0, 5.0], [1, 2, 0], [5.0] * 3, 3)
+    _, finish, good, _, _, group_num = run(p, profs, w)
+    assert group_num.tolist() == [1, 2]
+    assert finish[2] == (5.0 + f32lat(0.1, 1)) + OVERHEAD
+
+
+def test_negative_arrivals_start_on_idle_devices():
+    # Idle stages are free at -inf, so a request before time 0 starts at its own arrival.
+    prof = make_profile("a", {(1, 1, 1): [0.1]})
+    p = ModelPlacement((C111,), ((0,),))
+    _, finish, good, _, _, _ = run(p, [prof], make_workload([-3.0], [0], [1.0], 1))
+    assert good[0] and finish[0] == (-3.0 + f32lat(0.1, 1)) + OVERHEAD
+
+
 def test_trimming_ten_seconds_each_end():
     prof = make_profile("a", {(1, 1, 1): [0.01]})
     p = ModelPlacement((C111,), ((0,),))
@@ -213,6 +233,8 @@ def test_trimming_ten_seconds_each_end():
     fast = SimTables([prof], w).simulate_fast(p)
     assert fast.goodput == 0.8  # untrimmed, unknown-model requests in the denominator
     assert stats.group_num.tolist() == [80]  # group counts are not trimmed (all 80 hit it)
+    # Per-model statistics use the same overall trim window (no separate per-model trim).
+    assert stats.per_model[0].num_requests == 80 and stats.per_model[0].goodput == 1.0
 
 
 def test_trim_edge_cases():
@@ -296,6 +318,38 @@ def test_missing_config_is_always_rejected_and_counted():
     L = f32lat(0.1, 2)
     assert finish[1] == ((0.0 + L) + L) + OVERHEAD
     assert tables.stage_latencies(1, C112) is None
+
+
+def test_kernel_plain_arrays_missing_config_with_infinite_slo():
+    # Kernel-level: lat_off -1 (missing config) is rejected even with an infinite SLO, while the
+    # same request on a profiled replica is served. One model, one pp=1 group.
+    arrivals = np.array([0.0, 0.0])
+    ids = np.array([0, 0], dtype=np.int32)
+    slos = np.array([np.inf, np.inf], dtype=np.float32)
+    ptr = np.array([0, 1], dtype=np.int32)
+    one = np.array([0], dtype=np.int32)
+    stage_lat = np.array([0.5], dtype=np.float32)
+    for lat_off, expect in ((-1, [False, False]), (0, [True, True])):
+        finish = np.empty(2)
+        good = np.zeros(2, dtype=np.bool_)
+        mn, mg, gn = np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)
+        ng, ls = kernels.simulate_segment(arrivals, ids, slos, 0, 2, ptr, one, one,
+                                          np.array([1], dtype=np.int32),
+                                          np.array([lat_off], dtype=np.int32), stage_lat, 1,
+                                          finish, good, mn, mg, gn, 0.0)
+        assert good.tolist() == expect and gn.tolist() == [2] and mn.tolist() == [2]
+        ng2, ls2 = kernels.simulate_segment_fast(arrivals, ids, slos, 0, 2, ptr, one, one,
+                                                 np.array([1], dtype=np.int32),
+                                                 np.array([lat_off], dtype=np.int32), stage_lat,
+                                                 1, mn, mg, gn, 0.0)
+        assert (ng, ls) == (ng2, ls2) and gn.tolist() == [4]
+
+
+def test_profile_stage_count_must_match_pp():
+    prof = make_profile("a", {(1, 1, 2): [0.1]})  # one stage under pp=2: inconsistent profile
+    w = make_workload([0.0], [0], [1.0], 1)
+    with pytest.raises(ValueError, match="expected pp = 2"):
+        simulate(ModelPlacement((C112,), ((0,),)), [prof], w)
 
 
 def _find_latency(predicate):
