@@ -50,7 +50,8 @@ def read_results(path: str | Path, required: Iterable[str] = REQUIRED_COLUMNS) -
     Adds ``_line`` (1-based line number of the row in the file; the header is line 1) and
     ``_file`` columns. Raises :class:`TsvFormatError` naming the file and line for: an empty or
     undecodable file, a missing required column, a row with the wrong number of fields, a
-    non-numeric value in a numeric column, an empty goodput, or a goodput outside [0, 1].
+    non-numeric value in a numeric column (``nan`` is accepted), an empty goodput, or a goodput
+    outside [0, 1]. Rows whose goodput is ``nan`` are skipped with a logged warning.
     A header-only file gives an empty frame (an experiment that has not finished any case yet).
     """
     path = Path(path)
@@ -94,12 +95,15 @@ def read_results(path: str | Path, required: Iterable[str] = REQUIRED_COLUMNS) -
     df = pd.DataFrame(rows, columns=header)
     df[LINE_COLUMN] = lines
     df[FILE_COLUMN] = str(path)
+    goodput_text = df["goodput"].astype(str).str.strip()
     for col in NUMERIC_COLUMNS:
         if col not in df.columns:
             continue
         text = df[col].str.strip()
         values = pd.to_numeric(text.where(text != ""), errors="coerce")
-        bad = values.isna() & (text != "")
+        # "nan" is a number the runner writes on purpose (e.g. a latency with no good
+        # request); anything else that does not parse is a damaged row.
+        bad = values.isna() & (text != "") & (text.str.lower() != "nan")
         if bad.any():
             i = bad.to_numpy().nonzero()[0][0]
             raise TsvFormatError(
@@ -110,15 +114,23 @@ def read_results(path: str | Path, required: Iterable[str] = REQUIRED_COLUMNS) -
         if col in df.columns:
             df[col] = df[col].str.strip()
 
-    empty = df["goodput"].isna()
+    empty = goodput_text == ""
     if empty.any():
         i = empty.to_numpy().nonzero()[0][0]
         raise TsvFormatError(f"{_where(path, lines[i])}: goodput is empty")
+    undefined = df["goodput"].isna()
+    if undefined.any():
+        # A case whose goodput is undefined (no request counted) has no point to draw; it is
+        # skipped rather than failing the whole figure.
+        logger.warning("%s: skipping %d row(s) with goodput nan (lines %s)", path,
+                       int(undefined.sum()), ", ".join(map(str, df.loc[undefined, LINE_COLUMN])))
+        df = df[~undefined].reset_index(drop=True)
     out = (df["goodput"] < 0) | (df["goodput"] > 1 + 1e-9)
     if out.any():
         i = out.to_numpy().nonzero()[0][0]
         raise TsvFormatError(
-            f"{_where(path, lines[i])}: goodput {df['goodput'].iloc[i]} is outside [0, 1] "
+            f"{_where(path, int(df[LINE_COLUMN].iloc[i]))}: goodput {df['goodput'].iloc[i]} "
+            "is outside [0, 1] "
             "(goodput is the fraction of requests that met their SLO, not a percentage)")
     return df
 
