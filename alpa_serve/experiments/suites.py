@@ -7,8 +7,9 @@ windows/durations) that still exercises every file, policy and sweep.
 
 Output files (relative to ``--out``):
 
-* ``fig11``: ``s1_maf1.tsv``, ``s2_maf1.tsv``, ``s3_maf1.tsv``, ``s1_maf2.tsv``,
-  ``s2_maf2.tsv``, ``s3_maf2.tsv`` (one per column of Fig. 11, four sweeps each);
+* ``fig11``: ``S1_maf1.tsv``, ``S2_maf1.tsv``, ``S3_maf1.tsv``, ``S1_maf2.tsv``,
+  ``S2_maf2.tsv``, ``S3_maf2.tsv`` (one per column of Fig. 11, four sweeps each; the names
+  the plotting code reads, see alpa_serve/plotting/figures.py);
 * ``fig12``: ``large_model_exp.tsv``;
 * ``fig13``: ``robust_pair1.tsv``, ``robust_pair2.tsv``, ``robust_pair3.tsv``;
 * ``fig14``: ``ablation.tsv``;
@@ -85,7 +86,8 @@ def policy_label(policy: str, suite: Optional[str] = None) -> str:
     """Legend label of ``policy`` (in ``suite`` if given).
 
     ``sr-replace-<T>`` is Clockwork++; ``mp-equal-<pp>-<op>`` is
-    ``"Manual (pp=<pp>, op=<op>)"``; ``mp-greedy-<k>`` is ``"Greedy (pp=<k>)"``
+    ``"Pipeline (<pp>x<op>)"`` (as alpa_serve.plotting.styles); ``mp-greedy-<k>`` is
+    ``"Greedy (pp=<k>)"``
     except where a fixed label exists.
     """
     if suite is not None:
@@ -98,7 +100,7 @@ def policy_label(policy: str, suite: Optional[str] = None) -> str:
         return "Clockwork++"
     m = re.fullmatch(r"mp-equal-(\d+)-(\d+)", policy)
     if m:
-        return f"Manual (pp={m.group(1)}, op={m.group(2)})"
+        return f"Pipeline ({m.group(1)}x{m.group(2)})"
     m = re.fullmatch(r"mp-greedy-(\d+)", policy)
     if m:
         return f"Greedy (pp={m.group(1)})"
@@ -149,22 +151,22 @@ class Fig11Column:
 
 
 FIG11_COLUMNS: tuple[Fig11Column, ...] = (
-    Fig11Column("S1@MAF1", "s1_maf1.tsv", "S1", "maf1", 16, 48, 2e-3, 4, 5,
+    Fig11Column("S1@MAF1", "S1_maf1.tsv", "S1", "maf1", 16, 48, 2e-3, 4, 5,
                 (8, 16, 24, 32, 40, 48), MAF1_RATE_SCALES, MAF1_CV_SCALES,
                 (0.75, 1, 2, 3, 4, 5, 7.5, 10), "mp-search"),
-    Fig11Column("S2@MAF1", "s2_maf1.tsv", "S2", "maf1", 64, 48, 2e-3, 4, 5,
+    Fig11Column("S2@MAF1", "S2_maf1.tsv", "S2", "maf1", 64, 48, 2e-3, 4, 5,
                 (48, 56, 64, 72, 80, 96, 128), MAF1_RATE_SCALES, MAF1_CV_SCALES,
                 (0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10), "mp-search"),
-    Fig11Column("S3@MAF1", "s3_maf1.tsv", "S3", "maf1", 48, 72, 2e-3, 4, 5,
+    Fig11Column("S3@MAF1", "S3_maf1.tsv", "S3", "maf1", 48, 72, 2e-3, 4, 5,
                 (32, 40, 48, 54, 64, 72, 96), MAF1_RATE_SCALES, MAF1_CV_SCALES,
                 (0.75, 1, 2, 3, 4, 5, 7.5, 10), "mp-search-sep"),
-    Fig11Column("S1@MAF2", "s1_maf2.tsv", "S1", "maf2", 16, 48, 16, 1, 5,
+    Fig11Column("S1@MAF2", "S1_maf2.tsv", "S1", "maf2", 16, 48, 16, 1, 5,
                 (2, 4, 6, 8, 10, 12, 14, 16), MAF2_RATE_SCALES, MAF2_CV_SCALES,
                 MAF2_SLO_SCALES, "mp-search"),
-    Fig11Column("S2@MAF2", "s2_maf2.tsv", "S2", "maf2", 64, 48, 16, 1, 5,
+    Fig11Column("S2@MAF2", "S2_maf2.tsv", "S2", "maf2", 64, 48, 16, 1, 5,
                 (16, 32, 40, 48, 56, 64), MAF2_RATE_SCALES, MAF2_CV_SCALES,
                 MAF2_SLO_SCALES, "mp-search"),
-    Fig11Column("S3@MAF2", "s3_maf2.tsv", "S3", "maf2", 48, 72, 32, 1, 5,
+    Fig11Column("S3@MAF2", "S3_maf2.tsv", "S3", "maf2", 48, 72, 32, 1, 5,
                 (16, 24, 32, 40, 48, 54, 64), (1, 4, 8, 16, 32, 64), (1, 2, 3, 4, 6, 8),
                 (0.75, 1, 1.25, 1.5, 2, 2.5, 5), "mp-search-sep"),
 )

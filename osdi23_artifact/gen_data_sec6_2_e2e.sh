@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Generate the data of Fig. 11 (Section 6.2): six columns x four sweeps -> sec6_2_data/{S1,S2,S3}_{maf1,maf2}.tsv
+# Thin wrapper over the experiment runner; extra arguments are passed through, e.g.
+#   bash gen_data_sec6_2_e2e.sh --quick            # reduced grid (smoke test)
+#   bash gen_data_sec6_2_e2e.sh --serial           # no Ray
+#   bash gen_data_sec6_2_e2e.sh --ray-address H:P  # run on an existing Ray cluster
+#   bash gen_data_sec6_2_e2e.sh --force            # recompute everything (otherwise finished cases are skipped)
+# See docs/experiments.md.
+set -euo pipefail
+cd "$(dirname "$0")"
+exec python3 -m alpa_serve.experiments fig11 --out sec6_2_data "$@"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Generate the data of Fig. 13 (Section 6.4): three MAF1 train/test pairs -> sec6_4_data/robust_pair{1,2,3}.tsv
+# Thin wrapper over the experiment runner; extra arguments are passed through, e.g.
+#   bash gen_data_sec6_4_robust.sh --quick            # reduced grid (smoke test)
+#   bash gen_data_sec6_4_robust.sh --serial           # no Ray
+#   bash gen_data_sec6_4_robust.sh --ray-address H:P  # run on an existing Ray cluster
+#   bash gen_data_sec6_4_robust.sh --force            # recompute everything (otherwise finished cases are skipped)
+# See docs/experiments.md.
+set -euo pipefail
+cd "$(dirname "$0")"
+exec python3 -m alpa_serve.experiments fig13 --out sec6_4_data "$@"

@@ -1,0 +1,448 @@
+"""Tests of alpa_serve.experiments: cases, suites, TSV I/O, run_case, runner (resume, Ray)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import socket
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from experiments_helpers import tiny_database  # noqa: E402
+
+from alpa_serve.experiments import (Case, SyntheticWorkload, TraceWorkload, build_suite,  # noqa: E402
+                                    run_case)
+from alpa_serve.experiments import runner as runner_mod  # noqa: E402
+from alpa_serve.experiments.__main__ import main as cli_main  # noqa: E402
+from alpa_serve.experiments.cases import model_names, model_types, parse_time_string  # noqa: E402
+from alpa_serve.experiments.runner import RunOptions, RunnerError, run_entries  # noqa: E402
+from alpa_serve.experiments.suites import (SUITES, SuiteEntry, SuiteOptions,  # noqa: E402
+                                           UnknownSuiteError, calibration_targets,
+                                           default_calibration_targets, fig13_window_pairs,
+                                           policy_label)
+from alpa_serve.experiments.tsv import (COLUMNS, TsvFormatError, append_row,  # noqa: E402
+                                        finished_case_ids, read_rows, repair_partial_tail,
+                                        rows_without_timing)
+
+
+def _case(**kw) -> Case:
+    base = dict(exp_name="goodput_vs_rate", model_set="S1", num_devices=2, num_models=4,
+                policy="mp-search", slo_scale=5,
+                workload=SyntheticWorkload(total_rate=4, cv=4, duration=40))
+    base.update(kw)
+    return Case(**base)
+
+
+@pytest.fixture(scope="module")
+def db():
+    return tiny_database()
+
+
+# ---------------------------------------------------------------------------
+# Cases
+# ---------------------------------------------------------------------------
+
+def test_case_id_stable_and_normalised():
+    c = _case()
+    # A fixed value: changing the canonical form silently would break resume of old TSVs.
+    assert c.case_id == _case().case_id
+    assert len(c.case_id) == 16
+    assert _case(slo_scale=5.0).case_id == c.case_id          # 5 and 5.0 are the same case
+    assert _case(num_devices=2.0).case_id == c.case_id
+    assert _case(slo_scale=5.5).case_id != c.case_id
+    assert _case(policy="sr-greedy").case_id != c.case_id
+    assert _case(exp_name="goodput_vs_cv").case_id != c.case_id
+    assert Case.from_json_dict(json.loads(c.canonical_json())) == c
+
+
+def test_case_id_known_value():
+    # Pinned: the id is sha256 of the canonical JSON; an accidental change of the case
+    # model would make every existing TSV look unfinished.
+    c = _case()
+    assert c.canonical_json() == (
+        '{"exp_name":"goodput_vs_rate","mem_budget":13958643712.0,"model_set":"S1",'
+        '"num_devices":2,"num_models":4,"policy":"mp-search","slo_scale":5.0,'
+        '"workload":{"cv":4.0,"duration":40.0,"kind":"synthetic","rate_dist":"power_law",'
+        '"total_rate":4.0,"train_seed":0,"train_workload":"test"}}')
+
+
+def test_trace_case_roundtrip_and_windows():
+    wl = TraceWorkload(source="maf1-standin", rate_scale=2e-3, cv_scale=4,
+                       test_window=("0.0.0", "0.1.0"), interval_seconds=60)
+    c = _case(workload=wl, policy="sr-replace-60")
+    assert Case.from_json_dict(json.loads(c.canonical_json())) == c
+    assert c.workload.duration == 3600.0
+    assert parse_time_string("13.23.60") == 14 * 86400
+    row = c.to_row_fields()
+    assert row["test_window"] == "0.0.0-0.1.0" and row["train_window"] == "0.0.0-0.1.0"
+    assert row["workload"] == "maf1-standin" and row["total_rate"] == ""
+    with pytest.raises(ValueError):
+        TraceWorkload(source="maf3", rate_scale=1, cv_scale=1, test_window=("0.0.0", "0.1.0"))
+    with pytest.raises(ValueError):
+        TraceWorkload(source="maf1", rate_scale=1, cv_scale=1, test_window=("0.1.0", "0.0.0"))
+
+
+def test_model_sets():
+    assert model_types("S3", 8)[:7] == ["bert-6.7b", "moe-5.3b", "bert-2.6b", "moe-2.4b",
+                                        "bert-1.3b", "moe-1.3b", "bert-6.7b"]
+    assert model_types("all_transformers", 4) == ["bert-6.7b", "bert-2.6b", "bert-1.3b",
+                                                  "bert-6.7b"]
+    assert model_types("bert-2.6b", 2) == ["bert-2.6b", "bert-2.6b"]
+    assert model_names("S1", 3) == ["m0", "m1", "m2"]
+    assert model_names("S4", 2) == ["m0", "m1"]
+    assert model_names("mixed", 2) == ["bert-6.7b-0", "moe-5.3b-1"]
+    with pytest.raises(ValueError):
+        _case(num_devices=0)
+
+
+# ---------------------------------------------------------------------------
+# Suites
+# ---------------------------------------------------------------------------
+
+def test_fig11_grid_sizes():
+    entries = build_suite("fig11")
+    counts = Counter(e.file for e in entries)
+    # (sweep lengths summed) x 3 policies, DESIGN 7.2
+    assert counts == {"S1_maf1.tsv": 29 * 3, "S2_maf1.tsv": 32 * 3, "S3_maf1.tsv": 30 * 3,
+                      "S1_maf2.tsv": 29 * 3, "S2_maf2.tsv": 27 * 3, "S3_maf2.tsv": 26 * 3}
+    pol = {f: sorted({e.case.policy for e in entries if e.file == f}) for f in counts}
+    assert pol["S1_maf1.tsv"] == ["mp-search", "sr-greedy", "sr-replace-60"]
+    assert pol["S3_maf1.tsv"] == ["mp-search-sep", "sr-greedy", "sr-replace-60"]
+    assert pol["S2_maf2.tsv"] == ["mp-search", "sr-greedy", "sr-replace-21600"]
+    s3 = [e.case for e in entries if e.file == "S3_maf2.tsv"]
+    assert all(c.num_models == 72 and c.model_set == "S3" for c in s3)
+    fixed = [c for c in s3 if c.exp_name == "goodput_vs_num_devices"]
+    assert {c.workload.rate_scale for c in fixed} == {32.0}
+    assert {c.workload.cv_scale for c in fixed} == {1.0}
+    assert sorted({c.num_devices for c in fixed}) == [16, 24, 32, 40, 48, 54, 64]
+    assert {c.workload.test_window for c in s3} == {("13.0.0", "13.23.60")}
+    assert {c.workload.interval_seconds for c in s3} == {5400.0}
+    assert {c.workload.source for c in s3} == {"maf2-standin"}
+    real = build_suite("fig11", SuiteOptions(traces="real"))
+    assert {e.case.workload.source for e in real} == {"maf1", "maf2"}
+    ids = [e.case.case_id for e in entries]
+    assert len(set(ids)) == len(ids)
+
+
+def test_fig12_fig14_grid_sizes():
+    f12 = build_suite("fig12")
+    assert len(f12) == (5 + 4 + 6) * 5
+    assert {e.file for e in f12} == {"large_model_exp.tsv"}
+    assert {e.case.num_devices for e in f12} == {64}
+    assert {e.case.workload.duration for e in f12} == {1200.0}
+    assert {e.case.workload.train_workload for e in f12} == {"test"}
+    f14 = build_suite("fig14")
+    assert len(f14) == (7 + 9) * 3
+    assert {e.case.num_models for e in f14} == {60}
+    assert {(e.case.workload.train_workload, e.case.workload.train_seed) for e in f14} == {
+        ("generated", 0)}
+    assert policy_label("mp-search-sep", "fig14") == "Greedy placement + group partitioning"
+    assert policy_label("mp-search-sep", "fig11") == "Beta"
+    assert policy_label("sr-replace-60") == "Clockwork++"
+    assert policy_label("sr-greedy") == "SR"
+
+
+def test_fig13_pairs_and_legacy_quirk():
+    assert fig13_window_pairs() == [
+        (("5.8.0", "5.9.0"), ("5.1.0", "5.2.0")),
+        (("11.9.0", "11.10.0"), ("0.12.0", "0.13.0")),
+        (("12.11.0", "12.12.0"), ("0.7.0", "0.8.0")),
+    ]
+    entries = build_suite("fig13")
+    assert Counter(e.file for e in entries) == {"robust_pair1.tsv": 87, "robust_pair2.tsv": 87,
+                                               "robust_pair3.tsv": 87}
+    for e in entries:
+        wl = e.case.workload
+        if e.case.policy == "sr-replace-120":
+            assert wl.train_window is None  # Clockwork++ uses the test window
+        else:
+            assert wl.train_window != wl.test_window and wl.train_window is not None
+        if e.case.exp_name != "goodput_vs_cv_scale":
+            assert wl.cv_scale == 4.0
+    legacy = build_suite("fig13", SuiteOptions(legacy_fig13=True))
+    eights = Counter((e.file, e.case.exp_name) for e in legacy
+                     if e.case.exp_name != "goodput_vs_cv_scale" and e.case.workload.cv_scale == 8)
+    assert eights == {("robust_pair2.tsv", "goodput_vs_num_devices"): 18,
+                      ("robust_pair2.tsv", "goodput_vs_slo"): 24,
+                      ("robust_pair3.tsv", "goodput_vs_num_devices"): 18,
+                      ("robust_pair3.tsv", "goodput_vs_slo"): 24}
+
+
+def test_calibration_suite_matches_targets():
+    path = default_calibration_targets()
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    with open(path, newline="") as f:
+        n = sum(1 for _ in csv.DictReader(f, delimiter="\t"))
+    targets = calibration_targets(path)
+    assert len(targets) == n == len(build_suite("calibration"))
+    fid = [t for t in targets if t.set == "fidelity-bert2.6b-sim"]
+    assert fid and all(t.case.model_set == "bert-2.6b" and t.case.num_models == 24
+                       and t.case.num_devices == 16 for t in fid)
+    for t in targets:
+        wl = t.case.workload
+        if isinstance(wl, SyntheticWorkload):
+            assert (wl.train_workload, wl.train_seed, wl.duration) == ("generated", 1234, 200.0)
+        else:
+            assert t.case.policy == "sr-greedy"
+
+
+def test_quick_suites_are_small_and_cover_every_file_and_policy():
+    for name in SUITES:
+        if name == "calibration" and not default_calibration_targets().exists():
+            continue
+        full = build_suite(name)
+        quick = build_suite(name, SuiteOptions(quick=True))
+        assert 0 < len(quick) < len(full)
+        if name != "calibration":
+            assert {e.file for e in quick} == {e.file for e in full}
+            assert {(e.file, e.case.policy, e.case.exp_name) for e in quick} == {
+                (e.file, e.case.policy, e.case.exp_name) for e in full}
+
+
+def test_unknown_suite():
+    with pytest.raises(UnknownSuiteError, match="fig11"):
+        build_suite("fig99")
+
+
+def test_case_ids_distinct_across_suites():
+    ids = Counter()
+    for name in ("fig11", "fig12", "fig13", "fig14"):
+        for e in build_suite(name):
+            ids[e.case.case_id] += 1
+    assert max(ids.values()) == 1
+
+
+# ---------------------------------------------------------------------------
+# TSV
+# ---------------------------------------------------------------------------
+
+def _row(case: Case, goodput: float = 0.5) -> dict:
+    row = case.to_row_fields()
+    row.update(goodput=goodput, latency_mean=0.1, latency_p99=0.2, num_requests=10,
+               solver_seconds=0.01, placement='{"type":"ModelPlacement"}', profile="abc",
+               case_id=case.case_id)
+    return row
+
+
+def test_tsv_append_and_read(tmp_path):
+    path = tmp_path / "sub" / "r.tsv"
+    a, b = _case(), _case(slo_scale=2)
+    append_row(path, _row(a, 0.25))
+    append_row(path, _row(b, 1.0))
+    lines = path.read_text().splitlines()
+    assert lines[0].split("\t") == list(COLUMNS)
+    rows = read_rows(path)
+    assert [r["case_id"] for r in rows] == [a.case_id, b.case_id]
+    assert rows[0]["goodput"] == "0.25" and rows[1]["placement"] == '{"type":"ModelPlacement"}'
+    assert finished_case_ids(path) == {a.case_id: "abc", b.case_id: "abc"}
+    # pandas reads it with its defaults
+    import pandas as pd
+    df = pd.read_csv(path, sep="\t")
+    assert list(df.columns) == list(COLUMNS) and len(df) == 2
+
+
+def test_tsv_unreadable_row_names_line(tmp_path):
+    path = tmp_path / "r.tsv"
+    append_row(path, _row(_case()))
+    append_row(path, _row(_case(slo_scale=3)))
+    with open(path, "a") as f:
+        f.write("garbage\tline\n")
+    append_row(path, _row(_case(slo_scale=4)))
+    with pytest.raises(TsvFormatError, match=r"r\.tsv:4: unreadable row"):
+        read_rows(path)
+
+
+def test_tsv_partial_tail_repaired(tmp_path):
+    path = tmp_path / "r.tsv"
+    append_row(path, _row(_case()))
+    with open(path, "a") as f:
+        f.write("goodput_vs_rate\tsynth")  # a crash mid-write
+    assert repair_partial_tail(path)
+    assert len(read_rows(path)) == 1
+    assert not repair_partial_tail(path)
+
+
+def test_tsv_header_mismatch(tmp_path):
+    path = tmp_path / "r.tsv"
+    path.write_text("a\tb\n1\t2\n")
+    with pytest.raises(TsvFormatError, match=r"r\.tsv:1: header"):
+        append_row(path, _row(_case()))
+
+
+def test_tsv_rejects_tabs():
+    row = _row(_case())
+    row["placement"] = "a\tb"
+    with pytest.raises(ValueError):
+        append_row("unused.tsv", row)
+
+
+# ---------------------------------------------------------------------------
+# run_case
+# ---------------------------------------------------------------------------
+
+def test_run_case_tiny(db):
+    row = run_case(_case(), db)
+    assert set(COLUMNS) <= set(row)
+    assert 0 <= row["goodput"] <= 1 and row["goodput"] == round(row["goodput"], 3)
+    assert row["num_requests"] > 0 and row["profile"] == db.fingerprint()
+    placement = json.loads(row["placement"])
+    assert placement["type"] == "ModelPlacement"
+    again = run_case(_case(), db)
+    assert {k: v for k, v in again.items() if k != "solver_seconds"} == {
+        k: v for k, v in row.items() if k != "solver_seconds"}
+
+
+def test_run_case_slo_scales_goodput(db):
+    low = run_case(_case(slo_scale=1.05, policy="sr-greedy",
+                         workload=SyntheticWorkload(total_rate=20, cv=4, duration=60)), db)
+    high = run_case(_case(slo_scale=20, policy="sr-greedy",
+                          workload=SyntheticWorkload(total_rate=20, cv=4, duration=60)), db)
+    assert low["goodput"] < high["goodput"]
+
+
+def test_run_case_mixed_generated(db):
+    c = _case(model_set="mixed", num_models=6, num_devices=4, policy="mp-search-sep",
+              workload=SyntheticWorkload(total_rate=6, cv=2, duration=40,
+                                         train_workload="generated", train_seed=1234))
+    row = run_case(c, db)
+    assert row["train_workload"] == "generated" and row["train_seed"] == 1234
+    assert 0 <= row["goodput"] <= 1
+
+
+def test_run_case_default_database():
+    from alpa_serve.profiling import ProfilingDatabase
+    if not ProfilingDatabase.default_path().exists():
+        pytest.skip("default profiling database not generated yet")
+    row = run_case(_case(num_models=4, num_devices=2, policy="sr-greedy"))
+    assert 0 <= row["goodput"] <= 1
+
+
+# ---------------------------------------------------------------------------
+# Runner: resume, determinism, Ray, errors
+# ---------------------------------------------------------------------------
+
+def _small_entries() -> list[SuiteEntry]:
+    entries = []
+    for policy in ("sr-greedy", "mp-search", "sr-replace-15"):
+        for rate in (2, 6):
+            entries.append(SuiteEntry("a.tsv", _case(policy=policy,
+                                                     workload=SyntheticWorkload(rate, 3, 30))))
+        entries.append(SuiteEntry("b.tsv", _case(policy=policy, num_devices=3, slo_scale=2,
+                                                 exp_name="goodput_vs_slo")))
+    return entries
+
+
+def _ids_in(out: Path) -> Counter:
+    ids = Counter()
+    for p in sorted(out.glob("*.tsv")):
+        ids.update(r["case_id"] for r in read_rows(p))
+    return ids
+
+
+def test_resume_after_crash_serial(tmp_path, db, monkeypatch):
+    entries = _small_entries()
+    opts = RunOptions(out_dir=tmp_path, serial=True, progress=False)
+    real = runner_mod.run_prepared
+    calls = {"n": 0}
+
+    def crashing(case, db_, inputs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("simulated kill")
+        return real(case, db_, inputs)
+
+    monkeypatch.setattr(runner_mod, "run_prepared", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        run_entries(entries, opts, db=db)
+    assert sum(_ids_in(tmp_path).values()) == 4
+    monkeypatch.setattr(runner_mod, "run_prepared", real)
+    summary = run_entries(entries, opts, db=db)
+    assert summary.ok and summary.skipped == 4 and summary.ran == len(entries) - 4
+    ids = _ids_in(tmp_path)
+    assert ids == Counter({e.case.case_id: 1 for e in entries})
+    # a third run does nothing
+    summary = run_entries(entries, opts, db=db)
+    assert summary.ran == 0 and summary.skipped == len(entries)
+
+
+def test_two_runs_identical_apart_from_timing(tmp_path, db):
+    entries = _small_entries()
+    for sub in ("x", "y"):
+        run_entries(entries, RunOptions(out_dir=tmp_path / sub, serial=True, progress=False),
+                    db=db)
+    for name in ("a.tsv", "b.tsv"):
+        assert rows_without_timing(tmp_path / "x" / name) == rows_without_timing(
+            tmp_path / "y" / name)
+
+
+def test_failed_case_is_reported_and_others_run(tmp_path, db):
+    entries = _small_entries() + [SuiteEntry("a.tsv", _case(policy="no-such-policy"))]
+    summary = run_entries(entries, RunOptions(out_dir=tmp_path, serial=True, progress=False),
+                          db=db)
+    assert not summary.ok and len(summary.failures) == 1
+    assert "no-such-policy" in summary.failures[0].error
+    assert summary.ran == len(entries) - 1
+
+
+def test_force_and_stale_profile(tmp_path, db):
+    entries = _small_entries()[:2]
+    opts = RunOptions(out_dir=tmp_path, serial=True, progress=False)
+    run_entries(entries, opts, db=db)
+    path = tmp_path / "a.tsv"
+    text = path.read_text().replace(db.fingerprint(), "0ldpr0f11e00")
+    path.write_text(text)
+    with pytest.raises(RunnerError, match="another profiling database"):
+        run_entries(entries, opts, db=db)
+    summary = run_entries(entries, RunOptions(out_dir=tmp_path, serial=True, progress=False,
+                                              force=True), db=db)
+    assert summary.ran == 2 and (tmp_path / "a.tsv.bak").exists()
+    assert _ids_in(tmp_path) == Counter({e.case.case_id: 1 for e in entries})
+
+
+def test_ray_run_resumes_serial_partial(tmp_path, db):
+    pytest.importorskip("ray")
+    entries = _small_entries()
+    opts = RunOptions(out_dir=tmp_path, serial=True, progress=False)
+    run_entries(entries[:3], opts, db=db)
+    serial_rows = {r["case_id"]: r for r in read_rows(tmp_path / "a.tsv")}
+    summary = run_entries(entries, RunOptions(out_dir=tmp_path, num_cpus=2, progress=False),
+                          db=db)
+    assert summary.ok and summary.skipped == 3 and summary.ran == len(entries) - 3
+    assert _ids_in(tmp_path) == Counter({e.case.case_id: 1 for e in entries})
+    # Ray rows equal serial rows apart from timing
+    ref = tmp_path / "ref"
+    run_entries(entries, RunOptions(out_dir=ref, serial=True, progress=False), db=db)
+    for name in ("a.tsv", "b.tsv"):
+        assert rows_without_timing(tmp_path / name) == rows_without_timing(ref / name)
+    assert serial_rows
+
+
+def test_unreachable_ray_address_fails_fast(tmp_path, db):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(RunnerError, match="cannot reach the Ray cluster"):
+        run_entries(_small_entries()[:1], RunOptions(out_dir=tmp_path, progress=False,
+                                                     ray_address=f"127.0.0.1:{port}",
+                                                     connect_timeout=2), db=db)
+    assert time.monotonic() - t0 < 10
+    with pytest.raises(RunnerError, match="host:port"):
+        run_entries(_small_entries()[:1], RunOptions(out_dir=tmp_path, progress=False,
+                                                     ray_address="nonsense"), db=db)
+
+
+def test_cli_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["fig99", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown suite 'fig99'" in err and "fig11" in err and "calibration" in err
