@@ -4,32 +4,56 @@ from __future__ import annotations
 
 import csv
 import json
-import math
-import os
 import socket
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from experiments_helpers import tiny_database  # noqa: E402
-
-from alpa_serve.experiments import (Case, SyntheticWorkload, TraceWorkload, build_suite,  # noqa: E402
+from alpa_serve.experiments import (Case, SyntheticWorkload, TraceWorkload, build_suite,
                                     run_case)
-from alpa_serve.experiments import runner as runner_mod  # noqa: E402
-from alpa_serve.experiments.__main__ import main as cli_main  # noqa: E402
-from alpa_serve.experiments.cases import model_names, model_types, parse_time_string  # noqa: E402
-from alpa_serve.experiments.runner import RunOptions, RunnerError, run_entries  # noqa: E402
-from alpa_serve.experiments.suites import (SUITES, SuiteEntry, SuiteOptions,  # noqa: E402
+from alpa_serve.experiments import runner as runner_mod
+from alpa_serve.experiments.__main__ import main as cli_main
+from alpa_serve.experiments.cases import model_names, model_types, parse_time_string
+from alpa_serve.experiments.runner import RunOptions, RunnerError, run_entries
+from alpa_serve.experiments.suites import (SUITES, SuiteEntry, SuiteOptions,
                                            UnknownSuiteError, calibration_targets,
                                            default_calibration_targets, fig13_window_pairs,
                                            policy_label)
-from alpa_serve.experiments.tsv import (COLUMNS, TsvFormatError, append_row,  # noqa: E402
+from alpa_serve.experiments.tsv import (COLUMNS, TsvFormatError, append_row,
                                         finished_case_ids, read_rows, repair_partial_tail,
                                         rows_without_timing)
+from alpa_serve.profiling import (ConfigProfile, ModelProfile, ParallelConfig,
+                                  ProfilingDatabase)
+
+# A small hand-made profiling database, independent of the committed V100 reconstruction so
+# that the runner's tests do not depend on calibration (latencies in s, weights in bytes).
+#: type -> (single-device b=1 latency in s, total weight in bytes)
+TINY_MODELS = {
+    "bert-1.3b": (0.151, 2.9e9),
+    "bert-2.6b": (0.238, 5.5e9),
+    "bert-6.7b": (0.395, 13.0e9),
+    "moe-1.3b": (0.18, 2.9e9),
+    "moe-2.4b": (0.20, 5.0e9),
+    "moe-5.3b": (0.21, 11.0e9),
+}
+
+
+def tiny_database() -> ProfilingDatabase:
+    """Profiles with op in {1, 2, 4} and pp in {1, 2, 4, 8} for the model types of the sets."""
+    profiles = []
+    for name, (lat, weight) in TINY_MODELS.items():
+        configs = {}
+        for op in (1, 2, 4):
+            for pp in (1, 2, 4, 8):
+                stage = lat / op / pp * (1.0 + 0.05 * (op - 1) + 0.04 * (pp - 1))
+                w = weight / op / pp
+                configs[ParallelConfig(1, op, pp)] = ConfigProfile(
+                    latency={1: tuple([stage] * pp)}, act_mem={1: tuple([1e8] * pp)},
+                    weight_mem=tuple([w] * pp))
+        profiles.append(ModelProfile(name, configs))
+    return ProfilingDatabase(profiles, hardware={"note": "tests only"})
 
 
 def _case(**kw) -> Case:
