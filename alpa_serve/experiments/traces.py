@@ -57,12 +57,17 @@ def get_trace(source: str, traces: Optional[Mapping[str, Any]] = None) -> Any:
 
 
 def replay(trace: Any, case: Case, window: tuple[str, str]) -> Replay:
-    """Replay ``window`` of ``trace`` for the models of ``case`` (DESIGN 4.3)."""
+    """Replay ``window`` of ``trace`` for the models of ``case`` (DESIGN 4.3).
+
+    The seed counter starts at 0 for every replay (train and test replays are
+    independent); the workload's SLOs are left at 0 for the case to set.
+    """
     spec = case.workload
     if not isinstance(spec, TraceWorkload):
         raise TypeError(f"case {case.case_id} has no trace workload")
-    result = trace.replay(model_names=case.model_names, start=window[0], end=window[1],
+    result = trace.replay(case.model_names, window[0], window[1],
                           interval_seconds=spec.interval_seconds,
-                          rate_scale=spec.rate_scale, cv_scale=spec.cv_scale)
-    return Replay(workload=result.workload, rates=tuple(float(r) for r in result.rates),
+                          rate_scale=spec.rate_scale, cv_scale=spec.cv_scale, seed=0)
+    workload = result.to_workload(0.0, model_names=case.model_names)
+    return Replay(workload=workload, rates=tuple(float(r) for r in result.rates),
                   cvs=tuple(float(c) for c in result.cvs))
