@@ -139,7 +139,8 @@ def _group_used(case: SearchCase, cfg: ParallelConfig, models: Sequence[int]) ->
     return sum(float(w[m]) for m in models)
 
 
-def fast_greedy(init: ModelPlacement, case: SearchCase) -> tuple[ModelPlacement, FastStats]:
+def fast_greedy(init: ModelPlacement, case: SearchCase, incremental: bool = True
+                ) -> tuple[ModelPlacement, FastStats]:
     """Fast greedy replica placement of DESIGN 6, starting from ``init`` (not normalised).
 
     Repeat: simulate the current placement (fast statistics); unserved_m = n_m * (1 - good_m /
@@ -148,54 +149,131 @@ def fast_greedy(init: ModelPlacement, case: SearchCase) -> tuple[ModelPlacement,
     group and fits (group memory + model weight <= budget); add it and normalise. Stop when no
     pair fits.
 
-    Returns the final placement and its fast statistics (the last simulation of the loop, so
-    the caller need not simulate the result again to score it).
+    incremental: re-simulate, after each addition, only the connected component (of the
+    model-group incidence graph) that received the new replica; see ``_ComponentCounts``. The
+    decisions only use the integer counts, which are identical either way; ``False`` runs the
+    plain algorithm (a full simulation per step) and exists to test this equivalence.
+
+    Returns the final placement and its fast statistics from a full simulation.
     """
     configs = list(init.group_configs)
-    groups = [list(ms) for ms in init.group_models]
+    groups = [tuple(int(m) for m in ms) for ms in init.group_models]
     budget = case.mem_budget
     num_groups = len(configs)
     num_models = case.num_models
     placement = init
     if num_groups == 0 or num_models == 0:
         return placement, case.simulate(placement)
-    # W[g, m]: weight of model m under group g's config. Rows move with their groups.
-    weight_rows = [case.weights(c) for c in configs]
+    # Per-group rows (they move with their groups on normalisation): W[g, m] the weight of model
+    # m under group g's config, used[g] the group's memory, fits[g, m] whether m may be added.
+    W = np.stack([case.weights(c) for c in configs])
     used = np.array([_group_used(case, c, ms) for c, ms in zip(configs, groups)])
     member = np.zeros((num_groups, num_models), dtype=bool)
     for g, ms in enumerate(groups):
         member[g, list(ms)] = True
+    fits = (~member) & (used[:, None] + W <= budget)
+    stats = case.simulate(placement)
+    counts = _ComponentCounts(stats, groups) if incremental else None
     steps = 0
     while True:
-        stats = case.simulate(placement)
+        if counts is not None:
+            model_num, model_good, group_num = counts.model_num, counts.model_good, counts.group_num
+        else:
+            model_num, model_good, group_num = stats.model_num, stats.model_good, stats.group_num
         # Exact published formula (float64); fully served models keep ~1e-6 that orders them.
-        unserved = stats.model_num * (1 - stats.model_good / (stats.model_num + 1e-6))
+        unserved = model_num * (1 - model_good / (model_num + 1e-6))
         model_order = case.argsort(unserved)[::-1]
-        group_order = case.argsort(stats.group_num)
-        # fits[g, m] for all pairs at once; then the first True in (group order, model order).
-        W = np.stack(weight_rows)
-        fits = (~member) & (used[:, None] + W <= budget)
+        group_order = case.argsort(group_num)
+        # The first True of fits in (group order, model order).
         ordered = fits[group_order][:, model_order]
         rows = np.flatnonzero(ordered.any(axis=1))
         if len(rows) == 0:
-            logger.debug("fast greedy: %d steps, %d groups, score %.6f", steps, num_groups,
-                         stats.score)
-            return placement, stats
+            break
         r = int(rows[0])
         g = int(group_order[r])
         m = int(model_order[int(np.argmax(ordered[r]))])
-        groups[g].append(m)
-        order, tuples = normalization_order(groups)
+        groups[g] = groups[g] + (m,)
+        order, groups = normalization_order(groups)
+        groups = [groups[i] for i in order]
         configs = [configs[i] for i in order]
-        groups = [list(tuples[i]) for i in order]
-        weight_rows = [weight_rows[i] for i in order]
-        member = member[order]
-        used = used[order]
+        W, used, member, fits = W[order], used[order], member[order], fits[order]
         gi = order.index(g)  # the new position of the group that received the model
         member[gi, m] = True
         used[gi] = _group_used(case, configs[gi], groups[gi])
-        placement = ModelPlacement(tuple(configs), tuple(tuples[i] for i in order))
+        fits[gi] = ~member[gi] & (used[gi] + W[gi] <= budget)
+        placement = ModelPlacement._trusted(tuple(configs), tuple(groups))
         steps += 1
+        if counts is None:
+            stats = case.simulate(placement)
+        elif fits.any():
+            counts.add_replica(order, gi, m, placement, case)
+        else:
+            # Nothing fits any more: the loop ends at the next check whatever the counts are,
+            # so skip the component simulation and score the result below.
+            stats = None
+            break
+    if counts is not None and (stats is None or steps > 0):
+        stats = case.simulate(placement)
+    logger.debug("fast greedy: %d steps, %d groups, score %.6f", steps, num_groups, stats.score)
+    return placement, stats
+
+
+class _ComponentCounts:
+    """Per-model and per-group request counts of the greedy's current placement, kept up to
+    date by simulating only the connected component that changed.
+
+    Why this is exact: a request of model m can only be served by a group hosting m, and it
+    only changes the free times of that group; so the requests of the models of one connected
+    component of the model-group incidence graph are simulated identically whether or not the
+    other components' requests are present (they are skipped as models without replicas).
+    Adding model m to group g changes only the component that now joins m and g; every other
+    model's and group's counts stay as they were. Counts are integers, so the result is
+    bit-identical; the score (which sums float latencies) is always taken from a full run.
+    """
+
+    def __init__(self, stats: FastStats, groups: Sequence[tuple[int, ...]]) -> None:
+        self.model_num = np.array(stats.model_num, dtype=np.int64)
+        self.model_good = np.array(stats.model_good, dtype=np.int64)
+        self.group_num = np.array(stats.group_num, dtype=np.int64)
+        num_groups = len(groups)
+        # Component label of each group (initially its own index) and each model (-1: no
+        # replica yet); labels are merged as replicas connect them.
+        self.group_comp = np.arange(num_groups)
+        self.model_comp = np.full(len(self.model_num), -1)
+        for g, ms in enumerate(groups):
+            for m in ms:
+                self._join(self.group_comp[g], m)
+
+    def _join(self, label: int, m: int) -> None:
+        """Merge model m's component into component ``label``."""
+        old = self.model_comp[m]
+        if old >= 0 and old != label:
+            self.group_comp[self.group_comp == old] = label
+            self.model_comp[self.model_comp == old] = label
+        self.model_comp[m] = label
+
+    def add_replica(self, order: Sequence[int], gi: int, m: int, placement: ModelPlacement,
+                    case: SearchCase) -> None:
+        """Account for model m added to the group now at index ``gi`` of ``placement``, after
+        the groups were permuted by ``order`` (new index -> old index)."""
+        self.group_comp = self.group_comp[order]
+        self.group_num = self.group_num[order]
+        label = self.group_comp[gi]
+        self._join(label, m)
+        comp_groups = np.flatnonzero(self.group_comp == label)
+        comp_models = np.flatnonzero(self.model_comp == label)
+        if len(comp_groups) == len(self.group_comp):
+            sub = placement
+        else:
+            # The component's groups keep their relative order, so the replica tie-break
+            # (lower group index first) is unchanged.
+            sub = ModelPlacement._trusted(
+                tuple(placement.group_configs[i] for i in comp_groups),
+                tuple(placement.group_models[i] for i in comp_groups))
+        stats = case.simulate(sub)
+        self.model_num[comp_models] = stats.model_num[comp_models]
+        self.model_good[comp_models] = stats.model_good[comp_models]
+        self.group_num[comp_groups] = stats.group_num
 
 
 # ------------------------------------------------------------------------------------------

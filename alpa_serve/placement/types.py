@@ -62,6 +62,16 @@ class ModelPlacement:
         object.__setattr__(self, "group_configs", configs)
         object.__setattr__(self, "group_models", models)
 
+    @classmethod
+    def _trusted(cls, group_configs: tuple[ParallelConfig, ...],
+                 group_models: tuple[tuple[int, ...], ...]) -> "ModelPlacement":
+        """Construct without coercion or checks: for the search's inner loop, whose inputs are
+        already tuples of ParallelConfig and tuples of Python ints of equal length."""
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "group_configs", group_configs)
+        object.__setattr__(obj, "group_models", group_models)
+        return obj
+
     @property
     def num_groups(self) -> int:
         """Number of device groups."""
