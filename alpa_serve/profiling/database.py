@@ -225,9 +225,18 @@ class ModelProfile:
     def single_latency(self) -> float:
         """Sum of the (dp=1, op=1, pp=1) stage latencies at batch size 1, in seconds.
 
-        This is the base of the model's SLO (SLO = slo_scale * single_latency).
+        This is the base of the model's SLO (SLO = slo_scale * single_latency). A model too
+        large for one device (bert-103.5b) has no (1, 1, 1) entry; its base is then the stage
+        sum of the op=1 pipeline with the fewest stages (bert-103.5b: (1, 1, 16), 4.6 s, the
+        published whole-model latency). ConfigNotProfiledError if neither exists.
         """
-        return float(sum(self.latency(ParallelConfig(1, 1, 1), 1)))
+        single = ParallelConfig(1, 1, 1)
+        if single in self._table:
+            return float(sum(self.latency(single, 1)))
+        pipelines = [c for c in self._table if c.dp == 1 and c.op == 1]
+        if not pipelines:
+            raise ConfigNotProfiledError(self.name, single, self._table)
+        return float(sum(self.latency(min(pipelines, key=lambda c: c.pp), 1)))
 
 
 # --------------------------------------------------------------------------------------------
