@@ -1,0 +1,140 @@
+"""Fig. 2: the two-model example (DESIGN 7.6).
+
+Two bert-6.7b models on 2 devices with a 14 GiB budget each, Gamma arrivals at a total rate of
+3 req/s, SLO infinite (see ``common.INFINITE_SLO_SCALE``). "Simple Placement" is sr-greedy (one
+model per device); "Model Parallelism" is mp-search, which chooses among (1,1,1) x 2, (1,2,1)
+and (1,1,2) for both models.
+
+* (a) latency CDF, equal rates, CV 1, 20000 s;
+* (b) latency CDF, rates 20% / 80%, CV 1, 20000 s;
+* (c) latency CDF, equal rates, CV 3, 20000 s;
+* (d) cluster utilisation over 0-40 s of a 500-s run at CV 3 (equal rates): each good request
+  keeps one device busy over [finish - single latency, finish]; utilisation = busy devices / 2.
+
+Run: ``python experiments/motivation/fig2_two_models.py [--quick]``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from experiments.motivation import common  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+MODEL = "bert-6.7b"
+NUM_DEVICES = 2
+MEM_BUDGET = 14 * common.GiB
+TOTAL_RATE = 3.0  # req/s over both models
+DURATION = 20000.0  # s, panels (a)-(c)
+UTIL_DURATION = 500.0  # s, panel (d)
+UTIL_WINDOW = (0.0, 40.0)  # s shown in panel (d)
+UTIL_POINTS = 400
+POLICIES = (("sr-greedy", "Simple Placement", "tab:blue"),
+            ("mp-search", "Model Parallelism", "tab:red"))
+
+#: panel -> (rate shares of the two models, CV); durations above.
+PANELS = {
+    "a": ((0.5, 0.5), 1.0),
+    "b": ((0.2, 0.8), 1.0),
+    "c": ((0.5, 0.5), 3.0),
+}
+
+
+def utilisation(finish: np.ndarray, good: np.ndarray, busy_seconds: Any, num_devices: int,
+                times: np.ndarray) -> np.ndarray:
+    """Cluster utilisation in % at each of ``times`` (s).
+
+    Each good request keeps one device busy over the half-open interval
+    [finish - busy, finish), with ``busy_seconds`` (s) a scalar or one value per request
+    (its model's single-device latency); failed requests occupy nothing. Utilisation at t is
+    the number of intervals containing t divided by ``num_devices``, in percent.
+    (It can exceed 100% only if more requests overlap than there are devices, which the
+    placements of Fig. 2 do not allow: a device serves one stage at a time and a request
+    takes at least its single latency.)
+    """
+    finish = np.asarray(finish, dtype=np.float64)
+    good = np.asarray(good, dtype=bool)
+    busy = np.broadcast_to(np.asarray(busy_seconds, dtype=np.float64), finish.shape)
+    ends = np.sort(finish[good])
+    starts = np.sort(finish[good] - busy[good])
+    t = np.asarray(times, dtype=np.float64)
+    # Intervals with start <= t minus those that already ended (end <= t).
+    active = np.searchsorted(starts, t, side="right") - np.searchsorted(ends, t, side="right")
+    return active.astype(np.float64) / num_devices * 100.0
+
+
+def _run(settings: common.Settings, db: Any, shares: Sequence[float], cv: float,
+         duration: float) -> list[common.SimResult]:
+    rates = [TOTAL_RATE * s for s in shares]
+    return [common.place_and_simulate([MODEL, MODEL], rates, cv, duration,
+                                      common.INFINITE_SLO_SCALE, policy, NUM_DEVICES,
+                                      MEM_BUDGET, db)
+            for policy, _, _ in POLICIES]
+
+
+def _placement_label(result: common.SimResult) -> str:
+    cfgs = sorted({tuple(c) for c in result.placement.group_configs})
+    return "+".join(f"({c[0]},{c[1]},{c[2]})" for c in cfgs)
+
+
+def make(settings: common.Settings, db: Any) -> list[Path]:
+    """Run Fig. 2's cases in-process and write fig2a-c_latency_cdf and fig2d_utilisation."""
+    plt = common.pyplot()
+    duration = DURATION / 10 if settings.quick else DURATION
+    paths: list[Path] = []
+    for panel, (shares, cv) in PANELS.items():
+        results = _run(settings, db, shares, cv, duration)
+        fig, ax = plt.subplots(figsize=(5.2, 3.6))
+        for (policy, label, color), res in zip(POLICIES, results):
+            lat = np.sort(res.good_latencies())
+            cdf = np.arange(1, len(lat) + 1) / len(lat)
+            ax.plot(lat, cdf, color=color,
+                    label=f"{label} {_placement_label(res)}\nmean {np.mean(lat):.2f} s, "
+                          f"p99 {np.percentile(lat, 99):.2f} s")
+        ax.set_xlabel("Latency (s)")
+        ax.set_ylabel("CDF")
+        ax.set_ylim(0, 1.01)
+        ax.set_xlim(left=0)
+        ax.set_title(f"({panel}) rates {int(shares[0] * 100)}%/{int(shares[1] * 100)}%, "
+                     f"CV {cv:g}", fontsize=12)
+        ax.legend(fontsize=9, loc="lower right")
+        paths += common.save_figure(fig, f"fig2{panel}_latency_cdf", settings)
+
+    results = _run(settings, db, (0.5, 0.5), 3.0, UTIL_DURATION)
+    times = np.linspace(UTIL_WINDOW[0], UTIL_WINDOW[1], UTIL_POINTS)
+    fig, axes = plt.subplots(2, 1, figsize=(6.4, 4.6), sharex=True)
+    for ax, (policy, label, color), res in zip(axes, POLICIES, results):
+        busy = res.single_latency[res.workload.model_ids]
+        util = utilisation(res.stats.finish, res.stats.good, busy, NUM_DEVICES, times)
+        ax.fill_between(times, util, step=None, color=color, alpha=0.35, linewidth=0)
+        ax.plot(times, util, color=color, linewidth=1.2)
+        ax.set_ylim(0, 105)
+        ax.set_ylabel("Util. (%)")
+        ax.set_title(f"{label} {_placement_label(res)}: mean {util.mean():.1f}% over "
+                     f"{UTIL_WINDOW[0]:g}-{UTIL_WINDOW[1]:g} s", fontsize=11)
+        logger.info("fig2d %s: mean utilisation %.1f%% over %g-%g s", policy, util.mean(),
+                    *UTIL_WINDOW)
+    axes[-1].set_xlabel("Time (s)")
+    paths += common.save_figure(fig, "fig2d_utilisation", settings)
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common.add_common_arguments(parser)
+    settings = common.settings_from_args(parser.parse_args(argv))
+    make(settings, common.motivation_database())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
