@@ -470,3 +470,63 @@ def test_cli_errors(tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "unknown suite 'fig99'" in err and "fig11" in err and "calibration" in err
+
+
+# ---------------------------------------------------------------------------
+# Trace cases (a tiny MAF1-format trace written by the test)
+# ---------------------------------------------------------------------------
+
+@pytest.fixture()
+def tiny_maf1(tmp_path, monkeypatch):
+    """A one-day MAF1 raw file with 12 functions; $ALPA_SERVE_MAF1_PATH points at it."""
+    import numpy as np
+    from alpa_serve.experiments import traces as traces_mod
+
+    raw = tmp_path / "maf1raw"
+    raw.mkdir()
+    rs = np.random.RandomState(7)
+    header = ["HashOwner", "HashApp", "HashFunction", "Trigger"] + [str(i) for i in range(1, 1441)]
+    lines = [",".join(header)]
+    for f in range(12):
+        counts = rs.poisson(rs.uniform(0.2, 30), size=1440) * (rs.uniform(size=1440) < 0.7)
+        lines.append(",".join([f"o{f}", f"a{f}", f"fn{f}", "http"] + [str(int(c)) for c in counts]))
+    (raw / "invocations_per_function_md.anon.d01.csv").write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("ALPA_SERVE_MAF1_PATH", str(raw))
+    monkeypatch.setenv("ALPA_SERVE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(traces_mod, "_CACHE", {})
+    return raw
+
+
+def _trace_entries() -> list[SuiteEntry]:
+    entries = []
+    for policy in ("sr-greedy", "sr-replace-600", "mp-search"):
+        for rate_scale in (0.05, 0.2):
+            wl = TraceWorkload(source="maf1", rate_scale=rate_scale, cv_scale=4,
+                               test_window=("0.1.0", "0.2.0"), interval_seconds=60)
+            entries.append(SuiteEntry("t.tsv", _case(policy=policy, num_models=6, num_devices=3,
+                                                     exp_name="goodput_vs_rate_scale",
+                                                     workload=wl)))
+        wl = TraceWorkload(source="maf1", rate_scale=0.1, cv_scale=2,
+                           test_window=("0.1.0", "0.2.0"), train_window=("0.5.0", "0.6.0"),
+                           interval_seconds=60)
+        entries.append(SuiteEntry("u.tsv", _case(policy=policy, num_models=6, num_devices=3,
+                                                 exp_name="goodput_vs_cv_scale", workload=wl)))
+    return entries
+
+
+def test_trace_cases_serial_and_ray(tmp_path, db, tiny_maf1):
+    entries = _trace_entries()
+    row = run_case(entries[0].case, db)
+    assert row["workload"] == "maf1" and row["test_window"] == "0.1.0-0.2.0"
+    assert row["rate_scale"] == 0.05 and row["num_requests"] > 0
+    ser = tmp_path / "serial"
+    summary = run_entries(entries, RunOptions(out_dir=ser, serial=True, progress=False), db=db)
+    assert summary.ok and summary.ran == len(entries)
+    rows = read_rows(ser / "u.tsv")
+    assert {r["train_window"] for r in rows} == {"0.5.0-0.6.0"}
+    pytest.importorskip("ray")
+    par = tmp_path / "ray"
+    summary = run_entries(entries, RunOptions(out_dir=par, num_cpus=2, progress=False), db=db)
+    assert summary.ok, summary.failures
+    for name in ("t.tsv", "u.tsv"):
+        assert rows_without_timing(ser / name) == rows_without_timing(par / name)

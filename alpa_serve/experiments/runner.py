@@ -53,7 +53,9 @@ class RunOptions:
         force: start the suite's TSV files afresh instead of resuming.
         connect_timeout: seconds to wait for a Ray cluster address to answer.
         progress: show a tqdm progress bar.
-        share_traces: put loaded traces in the object store (else each worker loads them).
+        share_traces: load each trace once in the driver and share it (a handle to its
+            memory-mapped cache locally, the trace itself on a remote cluster); else each
+            worker loads it.
     """
 
     out_dir: Path
@@ -240,13 +242,18 @@ def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
         case_remote = ray.remote(num_cpus=1)(_case_task)
         db_ref = ray.put(db)  # shared read-only input: put once
 
+        # Traces are loaded (generated/preprocessed if needed) once, here. On the local
+        # embedded instance workers open the preprocessed cache memory-mapped through a
+        # small handle; on a remote cluster the trace itself goes to the object store.
         trace_refs: dict[str, Any] = {}
         if options.share_traces:
-            from alpa_serve.experiments.traces import load_trace
+            from alpa_serve.experiments.traces import handle_of, load_trace
 
             for source in sorted({e.case.workload.source for e in todo
                                   if isinstance(e.case.workload, TraceWorkload)}):
-                trace_refs[source] = ray.put(load_trace(source))
+                trace = load_trace(source)
+                shared = handle_of(trace) if options.ray_address is None else trace
+                trace_refs[source] = ray.put(shared)
 
         groups: dict[str, list[SuiteEntry]] = defaultdict(list)
         for e in todo:

@@ -49,10 +49,38 @@ def load_trace(source: str) -> Any:
     return _CACHE[source]
 
 
+@dataclass(frozen=True)
+class TraceHandle:
+    """A reference to a preprocessed trace cache on a shared file system.
+
+    Workers on the same machine open it memory-mapped (:meth:`open`), so a trace
+    of a gigabyte is shared through the page cache instead of being copied into
+    every worker or the object store.
+    """
+
+    source: str
+    cache_path: str
+
+    def open(self) -> Any:
+        """The :class:`~alpa_serve.workload.trace.Trace` (cached per process)."""
+        key = f"{self.source}@{self.cache_path}"
+        if key not in _CACHE:
+            module = _trace_module()
+            _CACHE[key] = module.Trace(self.source, self.cache_path)
+        return _CACHE[key]
+
+
+def handle_of(trace: Any) -> TraceHandle:
+    """A :class:`TraceHandle` of a loaded trace."""
+    return TraceHandle(source=str(trace.source), cache_path=str(trace.cache_path))
+
+
 def get_trace(source: str, traces: Optional[Mapping[str, Any]] = None) -> Any:
-    """The trace of ``source`` from ``traces`` if given there, else :func:`load_trace`."""
+    """The trace of ``source``: from ``traces`` if given there (a loaded trace or a
+    :class:`TraceHandle`), else :func:`load_trace`."""
     if traces is not None and source in traces:
-        return traces[source]
+        trace = traces[source]
+        return trace.open() if isinstance(trace, TraceHandle) else trace
     return load_trace(source)
 
 
