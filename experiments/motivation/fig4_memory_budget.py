@@ -82,6 +82,8 @@ def build_entries(settings: common.Settings) -> list[Any]:
 def plot(rows: Mapping[str, Mapping[str, str]], settings: common.Settings) -> list[Path]:
     """fig4_memory_budget: one panel per model, mean (solid) and p99 (dashed) per line."""
     plt = common.pyplot()
+    from matplotlib import ticker
+
     points = grid(settings)
     fig, axes = plt.subplots(1, len(SETUPS), figsize=(5.2 * len(SETUPS), 3.8))
     styles = {"Model parallelism": ("tab:red", "o"), "Replication": ("tab:blue", "s")}
@@ -99,7 +101,11 @@ def plot(rows: Mapping[str, Mapping[str, str]], settings: common.Settings) -> li
         ax.set_title(f"{model}, 8 models, rate {rate:g}/s, CV {CV:g}", fontsize=12)
         ax.set_xlabel("Memory budget per device (GiB)")
         ax.set_ylabel("Latency (s)")
+        # Log scale: the small budgets, where the policies differ, span 10x in latency.
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         ax.legend(fontsize=9)
     fig.tight_layout()
     return common.save_figure(fig, "fig4_memory_budget", settings)

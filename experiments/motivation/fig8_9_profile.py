@@ -137,11 +137,13 @@ def make(settings: common.Settings, db: Any) -> list[Path]:
     ax2.bar(x, comp, color="tab:gray", label="Computation (single / n)")
     ax2.bar(x, ovh, bottom=comp, color="tab:orange", label="Intra-op overhead")
     ax2.set_title("(b) Intra-op: latency", fontsize=12)
-    for a in axes:
+    tops = (float(np.max(single + comm + uneven)), float(np.max(comp + ovh)))
+    for a, top in zip(axes, tops):
         a.set_xticks(x, [str(v) for v in n])
         a.set_xlabel("#devices")
         a.set_ylabel("Time (s)")
-        a.legend(fontsize=9)
+        a.set_ylim(0, top * 1.45)  # head room so the legend does not cover the bars
+        a.legend(fontsize=9, loc="upper right")
     fig.tight_layout()
     paths += common.save_figure(fig, "fig9_overhead_decomposition", settings)
     return paths
