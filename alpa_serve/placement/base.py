@@ -149,131 +149,153 @@ def fast_greedy(init: ModelPlacement, case: SearchCase, incremental: bool = True
     group and fits (group memory + model weight <= budget); add it and normalise. Stop when no
     pair fits.
 
-    incremental: re-simulate, after each addition, only the connected component (of the
-    model-group incidence graph) that received the new replica; see ``_ComponentCounts``. The
-    decisions only use the integer counts, which are identical either way; ``False`` runs the
-    plain algorithm (a full simulation per step) and exists to test this equivalence.
+    incremental: after each addition re-simulate only the connected component (of the
+    model-group incidence graph) that received the new replica (see ``_GreedyState``). The
+    decisions only use integer counts, which are identical either way; ``False`` runs the plain
+    algorithm (a full simulation per step) and exists to test this equivalence.
 
     Returns the final placement and its fast statistics from a full simulation.
     """
-    configs = list(init.group_configs)
-    groups = [tuple(int(m) for m in ms) for ms in init.group_models]
-    budget = case.mem_budget
-    num_groups = len(configs)
-    num_models = case.num_models
-    placement = init
-    if num_groups == 0 or num_models == 0:
-        return placement, case.simulate(placement)
-    # Per-group rows (they move with their groups on normalisation): W[g, m] the weight of model
-    # m under group g's config, used[g] the group's memory, fits[g, m] whether m may be added.
-    W = np.stack([case.weights(c) for c in configs])
-    used = np.array([_group_used(case, c, ms) for c, ms in zip(configs, groups)])
-    member = np.zeros((num_groups, num_models), dtype=bool)
-    for g, ms in enumerate(groups):
-        member[g, list(ms)] = True
-    fits = (~member) & (used[:, None] + W <= budget)
-    stats = case.simulate(placement)
-    counts = _ComponentCounts(stats, groups) if incremental else None
+    if init.num_groups == 0 or case.num_models == 0:
+        return init, case.simulate(init)
+    state = _GreedyState(init, case)
+    stats = case.simulate(init)
+    state.set_counts(stats)
     steps = 0
     while True:
-        if counts is not None:
-            model_num, model_good, group_num = counts.model_num, counts.model_good, counts.group_num
-        else:
-            model_num, model_good, group_num = stats.model_num, stats.model_good, stats.group_num
-        # Exact published formula (float64); fully served models keep ~1e-6 that orders them.
-        unserved = model_num * (1 - model_good / (model_num + 1e-6))
-        model_order = case.argsort(unserved)[::-1]
-        group_order = case.argsort(group_num)
-        # The first True of fits in (group order, model order).
-        ordered = fits[group_order][:, model_order]
-        rows = np.flatnonzero(ordered.any(axis=1))
-        if len(rows) == 0:
+        pair = state.choose()
+        if pair is None:
             break
-        r = int(rows[0])
-        g = int(group_order[r])
-        m = int(model_order[int(np.argmax(ordered[r]))])
-        groups[g] = groups[g] + (m,)
-        order, groups = normalization_order(groups)
-        groups = [groups[i] for i in order]
-        configs = [configs[i] for i in order]
-        W, used, member, fits = W[order], used[order], member[order], fits[order]
-        gi = order.index(g)  # the new position of the group that received the model
-        member[gi, m] = True
-        used[gi] = _group_used(case, configs[gi], groups[gi])
-        fits[gi] = ~member[gi] & (used[gi] + W[gi] <= budget)
-        placement = ModelPlacement._trusted(tuple(configs), tuple(groups))
+        placement = state.add(*pair)
         steps += 1
-        if counts is None:
+        if not state.any_fits():
+            # Nothing fits any more, so the next check would stop whatever the counts are.
             stats = case.simulate(placement)
-        elif fits.any():
-            counts.add_replica(order, gi, m, placement, case)
-        else:
-            # Nothing fits any more: the loop ends at the next check whatever the counts are,
-            # so skip the component simulation and score the result below.
-            stats = None
             break
-    if counts is not None and (stats is None or steps > 0):
-        stats = case.simulate(placement)
-    logger.debug("fast greedy: %d steps, %d groups, score %.6f", steps, num_groups, stats.score)
+        if incremental:
+            state.resimulate_component(pair[1])
+        else:
+            stats = case.simulate(placement)
+            state.set_counts(stats)
+    # choose() finds nothing only before the first addition (afterwards any_fits() ends the
+    # loop first), so ``stats`` is always the full simulation of the returned placement.
+    placement = state.placement()
+    logger.debug("fast greedy: %d steps, %d groups, score %.6f", steps, init.num_groups,
+                 stats.score)
     return placement, stats
 
 
-class _ComponentCounts:
-    """Per-model and per-group request counts of the greedy's current placement, kept up to
-    date by simulating only the connected component that changed.
+class _GreedyState:
+    """Bookkeeping of the fast greedy, indexed by group *slot* (a group's identity; slots never
+    move, normalisation only changes ``pos2slot``, the slot at each position).
 
-    Why this is exact: a request of model m can only be served by a group hosting m, and it
-    only changes the free times of that group; so the requests of the models of one connected
-    component of the model-group incidence graph are simulated identically whether or not the
-    other components' requests are present (they are skipped as models without replicas).
-    Adding model m to group g changes only the component that now joins m and g; every other
-    model's and group's counts stay as they were. Counts are integers, so the result is
-    bit-identical; the score (which sums float latencies) is always taken from a full run.
+    Per slot: config, sorted model tuple, weight row W[s, m] (bytes), memory used (bytes),
+    member[s, m], fits[s, m] (m may be added: not a member and used + W <= budget) and a
+    component label. Per model: component label (-1: no replica yet). Counts (requests per
+    model and per slot, good requests per model) come from the last simulation.
+
+    Component re-simulation is exact: a request of model m can only be served by a group
+    hosting m and only changes that group's free times, so the requests of one connected
+    component of the model-group graph are simulated identically whether or not the other
+    components' requests are served (they are skipped as models without replicas). Adding
+    model m to a group changes only the component that now joins them; every other model's and
+    group's counts stay valid. Counts are integers, so the decisions are bit-identical; the
+    returned score always comes from a full simulation.
     """
 
-    def __init__(self, stats: FastStats, groups: Sequence[tuple[int, ...]]) -> None:
+    def __init__(self, init: ModelPlacement, case: SearchCase) -> None:
+        self.case = case
+        self.budget = case.mem_budget
+        self.configs = list(init.group_configs)
+        # The initial candidate is not normalised: its order is kept until the first addition.
+        self.groups = [tuple(int(m) for m in ms) for ms in init.group_models]
+        num_groups, num_models = len(self.configs), case.num_models
+        self.pos2slot = list(range(num_groups))
+        self.W = np.stack([case.weights(c) for c in self.configs])
+        self.used = np.array([_group_used(case, c, ms)
+                              for c, ms in zip(self.configs, self.groups)])
+        self.member = np.zeros((num_groups, num_models), dtype=bool)
+        for g, ms in enumerate(self.groups):
+            self.member[g, list(ms)] = True
+        self.fits = (~self.member) & (self.used[:, None] + self.W <= self.budget)
+        self.fits_any = self.fits.any(axis=1)
+        self.group_comp = np.arange(num_groups)
+        self.model_comp = np.full(num_models, -1)
+        for g, ms in enumerate(self.groups):
+            for m in ms:
+                self._join(g, m)
+        self.model_num = self.model_good = self.slot_num = np.zeros(0, dtype=np.int64)
+
+    def set_counts(self, stats: FastStats) -> None:
+        """Take all counts from a full simulation of the current placement."""
         self.model_num = np.array(stats.model_num, dtype=np.int64)
         self.model_good = np.array(stats.model_good, dtype=np.int64)
-        self.group_num = np.array(stats.group_num, dtype=np.int64)
-        num_groups = len(groups)
-        # Component label of each group (initially its own index) and each model (-1: no
-        # replica yet); labels are merged as replicas connect them.
-        self.group_comp = np.arange(num_groups)
-        self.model_comp = np.full(len(self.model_num), -1)
-        for g, ms in enumerate(groups):
-            for m in ms:
-                self._join(self.group_comp[g], m)
+        self.slot_num = np.empty(len(self.pos2slot), dtype=np.int64)
+        self.slot_num[self.pos2slot] = stats.group_num
 
-    def _join(self, label: int, m: int) -> None:
-        """Merge model m's component into component ``label``."""
+    def choose(self) -> Optional[tuple[int, int]]:
+        """The (slot, model) pair the greedy adds next, or None when nothing fits."""
+        case = self.case
+        model_num = self.model_num
+        # Exact published formula (float64); fully served models keep ~1e-6 that orders them.
+        unserved = model_num * (1 - self.model_good / (model_num + 1e-6))
+        model_order = case.argsort(unserved)[::-1]
+        pos = np.array(self.pos2slot)
+        slot_order = pos[case.argsort(self.slot_num[pos])]
+        candidates = self.fits_any[slot_order]
+        r = int(np.argmax(candidates))
+        if not candidates[r]:
+            return None
+        slot = int(slot_order[r])
+        m = int(model_order[int(np.argmax(self.fits[slot][model_order]))])
+        return slot, m
+
+    def add(self, slot: int, m: int) -> ModelPlacement:
+        """Add model m to ``slot``, normalise, and return the new placement."""
+        self.groups[slot] = self.groups[slot] + (m,)
+        order, sorted_groups = normalization_order([self.groups[s] for s in self.pos2slot])
+        for p, s in enumerate(self.pos2slot):
+            self.groups[s] = sorted_groups[p]
+        self.pos2slot = [self.pos2slot[i] for i in order]
+        self.member[slot, m] = True
+        self.used[slot] = _group_used(self.case, self.configs[slot], self.groups[slot])
+        self.fits[slot] = ~self.member[slot] & (self.used[slot] + self.W[slot] <= self.budget)
+        self.fits_any[slot] = self.fits[slot].any()
+        self._join(slot, m)
+        return self.placement()
+
+    def any_fits(self) -> bool:
+        """Whether any (group, model) pair still fits."""
+        return bool(self.fits_any.any())
+
+    def placement(self) -> ModelPlacement:
+        """The current placement (groups in position order)."""
+        return ModelPlacement._trusted(tuple(self.configs[s] for s in self.pos2slot),
+                                       tuple(self.groups[s] for s in self.pos2slot))
+
+    def _join(self, slot: int, m: int) -> None:
+        """Record a replica of model m on ``slot``: merge their components."""
+        label = self.group_comp[slot]
         old = self.model_comp[m]
         if old >= 0 and old != label:
             self.group_comp[self.group_comp == old] = label
             self.model_comp[self.model_comp == old] = label
         self.model_comp[m] = label
 
-    def add_replica(self, order: Sequence[int], gi: int, m: int, placement: ModelPlacement,
-                    case: SearchCase) -> None:
-        """Account for model m added to the group now at index ``gi`` of ``placement``, after
-        the groups were permuted by ``order`` (new index -> old index)."""
-        self.group_comp = self.group_comp[order]
-        self.group_num = self.group_num[order]
-        label = self.group_comp[gi]
-        self._join(label, m)
-        comp_groups = np.flatnonzero(self.group_comp == label)
-        comp_models = np.flatnonzero(self.model_comp == label)
-        if len(comp_groups) == len(self.group_comp):
-            sub = placement
-        else:
-            # The component's groups keep their relative order, so the replica tie-break
-            # (lower group index first) is unchanged.
-            sub = ModelPlacement._trusted(
-                tuple(placement.group_configs[i] for i in comp_groups),
-                tuple(placement.group_models[i] for i in comp_groups))
-        stats = case.simulate(sub)
-        self.model_num[comp_models] = stats.model_num[comp_models]
-        self.model_good[comp_models] = stats.model_good[comp_models]
-        self.group_num[comp_groups] = stats.group_num
+    def resimulate_component(self, m: int) -> None:
+        """Refresh the counts of the component containing model m by simulating it alone."""
+        label = self.model_comp[m]
+        comp = self.group_comp == label
+        # The component's groups in position order: relative order (and so the replica
+        # tie-break, lower group index first) is that of the full placement.
+        slots = [s for s in self.pos2slot if comp[s]]
+        sub = ModelPlacement._trusted(tuple(self.configs[s] for s in slots),
+                                      tuple(self.groups[s] for s in slots))
+        stats = self.case.simulate(sub)
+        models = self.model_comp == label
+        self.model_num[models] = stats.model_num[models]
+        self.model_good[models] = stats.model_good[models]
+        self.slot_num[slots] = stats.group_num
 
 
 # ------------------------------------------------------------------------------------------

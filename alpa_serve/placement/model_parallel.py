@@ -9,7 +9,6 @@ from typing import Optional, Sequence
 import numpy as np
 
 from alpa_serve.placement.base import (
-    SINGLE_DEVICE,
     Policy,
     SearchCase,
     binary_parts,
@@ -84,8 +83,9 @@ def _all_candidate_configs(num_devices: int) -> list[ParallelConfig]:
 # mp-search-sep: model clustering and device splits
 # ------------------------------------------------------------------------------------------
 def single_device_latency(model: ModelData) -> float:
-    """Sum (s) of the model's (1,1,1) stage latencies at batch size 1."""
-    return float(sum(model.profile.latency(SINGLE_DEVICE, 1)))
+    """The model's single-device latency (s): the sum of its (1,1,1) stage latencies at batch
+    size 1 (ModelProfile.single_latency, which also covers models too large for one device)."""
+    return float(model.profile.single_latency)
 
 
 def cluster_models(model_datas: Sequence[ModelData]) -> list[list[int]]:

@@ -148,7 +148,7 @@ class ModelPlacement:
                 names = [profiles[m].name for m in ms]
                 raise ValueError(
                     f"group {g} ({tuple(cfg)}) with models {list(ms)} {names} needs "
-                    f"{mem:.6g} bytes, over the memory budget of {mem_budget:.6g} bytes")
+                    f"{mem:.0f} bytes, over the memory budget of {mem_budget:.0f} bytes")
 
 
 @dataclass(frozen=True)
