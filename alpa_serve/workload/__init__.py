@@ -5,6 +5,10 @@ Public API (DESIGN 10)::
     from alpa_serve.workload import GammaProcess, Workload
     w = GammaProcess(rate, cv).generate_workload(model_id, start, duration, slo, seed)
     w = Workload.merge(w1, w2, ...); w.save(p); Workload.load(p)
+
+    from alpa_serve.workload import load_trace
+    rep = load_trace("maf1-standin").replay(72, "0.0.0", "0.1.0", 60, rate_scale, cv_scale)
+    w = rep.to_workload(slos)     # rep.rates / rep.cvs: per-model statistics; rep.name: source
 """
 
 from alpa_serve.workload.workload import Workload, WorkloadFormatError
@@ -18,6 +22,18 @@ from alpa_serve.workload.arrival import (
     uniform_rates,
     weighted_rates,
 )
+from alpa_serve.workload.trace import (
+    SOURCES as TRACE_SOURCES,
+    Trace,
+    TraceError,
+    TraceFormatError,
+    TraceNotFoundError,
+    TraceReplay,
+    TraceWindowError,
+    default_cache_dir,
+    load_trace,
+    parse_time,
+)
 
 __all__ = [
     "Workload",
@@ -30,4 +46,14 @@ __all__ = [
     "uniform_rates",
     "power_law_rates",
     "weighted_rates",
+    "TRACE_SOURCES",
+    "Trace",
+    "TraceReplay",
+    "TraceError",
+    "TraceFormatError",
+    "TraceNotFoundError",
+    "TraceWindowError",
+    "default_cache_dir",
+    "load_trace",
+    "parse_time",
 ]

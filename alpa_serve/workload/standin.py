@@ -1,0 +1,695 @@
+"""Synthetic stand-ins for the Azure Functions traces, written in the real raw formats.
+
+The real MAF1 (2019) and MAF2 (2021) datasets cannot be downloaded here, so these generators
+write files in exactly the raw formats :mod:`alpa_serve.workload.trace` loads (MAF1 daily
+per-minute CSVs, MAF2 invocation CSV), deterministically from :class:`StandinParams`. The
+replay then runs on them unchanged. Every number that shapes the stand-ins lives in the frozen
+dataclasses below, so calibration (docs/calibration.md) changes numbers, not code; the cache
+directory name includes a hash of the parameters, so changed numbers regenerate automatically.
+
+Targeted statistics and their sources are listed in ``docs/traces.md``.
+
+Command line::
+
+    python -m alpa_serve.workload.standin --out DIR [--which maf1|maf2|both] [--report]
+                                          [--figure PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gzip
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from alpa_serve.workload import trace as tr
+
+__all__ = ["Maf1StandinParams", "Maf2StandinParams", "StandinParams", "DEFAULT_PARAMS",
+           "generate_maf1_standin", "generate_maf2_standin", "ensure_standin", "trace_report",
+           "format_report", "plot_report", "main"]
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+
+# ----------------------------------------------------------------------------- parameters
+
+@dataclass(frozen=True)
+class Maf1StandinParams:
+    """Shape of the MAF1 stand-in (per-minute invocation counts of ~46k functions, 14 days).
+
+    Per-function mean daily invocations follow a three-band distribution: a share
+    ``frac_le_hourly`` log-uniform in [``min_daily_invocations``, 24] (at most once per hour),
+    up to ``frac_le_minutely`` log-uniform in (24, 1440] (at most once per minute), and the rest
+    a heavy tail: log10(daily) = log10(1440) + Exp(``tail_log10_scale``), truncated at
+    ``max_daily_invocations``. The band shares are set so that the *measured* shares (after
+    Poisson sampling, dropping never-invoked functions, timers) are the study's 45% / 81%.
+    """
+
+    seed: int = 2019
+    num_functions: int = 46_500
+    num_days: int = 14
+    functions_per_app: float = 1.9
+    apps_per_owner: float = 2.0
+    frac_le_hourly: float = 0.44
+    frac_le_minutely: float = 0.803
+    min_daily_invocations: float = 0.1
+    tail_log10_scale: float = 1.0
+    max_daily_invocations: float = 1e7
+    # Timer-triggered functions (15.6% of functions in the study) fire every `period` minutes,
+    # the allowed period closest (in log) to their drawn rate; faster than once a minute they
+    # fire several times per minute.
+    timer_fraction: float = 0.156
+    timer_periods_minutes: tuple[int, ...] = (1, 2, 5, 10, 15, 30, 60, 120, 360, 720, 1440)
+    # Trigger labels of non-timer functions and their weights (study's function shares).
+    triggers: tuple[str, ...] = ("http", "queue", "event", "orchestration", "storage", "others")
+    trigger_weights: tuple[float, ...] = (0.550, 0.152, 0.022, 0.069, 0.028, 0.022)
+    # Bursty functions alternate on/off (a two-state Markov chain over minutes); while on their
+    # rate is divided by the duty cycle, so the mean is kept.
+    bursty_fraction: float = 0.35
+    burst_duty_min: float = 0.02
+    burst_duty_max: float = 0.3
+    burst_mean_on_minutes: float = 6.0
+    # Minute-to-minute log-normal rate noise of non-timer functions (sigma of ln).
+    minute_noise_sigma: float = 0.35
+    # Shared diurnal pattern: 1 + a cos(2 pi (hour - peak) / 24), a ~ U(0, 2 * amplitude).
+    diurnal_amplitude: float = 0.3
+    diurnal_peak_hour: float = 14.0
+    diurnal_peak_jitter_hours: float = 2.0
+    # Weekly pattern: the trace starts on a Monday (as MAF1 did, 15 July 2019); weekend days
+    # get this factor (normalized so the 14-day mean is unchanged).
+    weekend_factor: float = 0.75
+    first_weekday: int = 0
+    # Population churn: some functions first appear on a later day, some stop early.
+    late_birth_fraction: float = 0.06
+    early_death_fraction: float = 0.04
+    # Functions with a daily mean below this are sampled per day and placed into minutes by
+    # the rate profile (same distribution as per-minute Poisson counts, much cheaper).
+    sparse_daily_threshold: float = 60.0
+    compress: bool = True
+
+
+@dataclass(frozen=True)
+class Maf2StandinParams:
+    """Shape of the MAF2 stand-in (invocation times of a few hundred functions, 14 days).
+
+    Non-timer functions are cluster processes: bursts arrive as a Poisson process modulated
+    by a diurnal curve and an hours-scale on/off regime; each burst has a geometric number of
+    invocations separated by exponential gaps of a few tenths of a second. That makes the
+    per-window fitted Gamma CV well above 1, as in the 2021 trace.
+    """
+
+    seed: int = 2021
+    num_functions: int = 424
+    num_apps: int = 119
+    num_days: int = 14
+    total_invocations: int = 1_980_000
+    log10_weight_sigma: float = 1.1
+    timer_fraction: float = 0.2
+    timer_periods_seconds: tuple[float, ...] = (60.0, 300.0, 600.0, 900.0, 3600.0)
+    timer_jitter_seconds: float = 0.5
+    burst_size_mean_min: float = 2.0
+    burst_size_mean_max: float = 40.0
+    burst_gap_mean_min: float = 0.02
+    burst_gap_mean_max: float = 2.0
+    regime_on_hours_mean: float = 3.0
+    regime_duty_min: float = 0.2
+    regime_duty_max: float = 1.0
+    diurnal_amplitude: float = 0.4
+    diurnal_peak_hour: float = 14.0
+    duration_log10_mu: float = -0.7
+    duration_log10_sigma: float = 0.7
+    timestamp_decimals: int = 6
+
+
+@dataclass(frozen=True)
+class StandinParams:
+    """All stand-in parameters in one place (calibration changes these numbers)."""
+
+    maf1: Maf1StandinParams = field(default_factory=Maf1StandinParams)
+    maf2: Maf2StandinParams = field(default_factory=Maf2StandinParams)
+
+    def digest(self, kind: str) -> str:
+        """Short hash of one stand-in's parameters (names its cache directory)."""
+        sub = getattr(self, kind)
+        blob = json.dumps(dataclasses.asdict(sub), sort_keys=True, default=list)
+        return hashlib.sha256(f"{kind}:{blob}".encode()).hexdigest()[:10]
+
+
+DEFAULT_PARAMS = StandinParams()
+
+
+def _rng(seed: int, *stream: int) -> np.random.Generator:
+    """Independent deterministic stream per (seed, purpose, day, block)."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, *stream])))
+
+
+def _hex_ids(seed: int, label: str, n: int) -> list[str]:
+    """``n`` unique 64-hex ids (like the datasets' SHA-256 hashes), deterministic."""
+    return [hashlib.sha256(f"{label}:{seed}:{i}".encode()).hexdigest() for i in range(n)]
+
+
+# ----------------------------------------------------------------------------- MAF1
+
+def _maf1_population(p: Maf1StandinParams) -> dict:
+    F = p.num_functions
+    rng = _rng(p.seed, 1)
+    n_apps = max(1, int(round(F / p.functions_per_app)))
+    n_owners = max(1, int(round(n_apps / p.apps_per_owner)))
+    app_of = rng.integers(0, n_apps, F)
+    owner_of_app = rng.integers(0, n_owners, n_apps)
+    is_timer = rng.random(F) < p.timer_fraction
+    daily = _maf1_daily_rates(p, rng)
+    periods = np.asarray(p.timer_periods_minutes, dtype=np.float64)
+    want = tr.MINUTES_PER_DAY / daily          # minutes between invocations
+    period = periods[np.argmin(np.abs(np.log(want[:, None] / periods[None, :])), axis=1)]
+    period = period.astype(np.int64)
+    fires = np.maximum(1, np.round(daily / tr.MINUTES_PER_DAY)).astype(np.int32)
+    fires[period > 1] = 1
+    phase = (rng.random(F) * period).astype(np.int64)
+    tw = np.asarray(p.trigger_weights, dtype=np.float64)
+    trig_idx = rng.choice(len(tw), F, p=tw / tw.sum())
+    triggers = np.where(is_timer, "timer", np.asarray(p.triggers)[trig_idx])
+    is_bursty = (~is_timer) & (rng.random(F) < p.bursty_fraction)
+    duty = rng.uniform(p.burst_duty_min, p.burst_duty_max, F)
+    amp = np.minimum(rng.uniform(0, 2 * p.diurnal_amplitude, F), 0.95)
+    peak = p.diurnal_peak_hour + rng.normal(0, p.diurnal_peak_jitter_hours, F)
+    birth = np.zeros(F, dtype=np.int64)
+    late = rng.random(F) < p.late_birth_fraction
+    birth[late] = rng.integers(1, p.num_days, late.sum())
+    death = np.full(F, p.num_days, dtype=np.int64)  # exclusive last day
+    dies = rng.random(F) < p.early_death_fraction
+    death[dies] = np.maximum(birth[dies] + 1, rng.integers(1, p.num_days, dies.sum()))
+    owners = _hex_ids(p.seed, "maf1-owner", n_owners)
+    apps = _hex_ids(p.seed, "maf1-app", n_apps)
+    funcs = _hex_ids(p.seed, "maf1-func", F)
+    # File order, as in the real files, sorts rows by owner, app, function hash: popularity
+    # is then unrelated to position (the stripe mapping sees a random order).
+    owner_s = [owners[owner_of_app[app_of[f]]] for f in range(F)]
+    app_s = [apps[app_of[f]] for f in range(F)]
+    order = sorted(range(F), key=lambda f: (owner_s[f], app_s[f], funcs[f]))
+    weekly = np.array([p.weekend_factor if (p.first_weekday + d) % 7 >= 5 else 1.0
+                       for d in range(p.num_days)])
+    weekly = weekly / weekly.mean()
+    return dict(order=np.asarray(order), owner=owner_s, app=app_s, func=funcs,
+                triggers=triggers, is_timer=is_timer, is_bursty=is_bursty, daily=daily,
+                period=period, fires=fires, phase=phase, duty=duty, amp=amp, peak=peak, birth=birth,
+                death=death, weekly=weekly)
+
+
+def _maf1_daily_rates(p: Maf1StandinParams, rng: np.random.Generator) -> np.ndarray:
+    """Mean daily invocations per function (three bands, see :class:`Maf1StandinParams`)."""
+    F = p.num_functions
+    u = rng.random(F)
+    v = rng.random(F)
+    lo, hr, mn = math.log10(p.min_daily_invocations), math.log10(24.0), math.log10(1440.0)
+    top = math.log10(p.max_daily_invocations)
+    log_d = np.where(u < p.frac_le_hourly, lo + v * (hr - lo), hr + v * (mn - hr))
+    # Truncated exponential in log10 above once per minute (inverse CDF).
+    tail = mn - p.tail_log10_scale * np.log1p(-v * (1 - math.exp(-(top - mn) /
+                                                                   p.tail_log10_scale)))
+    log_d = np.where(u >= p.frac_le_minutely, tail, log_d)
+    return 10.0 ** log_d
+
+
+def _maf1_day_counts(p: Maf1StandinParams, pop: dict, day: int,
+                     burst_state: np.ndarray) -> np.ndarray:
+    """int32 counts [F, 1440] of one day (function index order). Updates ``burst_state``."""
+    F, T = p.num_functions, tr.MINUTES_PER_DAY
+    counts = np.zeros((F, T), dtype=np.int32)
+    alive = (pop["birth"] <= day) & (day < pop["death"])
+    minutes = np.arange(T, dtype=np.float64)
+    hours = minutes / 60.0
+
+    # Timers: `fires` invocations at minutes where (trace minute - phase) % period == 0.
+    tmin = day * T + np.arange(T, dtype=np.int64)
+    timers = np.nonzero(pop["is_timer"] & alive)[0]
+    for per in np.unique(pop["period"][timers]):
+        rows = timers[pop["period"][timers] == per]
+        hit = ((tmin[None, :] - pop["phase"][rows, None]) % per) == 0
+        counts[rows] = hit.astype(np.int32) * pop["fires"][rows, None]
+
+    # On/off regimes of bursty functions (state carried across days).
+    bursty = np.nonzero(pop["is_bursty"])[0]
+    rng_b = _rng(p.seed, 2, day)
+    p_off = 1.0 / p.burst_mean_on_minutes
+    d = pop["duty"][bursty]
+    p_on = np.minimum(1.0, p_off * d / (1.0 - d))
+    u = rng_b.random((len(bursty), T))
+    on = np.empty((len(bursty), T), dtype=bool)
+    st = burst_state
+    for t in range(T):
+        st = np.where(st, u[:, t] >= p_off, u[:, t] < p_on)
+        on[:, t] = st
+    burst_state[:] = st
+    burst_row = np.full(F, -1, dtype=np.int64)
+    burst_row[bursty] = np.arange(len(bursty))
+
+    others = np.nonzero((~pop["is_timer"]) & alive)[0]
+    block = 2048
+    for b0 in range(0, len(others), block):
+        rows = others[b0:b0 + block]
+        rng = _rng(p.seed, 3, day, b0)
+        base = pop["daily"][rows] * pop["weekly"][day] / T
+        prof = 1.0 + pop["amp"][rows, None] * np.cos(
+            2 * np.pi * (hours[None, :] - pop["peak"][rows, None]) / 24.0)
+        if p.minute_noise_sigma > 0:
+            s = p.minute_noise_sigma
+            prof *= np.exp(s * rng.standard_normal(prof.shape) - s * s / 2)
+        br = burst_row[rows]
+        isb = br >= 0
+        if isb.any():
+            prof[isb] *= on[br[isb]] / pop["duty"][rows[isb], None]
+        lam = base[:, None] * prof
+        sparse = pop["daily"][rows] < p.sparse_daily_threshold
+        if (~sparse).any():
+            counts[rows[~sparse]] = rng.poisson(lam[~sparse]).astype(np.int32)
+        # Sparse rows: a Poisson day total placed into minutes by the rate profile has the
+        # same distribution as per-minute Poisson counts.
+        sp = np.nonzero(sparse)[0]
+        if len(sp):
+            tot = lam[sp].sum(axis=1)
+            n = rng.poisson(tot)
+            for i in np.nonzero(n)[0]:
+                cdf = np.cumsum(lam[sp[i]])
+                pos = np.searchsorted(cdf, rng.random(n[i]) * cdf[-1], side="right")
+                np.add.at(counts[rows[sp[i]]], np.minimum(pos, T - 1), 1)
+    return counts
+
+
+_LUT = None
+
+
+def _csv_row(row: np.ndarray, zeros: list[str]) -> str:
+    global _LUT
+    nz = np.flatnonzero(row)
+    if len(nz) < 200:
+        parts = zeros.copy()
+        for i in nz:
+            parts[i] = str(int(row[i]))
+        return ",".join(parts)
+    if _LUT is None:
+        _LUT = np.array([str(i) for i in range(1 << 16)], dtype=object)
+    if row.max() < (1 << 16):
+        return ",".join(_LUT[row].tolist())
+    return ",".join(map(str, row.tolist()))
+
+
+def generate_maf1_standin(out_dir: PathLike, params: Maf1StandinParams = Maf1StandinParams()
+                          ) -> list[Path]:
+    """Write ``invocations_per_function_md.anon.dNN.csv[.gz]`` for each day into ``out_dir``.
+
+    Each day lists the functions with at least one invocation that day, in file order (sorted
+    by owner, app, function hash). Deterministic in ``params``. Returns the written paths.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    p = params
+    pop = _maf1_population(p)
+    order = pop["order"]
+    burst_state = _rng(p.seed, 4).random(int(pop["is_bursty"].sum())) < \
+        pop["duty"][pop["is_bursty"]]
+    zeros = ["0"] * tr.MINUTES_PER_DAY
+    header = ",".join(tr.MAF1_COLUMNS) + "\n"
+    paths = []
+    for day in range(p.num_days):
+        counts = _maf1_day_counts(p, pop, day, burst_state)
+        present = counts.sum(axis=1) > 0
+        name = tr.MAF1_FILE_TEMPLATE.format(day=day + 1) + (".gz" if p.compress else "")
+        path = out_dir / name
+        opener = (lambda q: gzip.open(q, "wt", compresslevel=1, newline="")) if p.compress \
+            else (lambda q: open(q, "w", newline=""))
+        with opener(path) as fh:
+            fh.write(header)
+            buf = []
+            for f in order:
+                if not present[f]:
+                    continue
+                buf.append(f"{pop['owner'][f]},{pop['app'][f]},{pop['func'][f]},"
+                           f"{pop['triggers'][f]}," + _csv_row(counts[f], zeros) + "\n")
+                if len(buf) >= 2000:
+                    fh.write("".join(buf))
+                    buf = []
+            fh.write("".join(buf))
+        logger.info("maf1-standin day %d: %d functions, %d invocations", day + 1,
+                    int(present.sum()), int(counts.sum(dtype=np.int64)))
+        paths.append(path)
+    return paths
+
+
+# ----------------------------------------------------------------------------- MAF2
+
+def generate_maf2_standin(out_dir: PathLike, params: Maf2StandinParams = Maf2StandinParams()
+                          ) -> Path:
+    """Write ``AzureFunctionsInvocationTraceForTwoWeeksJan2021.txt`` into ``out_dir``.
+
+    Rows ``app,func,end_timestamp,duration`` (seconds since the trace start), sorted by
+    end_timestamp. Deterministic in ``params``. Returns the written path.
+    """
+    import pandas as pd
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    p = params
+    F = p.num_functions
+    rng = _rng(p.seed, 11)
+    horizon = p.num_days * tr.SECONDS_PER_DAY
+    weights = 10.0 ** rng.normal(0, p.log10_weight_sigma, F)
+    expected = weights / weights.sum() * p.total_invocations
+    is_timer = rng.random(F) < p.timer_fraction
+    # Timers get the period closest to their share; the rest of the volume goes to the
+    # non-timer functions in proportion to their weights, so the total matches.
+    periods = np.array([min(p.timer_periods_seconds,
+                            key=lambda x: abs(math.log(x / (horizon / max(e, 1.0)))))
+                        for e in expected])
+    timer_total = float(np.sum(horizon / periods[is_timer]))
+    rest = max(p.total_invocations - timer_total, 0.0)
+    expected = np.where(is_timer, horizon / periods,
+                        weights / max(weights[~is_timer].sum(), 1e-300) * rest)
+    app_of = np.concatenate([np.arange(min(p.num_apps, F)),
+                             rng.integers(0, p.num_apps, max(0, F - p.num_apps))])
+    rng.shuffle(app_of)
+    apps = _hex_ids(p.seed, "maf2-app", p.num_apps)
+    funcs = _hex_ids(p.seed, "maf2-func", F)
+    all_t, all_f = [], []
+    for f in range(F):
+        r = _rng(p.seed, 12, f)
+        if is_timer[f]:
+            # Timers: the period closest to the expected volume, small jitter (low CV).
+            per = periods[f]
+            t = np.arange(r.random() * per, horizon, per)
+            t = t + r.normal(0, p.timer_jitter_seconds, len(t))
+        else:
+            size_mean = math.exp(r.uniform(math.log(p.burst_size_mean_min),
+                                           math.log(p.burst_size_mean_max)))
+            gap_mean = math.exp(r.uniform(math.log(p.burst_gap_mean_min),
+                                          math.log(p.burst_gap_mean_max)))
+            # Every listed function has at least one burst (the dataset lists only invoked
+            # functions).
+            n_bursts = max(1, int(r.poisson(expected[f] / size_mean)))
+            # Burst starts: thinning of a homogeneous process by diurnal x regime intensity,
+            # drawing candidates until enough survive.
+            duty = r.uniform(p.regime_duty_min, p.regime_duty_max)
+            on_edges = _regime(r, horizon, p.regime_on_hours_mean * 3600.0, duty)
+            kept: list[np.ndarray] = []
+            n_kept = 0
+            while n_kept < n_bursts:
+                cand = r.random(int(n_bursts * 2 / duty) + 16) * horizon
+                hours = (cand / 3600.0) % 24
+                diurnal = (1 + p.diurnal_amplitude * np.cos(
+                    2 * np.pi * (hours - p.diurnal_peak_hour) / 24)) / (1 + p.diurnal_amplitude)
+                ok = (r.random(len(cand)) < diurnal) & _is_on(on_edges, cand)
+                kept.append(cand[ok])
+                n_kept += int(ok.sum())
+            starts = np.sort(np.concatenate(kept)[:n_bursts])
+            sizes = r.geometric(1.0 / size_mean, len(starts))
+            offs = np.concatenate([np.cumsum(r.exponential(gap_mean, k)) - 0.0
+                                   for k in sizes]) if len(starts) else np.zeros(0)
+            t = np.repeat(starts, sizes) + offs
+        t = t[(t >= 0) & (t < horizon)]
+        all_t.append(t)
+        all_f.append(np.full(len(t), f, dtype=np.int64))
+    inv = np.concatenate(all_t)
+    fid = np.concatenate(all_f)
+    dur = 10.0 ** rng.normal(p.duration_log10_mu, p.duration_log10_sigma, len(inv))
+    dec = p.timestamp_decimals
+    end = np.round(inv + dur, dec)
+    dur = np.round(dur, dec)
+    order = np.argsort(end, kind="stable")
+    df = pd.DataFrame({"app": np.asarray(apps, dtype=object)[app_of[fid[order]]],
+                       "func": np.asarray(funcs, dtype=object)[fid[order]],
+                       "end_timestamp": end[order], "duration": dur[order]})
+    path = out_dir / tr.MAF2_FILE_NAME
+    df.to_csv(path, index=False, float_format=f"%.{dec}f")
+    logger.info("maf2-standin: %d functions, %d invocations", F, len(df))
+    return path
+
+
+def _regime(r: np.random.Generator, horizon: float, on_mean: float, duty: float
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """An alternating on/off renewal process over [0, horizon): (period starts, is-on flags).
+
+    On periods last Exp(on_mean) s, off periods Exp(on_mean * (1 - duty) / duty) s, so the
+    long-run on fraction is ``duty``.
+    """
+    if duty >= 1.0:
+        return np.zeros(1), np.ones(1, dtype=bool)
+    off_mean = on_mean * (1 - duty) / duty
+    edges, states, state, x = [], [], bool(r.random() < duty), 0.0
+    while x < horizon:
+        edges.append(x)
+        states.append(state)
+        x += r.exponential(on_mean if state else off_mean)
+        state = not state
+    return np.asarray(edges), np.asarray(states, dtype=bool)
+
+
+def _is_on(regime: tuple[np.ndarray, np.ndarray], t: np.ndarray) -> np.ndarray:
+    edges, states = regime
+    return states[np.maximum(np.searchsorted(edges, t, side="right") - 1, 0)]
+
+
+# ----------------------------------------------------------------------------- cache
+
+def ensure_standin(kind: str, cache_root: Optional[PathLike] = None,
+                   params: Optional[StandinParams] = None) -> Path:
+    """Raw stand-in files for ``kind`` ("maf1"/"maf2") under ``cache_root``, generated if absent.
+
+    The directory is ``<cache_root>/<kind>-standin-raw-<params digest>``; generation writes a
+    temporary directory and renames it, so an interrupted run leaves nothing half-written.
+    """
+    if kind not in ("maf1", "maf2"):
+        raise ValueError(f"kind must be 'maf1' or 'maf2', got {kind!r}")
+    params = params or DEFAULT_PARAMS
+    root = Path(cache_root) if cache_root else tr.default_cache_dir()
+    out = root / f"{kind}-standin-raw-{params.digest(kind)}"
+    if (out / "DONE").is_file():
+        return out
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{kind}-standin-", dir=root))
+    try:
+        logger.info("generating the %s stand-in into %s (one time)", kind, out)
+        if kind == "maf1":
+            generate_maf1_standin(tmp, params.maf1)
+        else:
+            generate_maf2_standin(tmp, params.maf2)
+        (tmp / "params.json").write_text(json.dumps(dataclasses.asdict(getattr(params, kind)),
+                                                    indent=1, default=list))
+        (tmp / "DONE").write_text("ok\n")
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            if not (out / "DONE").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+# ----------------------------------------------------------------------------- report
+
+_PCTS = (10, 25, 50, 75, 90, 99, 99.9)
+
+
+def _pct(x: np.ndarray) -> dict[str, float]:
+    if len(x) == 0:
+        return {f"p{q:g}": float("nan") for q in _PCTS}
+    return {f"p{q:g}": float(np.percentile(x, q)) for q in _PCTS}
+
+
+def trace_report(trace: tr.Trace, num_models: int = 72,
+                 window: Optional[tuple[str, str, float]] = None) -> dict:
+    """Statistics of a trace (real or stand-in) as a JSON-able dict.
+
+    Per-function mean daily invocations (percentiles, share <= 1/hour and <= 1/minute), share
+    of invocations in the top 1% (and 18.6%) of functions, hourly diurnal profile and daily
+    totals, and the per-window CV distribution: for MAF2 the Gamma-fitted CV
+    (:func:`trace.fit_gamma_window`) per function and per stripe-mapped model (``num_models``)
+    on ``window`` (default the Fig. 11 day); for MAF1 (minute counts only) the CV of per-minute
+    counts per function within each hour of the first day.
+    """
+    totals = trace.function_totals()
+    days = trace.num_days
+    per_day = totals / days
+    tot = int(totals.sum())
+    srt = np.sort(totals)[::-1]
+    F = len(totals)
+    top = lambda frac: float(srt[:max(1, int(round(frac * F)))].sum() / max(tot, 1))
+    minutes = trace.minute_totals().astype(np.float64)
+    hourly = minutes.reshape(days * 24, 60).sum(axis=1)
+    hod = hourly.reshape(days, 24).mean(axis=0)
+    daily = minutes.reshape(days, tr.MINUTES_PER_DAY).sum(axis=1)
+    rep = {
+        "source": trace.source, "num_functions": F, "num_days": days,
+        "total_invocations": tot, "invocations_per_day": tot / days,
+        "daily_invocations_per_function": _pct(per_day),
+        "frac_functions_le_1_per_hour": float(np.mean(per_day <= 24)),
+        "frac_functions_le_1_per_minute": float(np.mean(per_day <= 1440)),
+        "share_top_1pct_functions": top(0.01),
+        "share_top_18.6pct_functions": top(0.186),
+        "hour_of_day_profile": (hod / hod.mean()).round(3).tolist() if hod.mean() > 0 else [],
+        "diurnal_peak_to_trough": float(hod.max() / max(hod.min(), 1e-12)),
+        "daily_totals": daily.astype(np.int64).tolist(),
+    }
+    if trace.kind == "maf2":
+        start, end, interval = window or ("13.0.0", "13.23.60", 5400.0)
+        s, e = tr.parse_time(start), tr.parse_time(end)
+        edges = np.arange(s, e + 1e-9, interval)
+        f_cvs = []
+        for f in range(F):
+            t = trace.function_times(f)
+            b = np.searchsorted(t, edges)
+            for k in range(len(edges) - 1):
+                fit = tr.fit_gamma_window(t[b[k]:b[k + 1]], interval)
+                if fit:
+                    f_cvs.append(fit[1])
+        rp = trace.replay(num_models, start, end, interval, 1.0, 1.0, 0)
+        m_cvs = rp.window_cvs[rp.window_cvs > 0]
+        rep["cv_window"] = f"{start}-{end}, {interval:g} s windows"
+        rep["fitted_cv_per_function_window"] = _pct(np.asarray(f_cvs))
+        rep["frac_function_windows_cv_gt_1"] = float(np.mean(np.asarray(f_cvs) > 1)) \
+            if f_cvs else float("nan")
+        rep["fitted_cv_per_model_window"] = _pct(m_cvs)
+        rep["frac_model_windows_cv_gt_1"] = float(np.mean(m_cvs > 1)) if len(m_cvs) else \
+            float("nan")
+        rep["replay_rate_per_model"] = _pct(rp.rates)
+    else:
+        cvs = []
+        for h in range(24):
+            lo, hi = int(trace.indptr[h * 60]), int(trace.indptr[(h + 1) * 60])
+            f = np.asarray(trace.func[lo:hi])
+            c = np.asarray(trace.count[lo:hi], dtype=np.float64)
+            uf, inv = np.unique(f, return_inverse=True)
+            s1 = np.bincount(inv, weights=c, minlength=len(uf))
+            s2 = np.bincount(inv, weights=c * c, minlength=len(uf))
+            ok = s1 >= 10
+            mean = s1[ok] / 60
+            var = s2[ok] / 60 - mean ** 2
+            cvs.append(np.sqrt(np.maximum(var, 0)) / mean)
+        cvs = np.concatenate(cvs) if cvs else np.zeros(0)
+        rep["cv_window"] = "day 1, 1-hour windows, functions with >= 10 invocations"
+        rep["minute_count_cv_per_function_hour"] = _pct(cvs)
+        rp = trace.replay(num_models, "0.0.0", "0.1.0", 60, 1.0, 1.0, 0)
+        rep["first_hour_active_functions"] = rp.num_active_functions
+        rep["first_hour_invocations"] = int(minutes[:60].sum())
+        rep["first_hour_model_share_max"] = float(
+            rp.window_rates.sum(axis=1).max() / max(rp.window_rates.sum(), 1e-12))
+    return rep
+
+
+def format_report(rep: dict) -> str:
+    """Human-readable text of :func:`trace_report`."""
+    lines = [f"== {rep['source']}: {rep['num_functions']} functions, {rep['num_days']} days, "
+             f"{rep['total_invocations']:,} invocations ({rep['invocations_per_day']:,.0f}/day)"]
+    pd_ = rep["daily_invocations_per_function"]
+    lines.append("mean daily invocations per function: " +
+                 ", ".join(f"{k}={v:.3g}" for k, v in pd_.items()))
+    lines.append(f"functions <= 1/hour: {rep['frac_functions_le_1_per_hour']:.3f}; "
+                 f"<= 1/minute: {rep['frac_functions_le_1_per_minute']:.3f}")
+    lines.append(f"share of invocations in top 1% functions: {rep['share_top_1pct_functions']:.3f}"
+                 f"; top 18.6%: {rep['share_top_18.6pct_functions']:.4f}")
+    lines.append("hour-of-day profile (x mean): " +
+                 " ".join(f"{v:.2f}" for v in rep["hour_of_day_profile"]))
+    lines.append(f"diurnal peak/trough: {rep['diurnal_peak_to_trough']:.2f}; daily totals: " +
+                 " ".join(f"{v:,}" for v in rep["daily_totals"]))
+    lines.append(f"per-window CV ({rep['cv_window']}):")
+    for key in ("fitted_cv_per_function_window", "fitted_cv_per_model_window",
+                "minute_count_cv_per_function_hour", "replay_rate_per_model"):
+        if key in rep:
+            lines.append(f"  {key}: " + ", ".join(f"{k}={v:.3g}" for k, v in rep[key].items()))
+    for key in ("frac_function_windows_cv_gt_1", "frac_model_windows_cv_gt_1",
+                "first_hour_active_functions", "first_hour_invocations",
+                "first_hour_model_share_max"):
+        if key in rep:
+            v = rep[key]
+            lines.append(f"  {key}: {v:.3f}" if isinstance(v, float) else f"  {key}: {v}")
+    return "\n".join(lines)
+
+
+def plot_report(reps: list[dict], traces: list[tr.Trace], path: PathLike) -> None:
+    """Save a figure: per-function rate CDF, top-share curve, hourly profile, CV histogram."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(reps), 3, figsize=(13, 3.6 * len(reps)), squeeze=False)
+    for row, (rep, t) in enumerate(zip(reps, traces)):
+        totals = t.function_totals() / t.num_days
+        ax = axes[row, 0]
+        x = np.sort(np.maximum(totals, 1e-2))
+        ax.plot(x, np.arange(1, len(x) + 1) / len(x))
+        ax.set_xscale("log")
+        for v, lab in ((24, "1/hour"), (1440, "1/min")):
+            ax.axvline(v, ls=":", c="gray")
+            ax.text(v, 0.05, lab, rotation=90, fontsize=7)
+        ax.set_xlabel("mean invocations per day (per function)")
+        ax.set_ylabel("CDF of functions")
+        ax.set_title(f"{rep['source']}: rate distribution")
+        ax = axes[row, 1]
+        hourly = t.minute_totals().reshape(-1, 60).sum(axis=1)
+        ax.plot(np.arange(len(hourly)) / 24.0, hourly)
+        ax.set_xlabel("day")
+        ax.set_ylabel("invocations per hour")
+        ax.set_title("diurnal / weekly pattern")
+        ax = axes[row, 2]
+        key = "fitted_cv_per_model_window" if t.kind == "maf2" else \
+            "minute_count_cv_per_function_hour"
+        ax.bar(range(len(rep[key])), list(rep[key].values()), tick_label=list(rep[key]))
+        ax.set_title(key.replace("_", " "), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m alpa_serve.workload.standin",
+        description="Generate the MAF1/MAF2 stand-in traces (real raw formats) into a cache "
+                    "directory and optionally print their statistics report.")
+    ap.add_argument("--out", default=None,
+                    help="cache directory (default $ALPA_SERVE_CACHE/traces or "
+                         "~/.cache/alpa_serve/traces)")
+    ap.add_argument("--which", choices=("maf1", "maf2", "both"), default="both")
+    ap.add_argument("--report", action="store_true", help="print the statistics report")
+    ap.add_argument("--json", default=None, help="also write the report as JSON here")
+    ap.add_argument("--figure", default=None, help="save the report figure here (png/pdf)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    root = Path(args.out) if args.out else tr.default_cache_dir()
+    kinds = ("maf1", "maf2") if args.which == "both" else (args.which,)
+    reps, traces = [], []
+    for kind in kinds:
+        t = tr.load_trace(f"{kind}-standin", cache_dir=root)
+        print(f"{kind}-standin: raw files in {ensure_standin(kind, root)}; cache {t.cache_path}")
+        if args.report or args.figure or args.json:
+            reps.append(trace_report(t))
+            traces.append(t)
+    if args.report:
+        for rep in reps:
+            print(format_report(rep))
+    if args.json:
+        Path(args.json).write_text(json.dumps(reps, indent=1))
+    if args.figure:
+        plot_report(reps, traces, args.figure)
+        print(f"figure written to {args.figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Stand-in generators: real raw formats, determinism, caching, the report (small parameters)."""
+
+import dataclasses
+import gzip
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from alpa_serve.workload import standin as S
+from alpa_serve.workload import trace as tr
+
+SMALL1 = S.Maf1StandinParams(num_functions=400, num_days=2, late_birth_fraction=0.2)
+SMALL2 = S.Maf2StandinParams(num_functions=30, num_apps=8, total_invocations=20_000)
+SMALL = S.StandinParams(maf1=SMALL1, maf2=SMALL2)
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_maf1_standin_format_and_determinism(tmp_path):
+    a = S.generate_maf1_standin(tmp_path / "a", SMALL1)
+    b = S.generate_maf1_standin(tmp_path / "b", SMALL1)
+    assert [p.name for p in a] == ["invocations_per_function_md.anon.d01.csv.gz",
+                                   "invocations_per_function_md.anon.d02.csv.gz"]
+    # gzip headers carry no mtime differences that matter: compare decompressed content.
+    for x, y in zip(a, b):
+        assert gzip.decompress(x.read_bytes()) == gzip.decompress(y.read_bytes())
+    lines = gzip.decompress(a[0].read_bytes()).decode().split("\n")
+    header = lines[0].split(",")
+    assert header == tr.MAF1_COLUMNS
+    rows = [ln.split(",") for ln in lines[1:] if ln]
+    assert all(len(r) == 1444 for r in rows)
+    assert len({r[2] for r in rows}) == len(rows)          # unique function ids per day
+    assert all(sum(int(c) for c in r[4:]) > 0 for r in rows)  # only invoked functions listed
+    assert {r[3] for r in rows} <= {"http", "timer", "queue", "event", "orchestration",
+                                    "storage", "others"}
+    other = S.generate_maf1_standin(tmp_path / "c", dataclasses.replace(SMALL1, seed=1))
+    assert gzip.decompress(other[0].read_bytes()) != gzip.decompress(a[0].read_bytes())
+
+
+def test_maf1_standin_loads_and_replays(tmp_path):
+    raw = S.ensure_standin("maf1", tmp_path, SMALL)
+    assert (raw / "DONE").is_file() and json.loads((raw / "params.json").read_text())["seed"]
+    t = tr.load_trace("maf1-standin", cache_dir=tmp_path, params=SMALL)
+    assert t.source == "maf1-standin" and t.num_days == 2
+    assert t.num_functions > 300
+    # Later-born functions appear after all day-1 functions (first-appearance order).
+    r = t.replay(8, "0.0.0", "0.1.0", 60, 0.01, 4.0)
+    assert r.name.startswith("maf1-standin[")
+    assert r.num_requests() > 0
+    # Cached: a second call reuses the raw files.
+    assert S.ensure_standin("maf1", tmp_path, SMALL) == raw
+    rep = S.trace_report(t, num_models=8)
+    text = S.format_report(rep)
+    assert "maf1-standin" in text and "top 1%" in text
+    assert 0 <= rep["frac_functions_le_1_per_hour"] <= rep["frac_functions_le_1_per_minute"] <= 1
+    assert len(rep["hour_of_day_profile"]) == 24
+
+
+def test_maf2_standin_format_and_determinism(tmp_path):
+    a = S.generate_maf2_standin(tmp_path / "a", SMALL2)
+    b = S.generate_maf2_standin(tmp_path / "b", SMALL2)
+    assert a.name == tr.MAF2_FILE_NAME
+    assert digest(a) == digest(b)
+    lines = a.read_text().split("\n")
+    assert lines[0] == "app,func,end_timestamp,duration"
+    rows = [ln.split(",") for ln in lines[1:] if ln]
+    ends = np.array([float(r[2]) for r in rows])
+    assert np.all(np.diff(ends) >= 0)                   # ordered by end_timestamp
+    assert len({r[1] for r in rows}) == SMALL2.num_functions
+    assert abs(len(rows) - SMALL2.total_invocations) < 0.3 * SMALL2.total_invocations
+
+
+def test_maf2_standin_is_bursty(tmp_path):
+    t = tr.load_trace("maf2-standin", cache_dir=tmp_path, params=SMALL)
+    assert t.num_functions == SMALL2.num_functions
+    rep = S.trace_report(t, num_models=4)
+    # Far burstier than Poisson within windows: median fitted CV per model window above 1.
+    assert rep["fitted_cv_per_model_window"]["p50"] > 1.0
+    fig = tmp_path / "f.png"
+    S.plot_report([rep], [t], fig)
+    assert fig.stat().st_size > 0
+
+
+def test_params_digest_changes_with_numbers():
+    a = S.StandinParams()
+    b = S.StandinParams(maf2=dataclasses.replace(a.maf2, total_invocations=10))
+    assert a.digest("maf1") == b.digest("maf1")
+    assert a.digest("maf2") != b.digest("maf2")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.maf1.seed = 3  # type: ignore[misc]
+
+
+def test_cli_small(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(S, "DEFAULT_PARAMS", SMALL)
+    assert S.main(["--out", str(tmp_path), "--which", "maf2", "--report"]) == 0
+    out = capsys.readouterr().out
+    assert "maf2-standin" in out and "fitted_cv_per_model_window" in out
