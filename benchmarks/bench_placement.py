@@ -14,7 +14,8 @@
 Numba compilation is excluded (a small warm-up placement runs first). Each case is timed
 several times; the median is reported and every run must return the identical placement.
 
-Usage: ``python benchmarks/bench_placement.py [--runs 5] [--cases 1,2,3] [--out FILE]``
+Usage: ``python benchmarks/bench_placement.py [--runs 5] [--cases 1,2,2t,3] [--workers 1]
+[--out FILE]``
 """
 from __future__ import annotations
 
@@ -52,18 +53,21 @@ def make_case(db: ProfilingDatabase, model_types: list[str], total_rate: float, 
     return mds, Workload.merge(*ws)
 
 
-def time_runs(fn: Callable[[], object], runs: int) -> tuple[list[float], object]:
-    """Wall times (s) of ``runs`` calls; asserts every call returns the same result."""
-    times, first = [], None
+def time_runs(fn: Callable[[], object], runs: int
+              ) -> tuple[list[float], list[float], object]:
+    """Wall times and CPU times of this process (s) of ``runs`` calls; asserts every call
+    returns the same result. (The CPU time excludes worker processes.)"""
+    times, cpu, first = [], [], None
     for k in range(runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = fn()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         if k == 0:
             first = result
         elif result != first:
             raise AssertionError("placement differs between runs")
-    return times, first
+    return times, cpu, first
 
 
 def describe(placement) -> str:
@@ -84,6 +88,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--cases", default="1,2,2t,3",
                         help="comma-separated cases: 1, 2 (generated training), 2t (training "
                              "= test workload), 3")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes for mp-search / mp-search-sep (1 = serial)")
     parser.add_argument("--out", type=Path, default=None, help="write results as JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -115,15 +121,18 @@ def main(argv: Optional[list[str]] = None) -> None:
     for key in wanted:
         title, build, policy_name, devices, train_is_test, runs = cases[key]
         mds, w = build()
-        policy = get_policy(policy_name)
+        kwargs = {"num_workers": args.workers} if policy_name.startswith("mp-search") else {}
+        policy = get_policy(policy_name, **kwargs)
         env = ClusterEnv(devices)
         train = w if train_is_test else None
-        times, placement = time_runs(lambda: policy.place(mds, env, train), runs)
+        times, cpu, placement = time_runs(lambda: policy.place(mds, env, train), runs)
         med = statistics.median(times)
-        logger.info("case %s: %s\n  median %.3f s over %d runs (min %.3f, max %.3f); "
-                    "%d test requests; result: %s", key, title, med, runs, min(times),
-                    max(times), len(w), describe(placement))
-        results["cases"][key] = {"title": title, "median_s": med, "times_s": times,
+        logger.info("case %s: %s (workers %d)\n  wall median %.3f s over %d runs (min %.3f, "
+                    "max %.3f), CPU median %.3f s; %d test requests; result: %s", key, title,
+                    kwargs.get("num_workers", 1), med, runs, min(times), max(times),
+                    statistics.median(cpu), len(w), describe(placement))
+        results["cases"][key] = {"title": title, "workers": kwargs.get("num_workers", 1),
+                                 "median_s": med, "times_s": times, "cpu_s": cpu,
                                  "num_test_requests": len(w), "placement": placement.to_json()}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -185,3 +185,14 @@ def test_every_returned_placement_is_feasible_and_maximal(seed):
                             if m not in ms:
                                 extra = mds[m].profile.max_stage_weight(cfg)
                                 assert group_memory(pl, mds, g) + extra > env.mem_budget
+
+
+def test_worker_processes_give_identical_results():
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        mds, env, w = random_case(rng, max_models=6, max_devices=8, duration=20.0)
+        for name in ("mp-search", "mp-search-sep"):
+            serial = get_policy(name).place(mds, env, w)
+            assert get_policy(name, num_workers=2).place(mds, env, w) == serial
+    with pytest.raises(ValueError, match="num_workers"):
+        get_policy("mp-search", num_workers=0)

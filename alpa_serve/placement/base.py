@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
@@ -99,6 +101,7 @@ class SearchCase:
         self.argsort_kind = argsort_kind
         self.tables = tables if tables is not None else SimTables(self.profiles, workload)
         self._weights: dict[ParallelConfig, np.ndarray] = {}
+        self._weight_lists: dict[ParallelConfig, list[float]] = {}
 
     def weights(self, cfg: ParallelConfig) -> np.ndarray:
         """float64[M]: each model's largest stage weight (bytes) under ``cfg``; inf if missing."""
@@ -107,6 +110,13 @@ class SearchCase:
             w = np.array([p.max_stage_weight(cfg) for p in self.profiles], dtype=np.float64)
             w.setflags(write=False)
             self._weights[cfg] = w
+        return w
+
+    def weight_list(self, cfg: ParallelConfig) -> list[float]:
+        """:meth:`weights` as a list of Python floats (cheap scalar access in sums)."""
+        w = self._weight_lists.get(cfg)
+        if w is None:
+            w = self._weight_lists[cfg] = [float(x) for x in self.weights(cfg)]
         return w
 
     def simulate(self, placement: Placement) -> FastStats:
@@ -135,8 +145,8 @@ def empty_placement(configs: Iterable[ParallelConfig]) -> ModelPlacement:
 def _group_used(case: SearchCase, cfg: ParallelConfig, models: Sequence[int]) -> float:
     """Memory (bytes) of a group: its models' largest stage weights summed in group order
     (the order of a Python ``sum``, so float rounding matches a plain recomputation)."""
-    w = case.weights(cfg)
-    return sum(float(w[m]) for m in models)
+    w = case.weight_list(cfg)
+    return sum(w[m] for m in models)
 
 
 def fast_greedy(init: ModelPlacement, case: SearchCase, incremental: bool = True
@@ -166,16 +176,16 @@ def fast_greedy(init: ModelPlacement, case: SearchCase, incremental: bool = True
         pair = state.choose()
         if pair is None:
             break
-        placement = state.add(*pair)
+        state.add(*pair)
         steps += 1
         if not state.any_fits():
             # Nothing fits any more, so the next check would stop whatever the counts are.
-            stats = case.simulate(placement)
+            stats = case.simulate(state.placement())
             break
         if incremental:
             state.resimulate_component(pair[1])
         else:
-            stats = case.simulate(placement)
+            stats = case.simulate(state.placement())
             state.set_counts(stats)
     # choose() finds nothing only before the first addition (afterwards any_fits() ends the
     # loop first), so ``stats`` is always the full simulation of the returned placement.
@@ -250,8 +260,8 @@ class _GreedyState:
         m = int(model_order[int(np.argmax(self.fits[slot][model_order]))])
         return slot, m
 
-    def add(self, slot: int, m: int) -> ModelPlacement:
-        """Add model m to ``slot``, normalise, and return the new placement."""
+    def add(self, slot: int, m: int) -> None:
+        """Add model m to ``slot`` and normalise."""
         self.groups[slot] = self.groups[slot] + (m,)
         order, sorted_groups = normalization_order([self.groups[s] for s in self.pos2slot])
         for p, s in enumerate(self.pos2slot):
@@ -262,7 +272,6 @@ class _GreedyState:
         self.fits[slot] = ~self.member[slot] & (self.used[slot] + self.W[slot] <= self.budget)
         self.fits_any[slot] = self.fits[slot].any()
         self._join(slot, m)
-        return self.placement()
 
     def any_fits(self) -> bool:
         """Whether any (group, model) pair still fits."""
@@ -296,6 +305,62 @@ class _GreedyState:
         self.model_num[models] = stats.model_num[models]
         self.model_good[models] = stats.model_good[models]
         self.slot_num[slots] = stats.group_num
+
+
+# ------------------------------------------------------------------------------------------
+# Running many independent greedy searches (optionally in worker processes)
+# ------------------------------------------------------------------------------------------
+GreedyJob = tuple[SearchCase, tuple[ParallelConfig, ...]]
+"""One fast-greedy run: the case and the group configs of its (empty) initial candidate."""
+
+# Jobs of the running batch; forked workers inherit it, so no case is ever pickled.
+_FORK_JOBS: Sequence[GreedyJob] = ()
+
+
+def _run_job(index: int) -> tuple[ModelPlacement, float]:
+    case, configs = _FORK_JOBS[index]
+    placement, stats = fast_greedy(empty_placement(configs), case)
+    return placement, stats.score
+
+
+def run_greedy_jobs(jobs: Sequence[GreedyJob], num_workers: int = 1
+                    ) -> list[tuple[ModelPlacement, float]]:
+    """Run the fast greedy for every job; returns (placement, score) per job, in job order.
+
+    num_workers > 1 runs the jobs in that many forked worker processes (each job is
+    deterministic, so the results are identical to a serial run). Without the ``fork`` start
+    method (e.g. on Windows) the jobs run serially.
+    """
+    global _FORK_JOBS
+    if num_workers <= 1 or len(jobs) <= 1 or "fork" not in mp.get_all_start_methods():
+        out = []
+        for case, configs in jobs:
+            placement, stats = fast_greedy(empty_placement(configs), case)
+            out.append((placement, stats.score))
+        return out
+    # Largest jobs first (more groups and models: longer greedy) for a balanced finish.
+    order = sorted(range(len(jobs)),
+                   key=lambda i: -len(jobs[i][1]) * jobs[i][0].num_models)
+    _FORK_JOBS = jobs
+    try:
+        with ProcessPoolExecutor(max_workers=num_workers,
+                                 mp_context=mp.get_context("fork")) as pool:
+            results = list(pool.map(_run_job, order, chunksize=1))
+    finally:
+        _FORK_JOBS = ()
+    out: list = [None] * len(jobs)
+    for i, r in zip(order, results):
+        out[i] = r
+    return out
+
+
+def first_best(results: Sequence[tuple[ModelPlacement, float]]) -> tuple[ModelPlacement, float]:
+    """The first (placement, score) with the highest score (strict > keeps the earliest)."""
+    best = results[0]
+    for r in results[1:]:
+        if r[1] > best[1]:
+            best = r
+    return best
 
 
 # ------------------------------------------------------------------------------------------
@@ -396,6 +461,8 @@ def binary_parts(n: int) -> list[int]:
 
 __all__ = [
     "ARGSORT_KINDS",
+    "first_best",
+    "run_greedy_jobs",
     "Policy",
     "SearchCase",
     "binary_parts",

@@ -9,15 +9,17 @@ from typing import Optional, Sequence
 import numpy as np
 
 from alpa_serve.placement.base import (
+    GreedyJob,
     Policy,
     SearchCase,
     binary_parts,
     empty_placement,
     fast_greedy,
+    first_best,
+    run_greedy_jobs,
 )
 from alpa_serve.placement.types import ClusterEnv, ModelData, ModelPlacement
 from alpa_serve.profiling import ParallelConfig
-from alpa_serve.simulator.stats import FastStats
 from alpa_serve.workload import Workload
 
 logger = logging.getLogger(__name__)
@@ -61,17 +63,16 @@ def candidate_group_partitions(num_devices: int) -> list[tuple[ParallelConfig, .
     return out
 
 
-def mp_search_candidates(case: SearchCase, num_devices: int
-                         ) -> tuple[ModelPlacement, FastStats]:
+def mp_search_jobs(case: SearchCase, num_devices: int) -> list[GreedyJob]:
+    """The greedy runs of mp-search on ``num_devices`` devices, in candidate order."""
+    return [(case, configs) for configs in candidate_group_partitions(num_devices)]
+
+
+def mp_search_candidates(case: SearchCase, num_devices: int, num_workers: int = 1
+                         ) -> tuple[ModelPlacement, float]:
     """The mp-search candidate loop: fast greedy on every candidate partition, in order; the
-    first candidate with the highest score wins (strict >). Returns it with its statistics."""
-    best: Optional[tuple[ModelPlacement, FastStats]] = None
-    for configs in candidate_group_partitions(num_devices):
-        placement, stats = fast_greedy(empty_placement(configs), case)
-        if best is None or stats.score > best[1].score:
-            best = (placement, stats)
-    assert best is not None  # s = 1 always gives a candidate
-    return best
+    first candidate with the highest score wins (strict >). Returns it with its score."""
+    return first_best(run_greedy_jobs(mp_search_jobs(case, num_devices), num_workers))
 
 
 def _all_candidate_configs(num_devices: int) -> list[ParallelConfig]:
@@ -164,12 +165,24 @@ def select_splits(num_devices: int, model_datas: Sequence[ModelData],
 # ------------------------------------------------------------------------------------------
 # Policies
 # ------------------------------------------------------------------------------------------
+def _check_workers(num_workers: int) -> None:
+    if int(num_workers) != num_workers or num_workers < 1:
+        raise ValueError(f"num_workers must be an integer >= 1, got {num_workers!r}")
+
+
 @dataclass
 class ModelParallelismSearch(Policy):
-    """``mp-search`` (Beta): fast greedy on every candidate group partition, best score wins."""
+    """``mp-search`` (Beta): fast greedy on every candidate group partition, best score wins.
+
+    num_workers: worker processes for the independent candidates (1 = serial; results are
+    identical for any value).
+    """
+
+    num_workers: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _check_workers(self.num_workers)
         self.name = "mp-search"
 
     def candidate_configs(self, cluster_env: ClusterEnv) -> list[ParallelConfig]:
@@ -178,17 +191,24 @@ class ModelParallelismSearch(Policy):
     def solve(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,
               train_workload: Workload) -> ModelPlacement:
         case = self.make_case(model_datas, cluster_env, train_workload)
-        placement, _ = mp_search_candidates(case, cluster_env.num_devices)
+        placement, _ = mp_search_candidates(case, cluster_env.num_devices, self.num_workers)
         return placement
 
 
 @dataclass
 class ModelParallelismSearchSep(Policy):
     """``mp-search-sep``: mp-search, then per-cluster mp-search on every kept device split;
-    a separated placement replaces the plain one only with a strictly greater score."""
+    a separated placement replaces the plain one only with a strictly greater score.
+
+    num_workers: worker processes for the independent greedy runs (1 = serial; results are
+    identical for any value).
+    """
+
+    num_workers: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _check_workers(self.num_workers)
         self.name = "mp-search-sep"
 
     def candidate_configs(self, cluster_env: ClusterEnv) -> list[ParallelConfig]:
@@ -197,38 +217,45 @@ class ModelParallelismSearchSep(Policy):
     def solve(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,
               train_workload: Workload) -> ModelPlacement:
         case = self.make_case(model_datas, cluster_env, train_workload)
-        best, best_stats = mp_search_candidates(case, cluster_env.num_devices)
+        jobs = mp_search_jobs(case, cluster_env.num_devices)
         clusters = cluster_models(model_datas)
-        if len(clusters) == 1:
-            # The only split gives the single cluster all devices: its sub-problem is plain
-            # mp-search again, with an equal (never strictly greater) score.
-            return best
-        splits = select_splits(cluster_env.num_devices, model_datas, clusters)
+        # With one cluster the only split gives it all devices: its sub-problem is plain
+        # mp-search again, with an equal (never strictly greater) score.
+        splits = select_splits(cluster_env.num_devices, model_datas, clusters) \
+            if len(clusters) > 1 else []
         logger.debug("mp-search-sep: clusters %s, %d splits", clusters, len(splits))
-        # One SearchCase per cluster (its models, the full training workload with every other
-        # model's requests marked -1), shared by all splits; sub-solutions memoised per
-        # (cluster, devices) since splits with 3+ clusters repeat them.
-        sub_cases: list[Optional[SearchCase]] = [None] * len(clusters)
-        solved: dict[tuple[int, int], ModelPlacement] = {}
+        # Each (cluster, devices) sub-problem is solved once, even when several splits share
+        # it (3+ clusters). One SearchCase per cluster (its models, the full training workload
+        # with every other model's requests marked -1) serves all its sub-problems. All greedy
+        # runs (plain and sub-problems) form one batch so that workers stay busy.
+        sub_cases: dict[int, SearchCase] = {}
+        slices: dict[tuple[int, int], slice] = {}
+        for split in splits:
+            for c, devices in enumerate(split):
+                if (c, devices) in slices:
+                    continue
+                if c not in sub_cases:
+                    sub_cases[c] = self._cluster_case(model_datas, clusters[c], cluster_env,
+                                                      train_workload)
+                start = len(jobs)
+                jobs.extend(mp_search_jobs(sub_cases[c], devices))
+                slices[(c, devices)] = slice(start, len(jobs))
+        results = run_greedy_jobs(jobs, self.num_workers)
+        num_plain = len(candidate_group_partitions(cluster_env.num_devices))
+        best, best_score = first_best(results[:num_plain])
+        solved = {key: first_best(results[sl])[0] for key, sl in slices.items()}
         for split in splits:
             configs: list[ParallelConfig] = []
             groups: list[tuple[int, ...]] = []
-            for c, (members, devices) in enumerate(zip(clusters, split)):
-                key = (c, devices)
-                sub = solved.get(key)
-                if sub is None:
-                    if sub_cases[c] is None:
-                        sub_cases[c] = self._cluster_case(model_datas, members, cluster_env,
-                                                          train_workload)
-                    sub, _ = mp_search_candidates(sub_cases[c], devices)
-                    solved[key] = sub
+            for c, devices in enumerate(split):
+                sub = solved[(c, devices)]
                 configs.extend(sub.group_configs)
-                # Local index j of the cluster is global model members[j].
-                groups.extend(tuple(members[j] for j in ms) for ms in sub.group_models)
+                # Local index j of the cluster is global model clusters[c][j].
+                groups.extend(tuple(clusters[c][j] for j in ms) for ms in sub.group_models)
             combined = ModelPlacement(tuple(configs), tuple(groups))
-            stats = case.simulate(combined)
-            if stats.score > best_stats.score:
-                best, best_stats = combined, stats
+            score = case.simulate(combined).score
+            if score > best_score:
+                best, best_score = combined, score
         return best
 
     def _cluster_case(self, model_datas: Sequence[ModelData], members: Sequence[int],
