@@ -3,7 +3,7 @@
     python -m experiments.motivation.run_all [--quick] [--serial] [--force]
     python experiments/motivation/run_all.py [--quick] [--serial] [--force]
 
-The many-case figures (4, 5, 6, 7a, 7b: 244 cases, 64 with --quick) run as ONE fan-out
+The many-case figures (4, 5, 6, 7a, 7b: 262 distinct cases, 82 with --quick) run as ONE fan-out
 through the project's runner (Ray tasks on an embedded local Ray instance using all cores, or
 in-process with --serial); their rows are appended to TSVs under
 ``figures/data/<profile fingerprint>[-quick]/`` and reused on reruns (--force recomputes).
