@@ -321,3 +321,14 @@ def test_registry_names():
     assert (eq.pp, eq.op) == (8, 4)
     for name in ("sr-greedy", "sr-uniform", "mp-search", "mp-search-sep", "mp-round-robin"):
         assert get_policy(name).name == name
+
+
+def test_zero_rates_and_decimal_interval():
+    prof = synthetic_profile("m", 0.1, 1e9)
+    mds = model_datas([prof] * 2, [0.0, 0.0])
+    with pytest.raises(ValueError, match="summed rate is 0.0"):
+        get_policy("sr-greedy").place(mds, ClusterEnv(2))
+    # Policies that ignore the training workload do not need positive rates.
+    for name in ("sr-uniform", "mp-round-robin", "mp-equal-1-1"):
+        get_policy(name).place(mds, ClusterEnv(2))
+    assert get_policy("sr-replace-7.5").name == "sr-replace-7.5"
