@@ -530,3 +530,23 @@ def test_trace_cases_serial_and_ray(tmp_path, db, tiny_maf1):
     assert summary.ok, summary.failures
     for name in ("t.tsv", "u.tsv"):
         assert rows_without_timing(ser / name) == rows_without_timing(par / name)
+
+
+def test_cli_resume_after_truncation(tmp_path):
+    """fig12 --quick through the CLI; a run cut after 10 rows (plus a half-written line)
+    resumes to every case exactly once, with rows equal to an uninterrupted run."""
+    from alpa_serve.profiling import ProfilingDatabase
+    if not ProfilingDatabase.default_path().exists():
+        pytest.skip("default profiling database not generated yet")
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    args = ["fig12", "--quick", "--serial", "--no-progress"]
+    assert cli_main(args + ["--out", str(full)]) == 0
+    lines = (full / "large_model_exp.tsv").read_text().splitlines(keepends=True)
+    assert len(lines) == 31
+    cut.mkdir()
+    (cut / "large_model_exp.tsv").write_text("".join(lines[:11]) + lines[11][:40])
+    assert cli_main(args + ["--out", str(cut)]) == 0
+    ids = Counter(r["case_id"] for r in read_rows(cut / "large_model_exp.tsv"))
+    assert len(ids) == 30 and set(ids.values()) == {1}
+    assert rows_without_timing(cut / "large_model_exp.tsv") == rows_without_timing(
+        full / "large_model_exp.tsv")

@@ -2,13 +2,15 @@
 
 Runs every case of a suite (DESIGN 7.2) not yet in its TSV file; see docs/experiments.md.
 Exit status: 0 when every case has a row, 1 when some case failed, 2 for a usage error
-(unknown suite, unreachable Ray cluster, stale results).
+(unknown suite, unreachable Ray cluster, stale results), 130 when interrupted (Ctrl-C or
+SIGTERM; rerun to resume).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -56,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -72,11 +78,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          connect_timeout=args.connect_timeout, progress=not args.no_progress)
     suite_options = SuiteOptions(quick=args.quick, legacy_fig13=args.legacy_fig13,
                                  traces=args.traces, calibration_targets=args.targets)
+    signal.signal(signal.SIGTERM, _terminate)  # clean Ray shutdown on `kill`
     try:
         summary = run_suite(suite, options, suite_options)
     except (RunnerError, TsvFormatError, FileNotFoundError) as exc:
         logger.error("%s", exc)
         return 2
+    except KeyboardInterrupt:
+        logger.error("%s: interrupted; finished cases are in %s, rerun the same command to "
+                     "resume", suite, args.out)
+        return 130
     logger.info("%s: %d case(s) in the grid, %d skipped (already done), %d run, %d failed, "
                 "%.1f s; files: %s", suite, summary.total, summary.skipped, summary.ran,
                 len(summary.failures), summary.seconds,

@@ -15,12 +15,11 @@ Units: seconds, bytes, requests per second.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -53,12 +52,12 @@ def inputs_key(case: Case) -> str:
     """Key of the inputs :func:`prepare_inputs` builds for ``case``.
 
     Cases with equal keys have identical :class:`CaseInputs`: the key covers the
-    model set, the number of models and the workload spec, not the policy, the
-    devices, the SLO scale or the memory budget.
+    model names (hence their number) and the workload spec, not the model types
+    (S1 and S2 share their workloads), the policy, the devices, the SLO scale or
+    the memory budget: SLOs are applied per case by :func:`run_prepared`.
     """
     data = case.to_json_dict()
-    key = {"model_set": data["model_set"], "num_models": data["num_models"],
-           "workload": data["workload"]}
+    key = {"model_names": case.model_names, "workload": data["workload"]}
     return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
 

@@ -22,10 +22,10 @@ import shutil
 import socket
 import time
 import traceback
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from alpa_serve.experiments.cases import Case, TraceWorkload
 from alpa_serve.experiments.run import (CaseInputs, default_database, inputs_key,
@@ -208,6 +208,32 @@ def _failure(case: Case, exc: BaseException) -> CaseFailure:
     return CaseFailure(case.case_id, case.describe(), text)
 
 
+#: Relative cost of a case by policy family, used only to order submissions (most
+#: expensive first, which shortens the tail of a run on few cores).
+_POLICY_COST: tuple[tuple[str, float], ...] = (
+    ("mp-search-sep", 100.0), ("mp-search", 10.0), ("sr-replace-", 5.0), ("mp-greedy-", 2.0),
+)
+
+
+def policy_cost(policy: str) -> float:
+    """Heuristic relative cost of a policy (see :data:`_POLICY_COST`; others 1)."""
+    for prefix, cost in _POLICY_COST:
+        if policy.startswith(prefix):
+            return cost
+    return 1.0
+
+
+def _submission_order(todo: Sequence[SuiteEntry]) -> list[SuiteEntry]:
+    """``todo`` sorted by decreasing policy cost, then by input group, then grid order."""
+    first_seen: dict[str, int] = {}
+    for e in todo:
+        first_seen.setdefault(inputs_key(e.case), len(first_seen))
+    indexed = list(enumerate(todo))
+    indexed.sort(key=lambda ie: (-policy_cost(ie[1].case.policy),
+                                 first_seen[inputs_key(ie[1].case)], ie[0]))
+    return [e for _, e in indexed]
+
+
 def _run_serial(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
                 summary: RunSummary, bar: Any) -> None:
     groups: dict[str, list[SuiteEntry]] = defaultdict(list)
@@ -255,23 +281,32 @@ def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
                 shared = handle_of(trace) if options.ray_address is None else trace
                 trace_refs[source] = ray.put(shared)
 
-        groups: dict[str, list[SuiteEntry]] = defaultdict(list)
-        for e in todo:
-            groups[inputs_key(e.case)].append(e)
-        pending: dict[Any, tuple[SuiteEntry, str]] = {}
-        remaining: dict[str, int] = {}
+        # Most expensive policies first (shorter tail on few cores), at most
+        # `max_in_flight` case tasks at a time; the shared inputs of a group are
+        # prepared when its first case is submitted and released after its last one.
+        order = _submission_order(todo)
+        remaining = Counter(inputs_key(e.case) for e in order)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        max_in_flight = max(2 * cpus, 4)
         input_refs: dict[str, Any] = {}
-        for key, group in groups.items():
-            case0 = group[0].case
-            trace_ref = (trace_refs.get(case0.workload.source)
-                         if isinstance(case0.workload, TraceWorkload) else None)
-            input_refs[key] = prepare_remote.remote(case0, trace_ref)
-            remaining[key] = len(group)
-            for e in group:
-                pending[case_remote.remote(e.case, db_ref, input_refs[key])] = (e, key)
+        pending: dict[Any, tuple[SuiteEntry, str]] = {}
+        next_index = 0
 
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+        def submit(entry: SuiteEntry) -> None:
+            key = inputs_key(entry.case)
+            if key not in input_refs:
+                wl = entry.case.workload
+                trace_ref = (trace_refs.get(wl.source) if isinstance(wl, TraceWorkload)
+                             else None)
+                input_refs[key] = prepare_remote.remote(entry.case, trace_ref)
+            pending[case_remote.remote(entry.case, db_ref, input_refs[key])] = (entry, key)
+
+        while next_index < len(order) or pending:
+            while next_index < len(order) and len(pending) < max_in_flight:
+                submit(order[next_index])
+                next_index += 1
+            # A timeout keeps the loop responsive to signals (Ctrl-C, SIGTERM).
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:
                 entry, key = pending.pop(ref)
                 try:
