@@ -72,8 +72,9 @@ def utilisation(finish: np.ndarray, good: np.ndarray, busy_seconds: Any, num_dev
     return active.astype(np.float64) / num_devices * 100.0
 
 
-def _run(settings: common.Settings, db: Any, shares: Sequence[float], cv: float,
-         duration: float) -> list[common.SimResult]:
+def _run(db: Any, shares: Sequence[float], cv: float, duration: float
+         ) -> list[common.SimResult]:
+    """Both policies on one workload: total rate split by ``shares``, Gamma ``cv``."""
     rates = [TOTAL_RATE * s for s in shares]
     return [common.place_and_simulate([MODEL, MODEL], rates, cv, duration,
                                       common.INFINITE_SLO_SCALE, policy, NUM_DEVICES,
@@ -92,7 +93,7 @@ def make(settings: common.Settings, db: Any) -> list[Path]:
     duration = DURATION / 10 if settings.quick else DURATION
     paths: list[Path] = []
     for panel, (shares, cv) in PANELS.items():
-        results = _run(settings, db, shares, cv, duration)
+        results = _run(db, shares, cv, duration)
         fig, ax = plt.subplots(figsize=(5.2, 3.6))
         for (policy, label, color), res in zip(POLICIES, results):
             lat = np.sort(res.good_latencies())
@@ -109,7 +110,7 @@ def make(settings: common.Settings, db: Any) -> list[Path]:
         ax.legend(fontsize=9, loc="lower right")
         paths += common.save_figure(fig, f"fig2{panel}_latency_cdf", settings)
 
-    results = _run(settings, db, (0.5, 0.5), 3.0, UTIL_DURATION)
+    results = _run(db, (0.5, 0.5), 3.0, UTIL_DURATION)
     times = np.linspace(UTIL_WINDOW[0], UTIL_WINDOW[1], UTIL_POINTS)
     fig, axes = plt.subplots(2, 1, figsize=(6.4, 4.6), sharex=True)
     for ax, (policy, label, color), res in zip(axes, POLICIES, results):
