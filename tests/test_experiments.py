@@ -131,7 +131,7 @@ def test_model_sets():
 # ---------------------------------------------------------------------------
 
 def test_fig11_grid_sizes():
-    entries = build_suite("fig11")
+    entries = build_suite("fig11", SuiteOptions(traces="standin"))
     counts = Counter(e.file for e in entries)
     # (sweep lengths summed) x 3 policies, DESIGN 7.2
     assert counts == {"S1_maf1.tsv": 29 * 3, "S2_maf1.tsv": 32 * 3, "S3_maf1.tsv": 30 * 3,
@@ -153,6 +153,16 @@ def test_fig11_grid_sizes():
     assert {e.case.workload.source for e in real} == {"maf1", "maf2"}
     ids = [e.case.case_id for e in entries]
     assert len(set(ids)) == len(ids)
+
+
+def test_traces_auto(monkeypatch):
+    monkeypatch.delenv("ALPA_SERVE_MAF2_PATH", raising=False)
+    monkeypatch.setenv("ALPA_SERVE_MAF1_PATH", "/somewhere")
+    sources = {e.case.workload.source for e in build_suite("fig11", SuiteOptions(quick=True))}
+    assert sources == {"maf1", "maf2-standin"}
+    monkeypatch.delenv("ALPA_SERVE_MAF1_PATH")
+    sources = {e.case.workload.source for e in build_suite("fig11", SuiteOptions(quick=True))}
+    assert sources == {"maf1-standin", "maf2-standin"}
 
 
 def test_fig12_fig14_grid_sizes():

@@ -46,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--legacy-fig13", action="store_true",
                         help="fig13: reproduce the published driver's quirk (device and SLO "
                              "sweeps of pairs 2 and 3 at cv_scale 8)")
-    parser.add_argument("--traces", choices=("standin", "real"), default="standin",
-                        help="Azure traces: generated stand-ins (default) or the real files")
+    parser.add_argument("--traces", choices=("auto", "standin", "real"), default="auto",
+                        help="Azure traces: 'real' files (at $ALPA_SERVE_MAF1_PATH / "
+                             "$ALPA_SERVE_MAF2_PATH), generated 'standin's, or 'auto' (default): "
+                             "the real trace where its variable is set, else the stand-in")
     parser.add_argument("--targets", default=None,
                         help="calibration suite: path of calibration_targets.tsv (default: "
                              "shared/reference/ inside or beside the repository)")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,14 +48,16 @@ class SuiteOptions:
     Attributes:
         quick: reduced grid for smoke tests.
         legacy_fig13: reproduce the published Fig. 13 driver's cv_scale quirk.
-        traces: ``"standin"`` (generated stand-in traces) or ``"real"`` (the Azure files).
+        traces: ``"standin"`` (generated stand-in traces), ``"real"`` (the Azure files) or
+            ``"auto"``: the real trace where its path variable is set
+            (``$ALPA_SERVE_MAF1_PATH``, ``$ALPA_SERVE_MAF2_PATH``), else the stand-in.
         calibration_targets: path of ``calibration_targets.tsv`` (default: the
             ``shared/reference`` folder inside or beside the repository).
     """
 
     quick: bool = False
     legacy_fig13: bool = False
-    traces: str = "standin"
+    traces: str = "auto"
     calibration_targets: Optional[str] = None
 
 
@@ -188,12 +191,19 @@ def _quick_points(values: Sequence[float], quick: bool) -> tuple[float, ...]:
     return (values[0], values[-1])
 
 
+#: Environment variables naming the real trace files (as alpa_serve.workload.trace reads them).
+TRACE_PATH_VARIABLES = {"maf1": "ALPA_SERVE_MAF1_PATH", "maf2": "ALPA_SERVE_MAF2_PATH"}
+
+
 def _source(trace: str, options: SuiteOptions) -> str:
+    """Workload source of ``trace`` ("maf1"/"maf2") under ``options.traces``."""
     if options.traces == "real":
         return trace
     if options.traces == "standin":
         return f"{trace}-standin"
-    raise ValueError(f"traces must be 'standin' or 'real', got {options.traces!r}")
+    if options.traces == "auto":
+        return trace if os.environ.get(TRACE_PATH_VARIABLES[trace]) else f"{trace}-standin"
+    raise ValueError(f"traces must be 'auto', 'standin' or 'real', got {options.traces!r}")
 
 
 def _trace_case(exp_name: str, model_set: str, num_devices: int, num_models: int,
