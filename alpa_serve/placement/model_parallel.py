@@ -114,20 +114,22 @@ def _part_allowed(part: int, n: int, per_node: int = 8) -> bool:
     return part <= n % per_node or (n - part) % per_node == 0 or n % per_node == 0
 
 
-def enumerate_splits(num_devices: int, num_clusters: int) -> list[list[int]]:
+def enumerate_splits(num_devices: int, num_clusters: int, per_node: int = 8
+                     ) -> list[list[int]]:
     """Ordered device splits over clusters (DESIGN 6).
 
     The last cluster's part is chosen first from n = N, then the next-to-last's from the rest,
     each part >= 1 and admissible for the remaining n at its level; cluster 0 takes the
     remainder (unchecked, >= 1). Order: last part ascending, then next-to-last ascending, ...
-    (N=10, 3 clusters: [8,1,1], [7,1,2], [6,2,2], ...).
+    (N=10, 3 clusters: [8,1,1], [7,1,2], [6,2,2], ...). ``per_node`` is the 8 of the rule
+    (devices per node).
     """
     def rec(n: int, k: int) -> list[list[int]]:
         if k == 1:
             return [[n]] if n >= 1 else []
         out = []
         for part in range(1, n):
-            if _part_allowed(part, n):
+            if _part_allowed(part, n, per_node):
                 out.extend(p + [part] for p in rec(n - part, k - 1))
         return out
 
@@ -146,10 +148,10 @@ def split_imbalance(split: Sequence[int], rate_share: np.ndarray,
 
 
 def select_splits(num_devices: int, model_datas: Sequence[ModelData],
-                  clusters: Sequence[Sequence[int]]) -> list[list[int]]:
+                  clusters: Sequence[Sequence[int]], per_node: int = 8) -> list[list[int]]:
     """Splits kept for mp-search-sep: those whose imbalance is strictly below the first
     threshold in SPLIT_THRESHOLDS that keeps fewer than MAX_SPLITS (else the last threshold's)."""
-    splits = enumerate_splits(num_devices, len(clusters))
+    splits = enumerate_splits(num_devices, len(clusters), per_node)
     rates = np.array([sum(model_datas[i].rate for i in c) for c in clusters], dtype=np.float32)
     rate_share = rates / np.sum(rates)  # float32, as published
     latency = [single_device_latency(model_datas[c[0]]) for c in clusters]
@@ -221,8 +223,8 @@ class ModelParallelismSearchSep(Policy):
         clusters = cluster_models(model_datas)
         # With one cluster the only split gives it all devices: its sub-problem is plain
         # mp-search again, with an equal (never strictly greater) score.
-        splits = select_splits(cluster_env.num_devices, model_datas, clusters) \
-            if len(clusters) > 1 else []
+        splits = select_splits(cluster_env.num_devices, model_datas, clusters,
+                               cluster_env.num_devices_per_node) if len(clusters) > 1 else []
         logger.debug("mp-search-sep: clusters %s, %d splits", clusters, len(splits))
         # Each (cluster, devices) sub-problem is solved once, even when several splits share
         # it (3+ clusters). One SearchCase per cluster (its models, the full training workload
