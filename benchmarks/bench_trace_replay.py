@@ -56,10 +56,12 @@ def run(repeat: int) -> list[dict]:
 
 def section(results: list[dict], repeat: int) -> str:
     lines = [HEADING, "",
-             "`python benchmarks/bench_trace_replay.py` (replay + merge into one Workload, after "
-             "the trace cache exists; best of "
-             f"{repeat}; {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} cores, shared with other jobs).", "",
+             "`python benchmarks/bench_trace_replay.py`: opening the cached trace, the replay "
+             "and the merge into",
+             f"one Workload, after the trace cache exists; best of {repeat} runs; "
+             f"{platform.machine()}, {os.cpu_count()} cores",
+             "shared with other jobs. Generating and preprocessing the stand-ins is a one-time "
+             "cost (docs/traces.md).", "",
              "| replay | requests | time (s) | goal (s) | met |",
              "|---|---:|---:|---:|:-:|"]
     for r in results:

@@ -119,7 +119,8 @@ class Maf2StandinParams:
     total_invocations: int = 1_980_000
     log10_weight_sigma: float = 1.1
     timer_fraction: float = 0.2
-    timer_periods_seconds: tuple[float, ...] = (60.0, 300.0, 600.0, 900.0, 3600.0)
+    timer_periods_seconds: tuple[float, ...] = (60.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+                                                7200.0, 21600.0, 43200.0, 86400.0)
     timer_jitter_seconds: float = 0.5
     burst_size_mean_min: float = 2.0
     burst_size_mean_max: float = 40.0
