@@ -560,3 +560,21 @@ def test_cli_resume_after_truncation(tmp_path):
     assert len(ids) == 30 and set(ids.values()) == {1}
     assert rows_without_timing(cut / "large_model_exp.tsv") == rows_without_timing(
         full / "large_model_exp.tsv")
+
+
+def test_same_simulation_in_two_sweeps_runs_once(tmp_path, db, monkeypatch):
+    a = _case(exp_name="goodput_vs_rate")
+    b = _case(exp_name="goodput_vs_slo")
+    c = _case(exp_name="goodput_vs_rate", slo_scale=2)
+    real = runner_mod.run_prepared
+    calls = []
+    monkeypatch.setattr(runner_mod, "run_prepared",
+                        lambda case, db_, inputs: calls.append(case) or real(case, db_, inputs))
+    summary = run_entries([SuiteEntry("x.tsv", a), SuiteEntry("y.tsv", b), SuiteEntry("x.tsv", c)],
+                          RunOptions(out_dir=tmp_path, serial=True, progress=False), db=db)
+    assert summary.ok and summary.ran == 3 and len(calls) == 2
+    ra = {r["case_id"]: r for r in read_rows(tmp_path / "x.tsv")}[a.case_id]
+    (rb,) = read_rows(tmp_path / "y.tsv")
+    assert rb["case_id"] == b.case_id and rb["exp_name"] == "goodput_vs_slo"
+    assert {k: v for k, v in ra.items() if k not in ("exp_name", "case_id")} == {
+        k: v for k, v in rb.items() if k not in ("exp_name", "case_id")}

@@ -223,39 +223,82 @@ def policy_cost(policy: str) -> float:
     return 1.0
 
 
-def _submission_order(todo: Sequence[SuiteEntry]) -> list[SuiteEntry]:
-    """``todo`` sorted by decreasing policy cost, then by input group, then grid order."""
-    first_seen: dict[str, int] = {}
+@dataclass
+class _Job:
+    """Entries that are the same simulation (they differ only in ``exp_name``, e.g. the
+    fixed point that every sweep of a figure column contains): run once, one row each."""
+
+    entries: list[SuiteEntry]
+
+    @property
+    def case(self) -> Case:
+        return self.entries[0].case
+
+
+def simulation_key(case: Case) -> str:
+    """Cases with equal keys have identical rows apart from ``exp_name`` and ``case_id``."""
+    return case.replace(exp_name="").case_id
+
+
+def _jobs(todo: Sequence[SuiteEntry]) -> list[_Job]:
+    """``todo`` grouped into :class:`_Job` s (first-appearance order)."""
+    jobs: dict[str, _Job] = {}
     for e in todo:
-        first_seen.setdefault(inputs_key(e.case), len(first_seen))
-    indexed = list(enumerate(todo))
-    indexed.sort(key=lambda ie: (-policy_cost(ie[1].case.policy),
-                                 first_seen[inputs_key(ie[1].case)], ie[0]))
-    return [e for _, e in indexed]
+        key = simulation_key(e.case)
+        if key in jobs:
+            jobs[key].entries.append(e)
+        else:
+            jobs[key] = _Job([e])
+    return list(jobs.values())
+
+
+def _submission_order(jobs: Sequence[_Job]) -> list[_Job]:
+    """``jobs`` sorted by decreasing policy cost, then by input group, then grid order."""
+    first_seen: dict[str, int] = {}
+    for j in jobs:
+        first_seen.setdefault(inputs_key(j.case), len(first_seen))
+    indexed = list(enumerate(jobs))
+    indexed.sort(key=lambda ij: (-policy_cost(ij[1].case.policy),
+                                 first_seen[inputs_key(ij[1].case)], ij[0]))
+    return [j for _, j in indexed]
+
+
+def _record(job: _Job, row: dict[str, Any], options: RunOptions, summary: RunSummary,
+            bar: Any) -> None:
+    """Append ``row`` (computed for ``job.case``) once per entry of ``job``."""
+    for e in job.entries:
+        own = dict(row)
+        own.update(exp_name=e.case.exp_name, case_id=e.case.case_id)
+        append_row(options.out_dir / e.file, own)
+        summary.ran += 1
+        bar.update(1)
+
+
+def _record_failure(job: _Job, exc: BaseException, summary: RunSummary, bar: Any) -> None:
+    for e in job.entries:
+        summary.failures.append(_failure(e.case, exc))
+        bar.update(1)
 
 
 def _run_serial(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
                 summary: RunSummary, bar: Any) -> None:
-    groups: dict[str, list[SuiteEntry]] = defaultdict(list)
-    for e in todo:
-        groups[inputs_key(e.case)].append(e)
+    groups: dict[str, list[_Job]] = defaultdict(list)
+    for job in _jobs(todo):
+        groups[inputs_key(job.case)].append(job)
     for group in groups.values():
         try:
             inputs = prepare_inputs(group[0].case)
         except Exception as exc:  # every case of the group fails the same way
-            for e in group:
-                summary.failures.append(_failure(e.case, exc))
-                bar.update(1)
+            for job in group:
+                _record_failure(job, exc, summary, bar)
             continue
-        for e in group:
+        for job in group:
             try:
-                row = run_prepared(e.case, db, inputs)
+                row = run_prepared(job.case, db, inputs)
             except Exception as exc:
-                summary.failures.append(_failure(e.case, exc))
+                _record_failure(job, exc, summary, bar)
             else:
-                append_row(options.out_dir / e.file, row)
-                summary.ran += 1
-            bar.update(1)
+                _record(job, row, options, summary, bar)
 
 
 def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
@@ -284,22 +327,22 @@ def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
         # Most expensive policies first (shorter tail on few cores), at most
         # `max_in_flight` case tasks at a time; the shared inputs of a group are
         # prepared when its first case is submitted and released after its last one.
-        order = _submission_order(todo)
-        remaining = Counter(inputs_key(e.case) for e in order)
+        order = _submission_order(_jobs(todo))
+        remaining = Counter(inputs_key(j.case) for j in order)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         max_in_flight = max(2 * cpus, 4)
         input_refs: dict[str, Any] = {}
-        pending: dict[Any, tuple[SuiteEntry, str]] = {}
+        pending: dict[Any, tuple[_Job, str]] = {}
         next_index = 0
 
-        def submit(entry: SuiteEntry) -> None:
-            key = inputs_key(entry.case)
+        def submit(job: _Job) -> None:
+            key = inputs_key(job.case)
             if key not in input_refs:
-                wl = entry.case.workload
+                wl = job.case.workload
                 trace_ref = (trace_refs.get(wl.source) if isinstance(wl, TraceWorkload)
                              else None)
-                input_refs[key] = prepare_remote.remote(entry.case, trace_ref)
-            pending[case_remote.remote(entry.case, db_ref, input_refs[key])] = (entry, key)
+                input_refs[key] = prepare_remote.remote(job.case, trace_ref)
+            pending[case_remote.remote(job.case, db_ref, input_refs[key])] = (job, key)
 
         while next_index < len(order) or pending:
             while next_index < len(order) and len(pending) < max_in_flight:
@@ -308,16 +351,14 @@ def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
             # A timeout keeps the loop responsive to signals (Ctrl-C, SIGTERM).
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:
-                entry, key = pending.pop(ref)
+                job, key = pending.pop(ref)
                 try:
                     row = ray.get(ref)
                 except Exception as exc:
                     cause = getattr(exc, "cause", None) or exc
-                    summary.failures.append(_failure(entry.case, cause))
+                    _record_failure(job, cause, summary, bar)
                 else:
-                    append_row(options.out_dir / entry.file, row)
-                    summary.ran += 1
-                bar.update(1)
+                    _record(job, row, options, summary, bar)
                 remaining[key] -= 1
                 if remaining[key] == 0:
                     del input_refs[key]  # let the object store free the shared inputs
