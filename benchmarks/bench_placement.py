@@ -111,8 +111,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     get_policy("sr-replace-5").place(mds, ClusterEnv(2), w)
 
     results = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
-                           "cpus": os.cpu_count(), "processor": platform.processor()},
-               "cases": {}}
+                           "cpus": os.cpu_count(), "processor": platform.processor(),
+                           "load_average": os.getloadavg()},
+               "profile": db.fingerprint(), "cases": {}}
+    logger.info("profiling database %s; load average %s", db.fingerprint(), os.getloadavg())
     cases = {
         "1": ("mp-search 32 x bert-1.3b, 32 devices, rate 64, CV 4, 200 s",
               lambda: make_case(db, ["bert-1.3b"] * 32, 64.0, 4.0, 200.0),
