@@ -1,4 +1,7 @@
-"""Policy base class, training-workload generation, scoring and the fast greedy (DESIGN 4.1, 6).
+"""Policy base class, training-workload generation and the fast greedy (DESIGN 4.1, 6).
+
+The search score (goodput - mean latency / 1e4 + replicas / 1e6) is ``FastStats.score`` of the
+simulator; candidates are compared on it with strict ``>``.
 
 Every search policy works on one :class:`SearchCase`: the case's profiles, a per-config table of
 model weights and the simulator's :class:`~alpa_serve.simulator.SimTables` of the training
@@ -126,11 +129,6 @@ class SearchCase:
     def argsort(self, values: np.ndarray) -> np.ndarray:
         """argsort with this case's tie-breaking kind."""
         return np.argsort(values, kind=self.argsort_kind)
-
-
-def score(stats: FastStats) -> float:
-    """Search score of DESIGN 6: goodput - mean_latency / 10000 + num_replicas / 1e6."""
-    return stats.score
 
 
 def empty_placement(configs: Iterable[ParallelConfig]) -> ModelPlacement:
@@ -469,7 +467,6 @@ __all__ = [
     "empty_placement",
     "fast_greedy",
     "generate_train_workload",
-    "score",
     "train_duration",
     "workload_model_names",
 ]
