@@ -6,7 +6,6 @@ per-stage overhead), which makes the best placements of tiny cases easy to reaso
 """
 from __future__ import annotations
 
-import numpy as np
 
 from alpa_serve.placement import ModelData
 from alpa_serve.profiling import ConfigProfile, ModelProfile, ParallelConfig
