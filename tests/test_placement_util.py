@@ -1,11 +1,11 @@
 """Shared helpers for the placement tests: synthetic profiles and small cases.
 
-Synthetic profiles scale ideally: under (1, op, pp) each of the pp stages takes
-latency / (op * pp) seconds and holds weight / (op * pp) bytes per device (plus an optional
-per-stage overhead), which makes the best placements of tiny cases easy to reason about.
+Synthetic profiles scale simply: under (1, op, pp) each of the pp stages takes
+latency / (pp * op * op_efficiency) seconds (op_efficiency only for op > 1) and holds
+weight / (op * pp) bytes per device, which makes the best placements of tiny cases easy to
+reason about.
 """
 from __future__ import annotations
-
 
 from alpa_serve.placement import ModelData
 from alpa_serve.profiling import ConfigProfile, ModelProfile, ParallelConfig
