@@ -578,3 +578,13 @@ def test_same_simulation_in_two_sweeps_runs_once(tmp_path, db, monkeypatch):
     assert rb["case_id"] == b.case_id and rb["exp_name"] == "goodput_vs_slo"
     assert {k: v for k, v in ra.items() if k not in ("exp_name", "case_id")} == {
         k: v for k, v in rb.items() if k not in ("exp_name", "case_id")}
+
+
+def test_quick_windows():
+    from alpa_serve.experiments.suites import quick_window
+    assert quick_window(("0.0.0", "0.1.0"), "maf1") == ("0.0.0", "0.0.20")
+    assert quick_window(("13.0.0", "13.23.60"), "maf2") == ("13.0.0", "13.3.0")
+    assert quick_window(("0.23.0", "0.23.60"), "maf2") == ("0.23.0", "0.24.0")
+    quick = build_suite("fig11", SuiteOptions(quick=True, traces="standin"))
+    assert {e.case.workload.test_window for e in quick} == {("0.0.0", "0.0.20"),
+                                                           ("13.0.0", "13.3.0")}

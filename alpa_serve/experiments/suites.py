@@ -28,7 +28,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from alpa_serve.experiments.cases import Case, SyntheticWorkload, TraceWorkload
+from alpa_serve.experiments.cases import (Case, SyntheticWorkload, TraceWorkload,
+                                         parse_time_string)
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +119,20 @@ MAF1_WINDOW = ("0.0.0", "0.1.0")
 MAF1_INTERVAL = 60.0
 MAF2_WINDOW = ("13.0.0", "13.23.60")
 MAF2_INTERVAL = 5400.0
-#: Quick mode replays the first three hours of the MAF2 day (two 5400 s windows).
-MAF2_QUICK_WINDOW = ("13.0.0", "13.3.0")
+#: Quick mode replays only the first minutes of every window: 20 minutes of a MAF1 hour
+#: (20 windows of 60 s), 3 hours of the MAF2 day (two 5400 s windows).
+QUICK_WINDOW_MINUTES = {"maf1": 20, "maf2": 180}
+
+
+def quick_window(window: tuple[str, str], trace: str) -> tuple[str, str]:
+    """The first :data:`QUICK_WINDOW_MINUTES` of ``window`` (itself if shorter)."""
+    start = parse_time_string(window[0])
+    end = min(parse_time_string(window[1]), start + 60 * QUICK_WINDOW_MINUTES[trace])
+    day, rest = divmod(int(end), 86400)
+    hour, rest = divmod(rest, 3600)
+    if hour == 0 and end > start and day > int(start) // 86400:  # the end of a day
+        day, hour = day - 1, 24
+    return (window[0], f"{day}.{hour}.{rest // 60}")
 
 MAF1_RATE_SCALES = (5e-4, 1e-3, 2e-3, 4e-3, 5e-3, 6e-3, 7e-3, 8e-3)
 MAF1_CV_SCALES = (1, 2, 3, 4, 5, 6, 8)
@@ -252,8 +265,9 @@ def fig11_suite(options: SuiteOptions) -> list[SuiteEntry]:
         if column.trace == "maf1":
             window, interval = MAF1_WINDOW, MAF1_INTERVAL
         else:
-            window = MAF2_QUICK_WINDOW if options.quick else MAF2_WINDOW
-            interval = MAF2_INTERVAL
+            window, interval = MAF2_WINDOW, MAF2_INTERVAL
+        if options.quick:
+            window = quick_window(window, column.trace)
         cases = _trace_sweeps(column, options, column.policies, window, interval,
                               train_window_of=lambda policy: None,
                               cv_scale_of=lambda exp_name, c=column: c.cv_scale)
@@ -327,6 +341,8 @@ def fig13_suite(options: SuiteOptions) -> list[SuiteEntry]:
     policies = ("sr-greedy", "sr-replace-120", "mp-search")
     entries = []
     for p, (train, test) in enumerate(fig13_window_pairs()):
+        if options.quick:
+            train, test = quick_window(train, "maf1"), quick_window(test, "maf1")
         def cv_scale_of(exp_name: str, p: int = p) -> float:
             if (options.legacy_fig13 and p >= 1
                     and exp_name in ("goodput_vs_num_devices", "goodput_vs_slo")):
