@@ -67,7 +67,7 @@ class Maf1StandinParams:
     frac_le_hourly: float = 0.44
     frac_le_minutely: float = 0.803
     min_daily_invocations: float = 0.1
-    tail_log10_scale: float = 1.0
+    tail_log10_scale: float = 0.6
     max_daily_invocations: float = 1e7
     # Timer-triggered functions (15.6% of functions in the study) fire every `period` minutes,
     # the allowed period closest (in log) to their drawn rate; faster than once a minute they
@@ -108,7 +108,7 @@ class Maf2StandinParams:
 
     Non-timer functions are cluster processes: bursts arrive as a Poisson process modulated
     by a diurnal curve and an hours-scale on/off regime; each burst has a geometric number of
-    invocations separated by exponential gaps of a few tenths of a second. That makes the
+    invocations separated by exponential gaps of 0.2-5 s (calibrated, docs/calibration.md). That makes the
     per-window fitted Gamma CV well above 1, as in the 2021 trace.
     """
 
@@ -116,16 +116,16 @@ class Maf2StandinParams:
     num_functions: int = 424
     num_apps: int = 119
     num_days: int = 14
-    total_invocations: int = 1_980_000
+    total_invocations: int = 2_970_000
     log10_weight_sigma: float = 1.1
     timer_fraction: float = 0.2
     timer_periods_seconds: tuple[float, ...] = (60.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
                                                 7200.0, 21600.0, 43200.0, 86400.0)
     timer_jitter_seconds: float = 0.5
-    burst_size_mean_min: float = 2.0
-    burst_size_mean_max: float = 40.0
-    burst_gap_mean_min: float = 0.02
-    burst_gap_mean_max: float = 2.0
+    burst_size_mean_min: float = 1.0
+    burst_size_mean_max: float = 4.0
+    burst_gap_mean_min: float = 0.2
+    burst_gap_mean_max: float = 5.0
     regime_on_hours_mean: float = 3.0
     regime_duty_min: float = 0.2
     regime_duty_max: float = 1.0
