@@ -139,6 +139,32 @@ def test_fast_greedy_from_nonempty_start_matches_literal_algorithm():
         assert got == ref
 
 
+def test_fast_greedy_on_subproblem_tables_matches_literal_algorithm():
+    """Sub-problem tables (other models' requests relabelled -1 and dropped, only counted in the
+    denominators) and the per-component request lists give the literal greedy's result."""
+    rng = np.random.default_rng(77)
+    for _ in range(12):
+        mds, env, w = random_case(rng, max_models=6, max_devices=8)
+        if len(mds) < 2:
+            continue
+        members = sorted(int(i) for i in rng.choice(len(mds), size=len(mds) // 2 + 1,
+                                                        replace=False))
+        mapping = np.full(len(mds), -1, dtype=np.int64)
+        mapping[members] = np.arange(len(members))
+        sub_w = w.remap_models(mapping, [w.model_names[i] for i in members])
+        profiles = [mds[i].profile for i in members]
+        candidates = candidate_group_partitions(env.num_devices)
+        configs = candidates[int(rng.integers(len(candidates)))]
+        ref, ref_st = reference_greedy(empty_placement(configs), profiles, sub_w, BUDGET)
+        tables = SimTables(profiles, sub_w, drop_unknown=True)
+        assert tables.num_dropped == int(np.count_nonzero(sub_w.model_ids < 0))
+        got, st = fast_greedy(empty_placement(configs),
+                              SearchCase(profiles, sub_w, BUDGET, tables=tables))
+        assert got == ref
+        assert (st.score, st.goodput, st.latency_mean) == (ref_st.score, ref_st.goodput,
+                                                           ref_st.latency_mean)
+
+
 def test_mp_search_and_sep_match_literal_algorithm():
     rng = np.random.default_rng(0)
     separated_wins = 0

@@ -550,3 +550,74 @@ def test_kernel_matches_reference(seed):
     assert fast.latency_mean == lat_sum / len(w)
     stats = tables.simulate(placement)
     np.testing.assert_array_equal(stats.finish, ref[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Search shortcuts: dropped unknown-model requests, request subsets (components)
+# --------------------------------------------------------------------------------------------
+def _components(placement):
+    """Connected components of the model-group graph: list of (models, groups)."""
+    groups = [set(ms) for ms in placement.group_models]
+    comps, seen = [], set()
+    for g in range(len(groups)):
+        if g in seen:
+            continue
+        gs, ms, frontier = {g}, set(groups[g]), [g]
+        while frontier:
+            frontier = []
+            for h in range(len(groups)):
+                if h not in gs and groups[h] & ms:
+                    gs.add(h)
+                    ms |= groups[h]
+                    frontier.append(h)
+        seen |= gs
+        comps.append((sorted(ms), sorted(gs)))
+    return comps
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_drop_unknown_and_subsets_are_exact(seed):
+    placement, profiles, w = random_case(seed)
+    if not isinstance(placement, ModelPlacement):
+        placement = placement.placements[-1]
+    full = SimTables(profiles, w)
+    ref = full.simulate_fast(placement)
+    dropped = SimTables(profiles, w, drop_unknown=True)
+    assert dropped.num_dropped == int(np.count_nonzero(w.model_ids < 0))
+    assert dropped.num_total == len(w)
+    got = dropped.simulate_fast(placement)
+    # Bit-identical: goodput, latency_mean and the score are divided by the full count.
+    assert (got.goodput, got.latency_mean, got.score) == (ref.goodput, ref.latency_mean,
+                                                          ref.score)
+    for a, b in ((got.model_num, ref.model_num), (got.model_good, ref.model_good),
+                 (got.group_num, ref.group_num)):
+        assert a.tolist() == b.tolist()
+    for tables in (full, dropped):
+        counts = tables.model_counts()
+        assert counts.tolist() == ref.model_num.tolist()
+        ids = tables.model_ids
+        for m in range(len(profiles)):
+            assert tables.model_requests(m).tolist() == np.flatnonzero(ids == m).tolist()
+        # A component simulated alone on its models' requests gives its counts exactly.
+        for models, groups in _components(placement):
+            sub = ModelPlacement(tuple(placement.group_configs[g] for g in groups),
+                                 tuple(placement.group_models[g] for g in groups))
+            index = np.flatnonzero(np.isin(ids, models)).astype(np.int64)
+            num, good, gnum = tables.simulate_subset(sub, index)
+            assert num[models].tolist() == ref.model_num[models].tolist()
+            assert good[models].tolist() == ref.model_good[models].tolist()
+            assert gnum.tolist() == ref.group_num[groups].tolist()
+    with pytest.raises(ValueError, match="drop_unknown"):
+        if dropped.num_dropped:
+            dropped.run(placement)
+        else:
+            raise ValueError("drop_unknown (nothing dropped here)")
+
+
+def test_merge_sorted():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        values = rng.permutation(200)[:int(rng.integers(0, 200))]
+        mask = rng.random(len(values)) < 0.5
+        a, b = np.sort(values[mask]).astype(np.int64), np.sort(values[~mask]).astype(np.int64)
+        assert kernels.merge_sorted(a, b).tolist() == np.sort(values).tolist()

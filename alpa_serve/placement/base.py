@@ -28,6 +28,7 @@ from alpa_serve.placement.types import (
 )
 from alpa_serve.profiling import ModelProfile, ParallelConfig
 from alpa_serve.simulator import SimTables
+from alpa_serve.simulator.kernels import merge_sorted
 from alpa_serve.simulator.stats import FastStats
 from alpa_serve.workload import GammaProcess, Workload
 
@@ -166,9 +167,14 @@ def fast_greedy(init: ModelPlacement, case: SearchCase, incremental: bool = True
     """
     if init.num_groups == 0 or case.num_models == 0:
         return init, case.simulate(init)
-    state = _GreedyState(init, case)
-    stats = case.simulate(init)
-    state.set_counts(stats)
+    state = _GreedyState(init, case, track_requests=incremental)
+    stats: Optional[FastStats] = None
+    if any(init.group_models):
+        stats = case.simulate(init)
+        state.set_counts(stats)
+    else:
+        # Nothing placed: every request fails, counts are known without simulating.
+        state.set_empty_counts()
     steps = 0
     while True:
         pair = state.choose()
@@ -187,6 +193,8 @@ def fast_greedy(init: ModelPlacement, case: SearchCase, incremental: bool = True
             state.set_counts(stats)
     # choose() finds nothing only before the first addition (afterwards any_fits() ends the
     # loop first), so ``stats`` is always the full simulation of the returned placement.
+    if stats is None:  # empty start where nothing fits
+        stats = case.simulate(init)
     placement = state.placement()
     logger.debug("fast greedy: %d steps, %d groups, score %.6f", steps, init.num_groups,
                  stats.score)
@@ -211,8 +219,13 @@ class _GreedyState:
     returned score always comes from a full simulation.
     """
 
-    def __init__(self, init: ModelPlacement, case: SearchCase) -> None:
+    def __init__(self, init: ModelPlacement, case: SearchCase, track_requests: bool = True
+                 ) -> None:
         self.case = case
+        # Per component label: the increasing indices of its models' requests (only these
+        # requests are simulated when the component is re-simulated).
+        self.track_requests = track_requests
+        self.comp_requests: dict[int, np.ndarray] = {}
         self.budget = case.mem_budget
         self.configs = list(init.group_configs)
         # The initial candidate is not normalised: its order is kept until the first addition.
@@ -240,6 +253,12 @@ class _GreedyState:
         self.model_good = np.array(stats.model_good, dtype=np.int64)
         self.slot_num = np.empty(len(self.pos2slot), dtype=np.int64)
         self.slot_num[self.pos2slot] = stats.group_num
+
+    def set_empty_counts(self) -> None:
+        """Counts of a placement with no replica: every request fails, no group gets any."""
+        self.model_num = np.array(self.case.tables.model_counts(), dtype=np.int64)
+        self.model_good = np.zeros(self.case.num_models, dtype=np.int64)
+        self.slot_num = np.zeros(len(self.pos2slot), dtype=np.int64)
 
     def choose(self) -> Optional[tuple[int, int]]:
         """The (slot, model) pair the greedy adds next, or None when nothing fits."""
@@ -282,12 +301,20 @@ class _GreedyState:
 
     def _join(self, slot: int, m: int) -> None:
         """Record a replica of model m on ``slot``: merge their components."""
-        label = self.group_comp[slot]
-        old = self.model_comp[m]
+        label = int(self.group_comp[slot])
+        old = int(self.model_comp[m])
         if old >= 0 and old != label:
             self.group_comp[self.group_comp == old] = label
             self.model_comp[self.model_comp == old] = label
+            if self.track_requests:
+                self._merge_requests(label, self.comp_requests.pop(old))
+        elif old < 0 and self.track_requests:
+            self._merge_requests(label, self.case.tables.model_requests(m))
         self.model_comp[m] = label
+
+    def _merge_requests(self, label: int, index: np.ndarray) -> None:
+        mine = self.comp_requests.get(label)
+        self.comp_requests[label] = index if mine is None else merge_sorted(mine, index)
 
     def resimulate_component(self, m: int) -> None:
         """Refresh the counts of the component containing model m by simulating it alone."""
@@ -298,11 +325,14 @@ class _GreedyState:
         slots = [s for s in self.pos2slot if comp[s]]
         sub = ModelPlacement._trusted(tuple(self.configs[s] for s in slots),
                                       tuple(self.groups[s] for s in slots))
-        stats = self.case.simulate(sub)
+        # Only the component's requests: every other request belongs to a model without a
+        # replica in ``sub`` (or to model -1) and would only be counted, not served.
+        model_num, model_good, group_num = self.case.tables.simulate_subset(
+            sub, self.comp_requests[int(label)])
         models = self.model_comp == label
-        self.model_num[models] = stats.model_num[models]
-        self.model_good[models] = stats.model_good[models]
-        self.slot_num[slots] = stats.group_num
+        self.model_num[models] = model_num[models]
+        self.model_good[models] = model_good[models]
+        self.slot_num[slots] = group_num
 
 
 # ------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from alpa_serve.placement.base import (
 )
 from alpa_serve.placement.types import ClusterEnv, ModelData, ModelPlacement
 from alpa_serve.profiling import ParallelConfig
+from alpa_serve.simulator import SimTables
 from alpa_serve.workload import Workload
 
 logger = logging.getLogger(__name__)
@@ -266,8 +267,12 @@ class ModelParallelismSearchSep(Policy):
         mapping[list(members)] = np.arange(len(members))
         names = [train_workload.model_names[i] for i in members]
         workload = train_workload.remap_models(mapping, names)
-        return SearchCase([model_datas[i].profile for i in members], workload,
-                          cluster_env.mem_budget, self.argsort_kind)
+        profiles = [model_datas[i].profile for i in members]
+        # The other clusters' requests (-1) fail and only count in the denominators: the
+        # tables keep their number but never visit them (bit-identical statistics).
+        tables = SimTables(profiles, workload, drop_unknown=True)
+        return SearchCase(profiles, workload, cluster_env.mem_budget, self.argsort_kind,
+                          tables=tables)
 
 
 @dataclass

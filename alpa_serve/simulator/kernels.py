@@ -171,3 +171,67 @@ def simulate_segment_fast(arrivals, model_ids, slos, lo, hi,
             num_good += 1
             lat_sum += f - t
     return num_good, lat_sum
+
+
+@njit(cache=True)
+def simulate_indexed_fast(arrivals, model_ids, slos, index,
+                          model_ptr, rep_group, rep_free_off, rep_nstages, rep_lat_off,
+                          stage_lat, total_stages,
+                          model_num, model_good, group_num, lat_sum0):
+    """:func:`simulate_segment_fast` over the requests ``index[0], index[1], ...`` only (one
+    segment from idle devices; ``index`` strictly increasing, so still in arrival order).
+
+    Skipping a request is exact when it could not touch the simulated groups: a request of a
+    model with no replica in the placement, or of model -1, only changes counters. The search
+    uses this to simulate one connected component of the model-group graph (the requests of the
+    component's models) or the requests of a cluster's own models. Returns
+    ``(num_good, latency_sum)`` and adds to the counters like simulate_segment_fast, counting
+    only the requests in ``index``.
+    """
+    free = np.full(total_stages, -np.inf)
+    num_good = 0
+    lat_sum = lat_sum0
+    for r in range(index.shape[0]):
+        i = index[r]
+        m = model_ids[i]
+        if m < 0:
+            continue
+        model_num[m] += 1
+        j = _choose_replica(m, model_ptr, rep_free_off, rep_nstages, free)
+        if j < 0:
+            continue
+        group_num[rep_group[j]] += 1
+        t = arrivals[i]
+        f, ok = _run_pipeline(t, slos[i], rep_free_off[j], rep_nstages[j], rep_lat_off[j],
+                              stage_lat, free)
+        if ok:
+            model_good[m] += 1
+            num_good += 1
+            lat_sum += f - t
+    return num_good, lat_sum
+
+
+@njit(cache=True)
+def merge_sorted(a, b):
+    """Merge two strictly increasing int64 arrays with no common element (request index lists
+    of disjoint model sets) into one increasing array."""
+    na, nb = a.shape[0], b.shape[0]
+    out = np.empty(na + nb, dtype=np.int64)
+    i = j = k = 0
+    while i < na and j < nb:
+        if a[i] < b[j]:
+            out[k] = a[i]
+            i += 1
+        else:
+            out[k] = b[j]
+            j += 1
+        k += 1
+    while i < na:
+        out[k] = a[i]
+        i += 1
+        k += 1
+    while j < nb:
+        out[k] = b[j]
+        j += 1
+        k += 1
+    return out

@@ -54,7 +54,8 @@ class SimTables:
     lazily the first time a placement uses a configuration.
     """
 
-    def __init__(self, profiles: Sequence[Any], workload: Any) -> None:
+    def __init__(self, profiles: Sequence[Any], workload: Any, drop_unknown: bool = False
+                 ) -> None:
         names = list(workload.model_names)
         if len(profiles) != len(names):
             raise ValueError(
@@ -70,7 +71,24 @@ class SimTables:
                                          .astype(np.float32))
         if not (len(self.arrivals) == len(self.model_ids) == len(self.slos)):
             raise ValueError("workload arrays have different lengths")
+        #: Requests of model -1 left out (``drop_unknown``): they fail and only count in the
+        #: denominators of the fast statistics, so simulate_fast need not visit them. Tables
+        #: with dropped requests support only plain ModelPlacements in simulate_fast (the
+        #: Clockwork++ segment walk and per-request results need every arrival).
+        self.num_dropped = 0
+        if drop_unknown:
+            keep = self.model_ids >= 0
+            if not keep.all():
+                self.num_dropped = int(keep.size - np.count_nonzero(keep))
+                self.arrivals = np.ascontiguousarray(self.arrivals[keep])
+                self.model_ids = np.ascontiguousarray(self.model_ids[keep])
+                self.slos = np.ascontiguousarray(self.slos[keep])
+        #: Requests held in the arrays (visited by the kernels).
         self.num_requests = len(self.arrivals)
+        #: Requests of the workload (the denominator of the fast statistics).
+        self.num_total = self.num_requests + self.num_dropped
+        self._by_model: np.ndarray | None = None
+        self._by_model_ptr: np.ndarray | None = None
         self._stage_lat = np.zeros(0, dtype=np.float32)
         # config -> (offset of its block in _stage_lat, pp, bool[M] missing-from-profile)
         self._cfg_block: dict[Any, tuple[int, int, np.ndarray]] = {}
@@ -183,6 +201,7 @@ class SimTables:
     def _segments(self, placement: Any) -> tuple[list[_Segment], np.ndarray, int]:
         """Encoded segments, request bounds (int64[S+1]) and replica count of a placement."""
         if hasattr(placement, "start_times"):  # ModelPlacementWithReplacement
+            self._check_complete("a ModelPlacementWithReplacement")
             segs = [self._encode(p) for p in placement.placements]
             change = np.empty(len(segs), dtype=np.float64)
             change[:-1] = placement.start_times[1:]
@@ -196,7 +215,7 @@ class SimTables:
         return segs, bounds, num_replicas
 
     def _check_nonempty(self) -> None:
-        if self.num_requests == 0:
+        if self.num_total == 0:
             raise EmptyWorkloadError(
                 "cannot simulate an empty workload: goodput is undefined (NaN); check the "
                 "workload generation (rates, duration, trace window)")
@@ -227,13 +246,65 @@ class SimTables:
                 model_num, model_good, group_num, lat_sum)
             num_good += ng
             lat_sum = ls
-        return FastStats.from_counts(num_good, lat_sum, self.num_requests, model_num,
+        return FastStats.from_counts(num_good, lat_sum, self.num_total, model_num,
                                      model_good, group_num, num_replicas)
+
+    # ------------------------------------------------------------------ request subsets
+
+    def _check_complete(self, what: str) -> None:
+        if self.num_dropped:
+            raise ValueError(f"these SimTables dropped {self.num_dropped} unknown-model "
+                             f"requests (drop_unknown=True); {what} needs every request")
+
+    def model_counts(self) -> np.ndarray:
+        """int64[M]: requests of each model (what any simulation reports as ``model_num``)."""
+        self._build_by_model()
+        return np.diff(self._by_model_ptr)
+
+    def model_requests(self, m: int) -> np.ndarray:
+        """int64 increasing: indices (into the tables' arrays) of model m's requests."""
+        self._build_by_model()
+        return self._by_model[self._by_model_ptr[m]:self._by_model_ptr[m + 1]]
+
+    def _build_by_model(self) -> None:
+        if self._by_model is not None:
+            return
+        ids = self.model_ids
+        order = np.argsort(ids, kind="stable").astype(np.int64)
+        counts = np.bincount(ids[ids >= 0], minlength=self.num_models).astype(np.int64)
+        ptr = np.zeros(self.num_models + 1, dtype=np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        ptr += int(np.count_nonzero(ids < 0))  # model -1 sorts first
+        order.setflags(write=False)
+        self._by_model, self._by_model_ptr = order, ptr
+
+    def simulate_subset(self, placement: Any, index: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Counters ``(model_num, model_good, group_num)`` of a plain ModelPlacement simulated
+        from idle devices on the requests ``index`` only (int64, strictly increasing).
+
+        Exact for the models whose requests are all in ``index`` when no other request could
+        reach the placement's groups: used by the greedy to re-simulate one connected
+        component (its models' requests, its groups), see ``placement.base._GreedyState``.
+        """
+        seg = self._encode(placement)
+        M = self.num_models
+        model_num = np.zeros(M, dtype=np.int64)
+        model_good = np.zeros(M, dtype=np.int64)
+        group_num = np.zeros(seg.num_groups, dtype=np.int64)
+        if len(index):
+            kernels.simulate_indexed_fast(
+                self.arrivals, self.model_ids, self.slos, index,
+                seg.model_ptr, seg.rep_group, seg.rep_free_off, seg.rep_nstages,
+                seg.rep_lat_off, self._stage_lat, seg.total_stages,
+                model_num, model_good, group_num, 0.0)
+        return model_num, model_good, group_num
 
     def run(self, placement: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                            np.ndarray]:
         """Per-request results: ``finish`` (float64 s, = arrival for failed requests), ``good``
         (bool) and the untrimmed counters ``model_num``, ``model_good``, ``group_num``."""
+        self._check_complete("run() / simulate()")
         segs, bounds, _ = self._segments(placement)
         n, M = self.num_requests, self.num_models
         finish = np.empty(n, dtype=np.float64)
