@@ -53,25 +53,39 @@ def segment_bounds(arrivals: np.ndarray, change_times: np.ndarray) -> np.ndarray
     return bounds
 
 
+@njit(cache=True)
+def _last_stage_offsets(rep_free_off, rep_nstages):
+    """int64[R]: offset in ``free`` of each replica's group's LAST stage."""
+    out = np.empty(rep_free_off.shape[0], dtype=np.int64)
+    for j in range(rep_free_off.shape[0]):
+        out[j] = rep_free_off[j] + rep_nstages[j] - 1
+    return out
+
+
 @njit(cache=True, inline="always")
-def _choose_replica(m, model_ptr, rep_free_off, rep_nstages, free):
+def _choose_replica(m, model_ptr, rep_last, free):
     """Replica entry of model m whose group's LAST stage is free earliest (strict <, so ties keep
-    the lower group index); -1 when m has no replica."""
-    best = -1
-    best_free = np.inf
-    for j in range(model_ptr[m], model_ptr[m + 1]):
-        f = free[rep_free_off[j] + rep_nstages[j] - 1]
-        # best == -1 accepts the first replica even if its group is free only at +inf.
-        if best == -1 or f < best_free:
+    the lower group index); -1 when m has no replica. ``rep_last``: see _last_stage_offsets."""
+    lo = model_ptr[m]
+    hi = model_ptr[m + 1]
+    if hi <= lo:
+        return -1
+    # The first replica is taken even if its group is free only at +inf.
+    best = lo
+    best_free = free[rep_last[lo]]
+    for j in range(lo + 1, hi):
+        f = free[rep_last[j]]
+        if f < best_free:
             best = j
             best_free = f
     return best
 
 
 @njit(cache=True, inline="always")
-def _run_pipeline(t, slo, off, ns, lat_off, stage_lat, free):
+def _run_pipeline(t, slo, off, ns, lat_off, stage_lat, free, buf):
     """Pipeline recurrence for one request arriving at t (float64 seconds) with SLO slo
     (float32). Commits the per-stage completion times into free[off:off+ns] when served.
+    ``buf``: float64 scratch of at least ns values (the per-stage x before the decision).
 
     Returns the finish time (float64) and whether the request is good.
     """
@@ -81,20 +95,13 @@ def _run_pipeline(t, slo, off, ns, lat_off, stage_lat, free):
     x = t
     for k in range(ns):
         fk = free[off + k]
-        if fk > x:
-            x = fk
+        x = fk if fk > x else x  # max(x, free), written as a select (no branch)
         x += stage_lat[lat_off + k]  # float32 latency promoted to float64, as published
+        buf[k] = x
     finish = x + FIXED_OVERHEAD
     if finish - t <= slo:
-        # Served: recompute the recurrence to store the per-stage x values (cheaper than a
-        # scratch buffer for the short pipelines we have, and bit-identical).
-        x = t
         for k in range(ns):
-            fk = free[off + k]
-            if fk > x:
-                x = fk
-            x += stage_lat[lat_off + k]
-            free[off + k] = x
+            free[off + k] = buf[k]
         return finish, True
     return t, False
 
@@ -117,6 +124,8 @@ def simulate_segment(arrivals, model_ids, slos, lo, hi,
     """
     # Idle devices: -inf so that an idle stage never delays a request (arrivals may be < 0).
     free = np.full(total_stages, -np.inf)
+    buf = np.empty(max(total_stages, 1))
+    rep_last = _last_stage_offsets(rep_free_off, rep_nstages)
     num_good = 0
     lat_sum = lat_sum0
     for i in range(lo, hi):
@@ -127,12 +136,12 @@ def simulate_segment(arrivals, model_ids, slos, lo, hi,
         if m < 0:
             continue
         model_num[m] += 1
-        j = _choose_replica(m, model_ptr, rep_free_off, rep_nstages, free)
+        j = _choose_replica(m, model_ptr, rep_last, free)
         if j < 0:
             continue
         group_num[rep_group[j]] += 1
         f, ok = _run_pipeline(t, slos[i], rep_free_off[j], rep_nstages[j], rep_lat_off[j],
-                              stage_lat, free)
+                              stage_lat, free, buf)
         if ok:
             finish[i] = f
             good[i] = True
@@ -152,6 +161,8 @@ def simulate_segment_fast(arrivals, model_ids, slos, lo, hi,
     Returns ``(num_good, latency_sum)`` and adds to the counters exactly as simulate_segment.
     """
     free = np.full(total_stages, -np.inf)
+    buf = np.empty(max(total_stages, 1))
+    rep_last = _last_stage_offsets(rep_free_off, rep_nstages)
     num_good = 0
     lat_sum = lat_sum0
     for i in range(lo, hi):
@@ -159,13 +170,13 @@ def simulate_segment_fast(arrivals, model_ids, slos, lo, hi,
         if m < 0:
             continue
         model_num[m] += 1
-        j = _choose_replica(m, model_ptr, rep_free_off, rep_nstages, free)
+        j = _choose_replica(m, model_ptr, rep_last, free)
         if j < 0:
             continue
         group_num[rep_group[j]] += 1
         t = arrivals[i]
         f, ok = _run_pipeline(t, slos[i], rep_free_off[j], rep_nstages[j], rep_lat_off[j],
-                              stage_lat, free)
+                              stage_lat, free, buf)
         if ok:
             model_good[m] += 1
             num_good += 1
@@ -189,6 +200,8 @@ def simulate_indexed_fast(arrivals, model_ids, slos, index,
     only the requests in ``index``.
     """
     free = np.full(total_stages, -np.inf)
+    buf = np.empty(max(total_stages, 1))
+    rep_last = _last_stage_offsets(rep_free_off, rep_nstages)
     num_good = 0
     lat_sum = lat_sum0
     for r in range(index.shape[0]):
@@ -197,13 +210,13 @@ def simulate_indexed_fast(arrivals, model_ids, slos, index,
         if m < 0:
             continue
         model_num[m] += 1
-        j = _choose_replica(m, model_ptr, rep_free_off, rep_nstages, free)
+        j = _choose_replica(m, model_ptr, rep_last, free)
         if j < 0:
             continue
         group_num[rep_group[j]] += 1
         t = arrivals[i]
         f, ok = _run_pipeline(t, slos[i], rep_free_off[j], rep_nstages[j], rep_lat_off[j],
-                              stage_lat, free)
+                              stage_lat, free, buf)
         if ok:
             model_good[m] += 1
             num_good += 1
