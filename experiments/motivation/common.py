@@ -112,6 +112,17 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 # ------------------------------------------------------------------------------------------
 # Profiles
 # ------------------------------------------------------------------------------------------
+def case_script_main(description: str, build_entries: Any, plot: Any,
+                     argv: Optional[Sequence[str]] = None) -> int:
+    """Command line shared by the many-case figure scripts (Figs. 4-7b): parse the common
+    options, run the script's cases through the runner on the motivation database, plot."""
+    parser = argparse.ArgumentParser(description=description)
+    add_common_arguments(parser)
+    settings = settings_from_args(parser.parse_args(argv))
+    plot(run_cases(build_entries(settings), motivation_database(), settings), settings)
+    return 0
+
+
 def alpha_model_name(alpha: float, base: str = ALPHA_BASE_MODEL) -> str:
     """Database name of the Fig. 7(b) variant of ``base`` with pipeline overhead ``alpha``."""
     return f"{base}-alpha{alpha:.2f}"

@@ -13,7 +13,6 @@ Run: ``python experiments/motivation/fig5_7a_sweeps.py [--quick] [--serial]``.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,12 +136,7 @@ def plot(rows: Mapping[str, Mapping[str, str]], settings: common.Settings) -> li
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common.add_common_arguments(parser)
-    settings = common.settings_from_args(parser.parse_args(argv))
-    db = common.motivation_database()
-    plot(common.run_cases(build_entries(settings), db, settings), settings)
-    return 0
+    return common.case_script_main(__doc__.splitlines()[0], build_entries, plot, argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Run: ``python experiments/motivation/fig7b_pipeline_overhead.py [--quick] [--ser
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -74,12 +73,7 @@ def plot(rows: Mapping[str, Mapping[str, str]], settings: common.Settings) -> li
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common.add_common_arguments(parser)
-    settings = common.settings_from_args(parser.parse_args(argv))
-    db = common.motivation_database()
-    plot(common.run_cases(build_entries(settings), db, settings), settings)
-    return 0
+    return common.case_script_main(__doc__.splitlines()[0], build_entries, plot, argv)
 
 
 if __name__ == "__main__":
