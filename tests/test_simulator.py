@@ -607,6 +607,12 @@ def test_drop_unknown_and_subsets_are_exact(seed):
             assert num[models].tolist() == ref.model_num[models].tolist()
             assert good[models].tolist() == ref.model_good[models].tolist()
             assert gnum.tolist() == ref.group_num[groups].tolist()
+        # index None walks every request held in the tables: the placement's full counters.
+        num, good, gnum = tables.simulate_subset(placement, None)
+        assert good.tolist() == ref.model_good.tolist()
+        assert gnum.tolist() == ref.group_num.tolist()
+        if tables is dropped:
+            assert num.tolist() == ref.model_num.tolist()
     with pytest.raises(ValueError, match="drop_unknown"):
         if dropped.num_dropped:
             dropped.run(placement)

@@ -222,10 +222,10 @@ class _GreedyState:
     def __init__(self, init: ModelPlacement, case: SearchCase, track_requests: bool = True
                  ) -> None:
         self.case = case
-        # Per component label: the increasing indices of its models' requests (only these
-        # requests are simulated when the component is re-simulated).
+        # Per component label: increasing index arrays of its models' requests (only these
+        # requests are simulated when the component is re-simulated), merged lazily.
         self.track_requests = track_requests
-        self.comp_requests: dict[int, np.ndarray] = {}
+        self.comp_requests: dict[int, list[np.ndarray]] = {}
         self.budget = case.mem_budget
         self.configs = list(init.group_configs)
         # The initial candidate is not normalised: its order is kept until the first addition.
@@ -307,14 +307,26 @@ class _GreedyState:
             self.group_comp[self.group_comp == old] = label
             self.model_comp[self.model_comp == old] = label
             if self.track_requests:
-                self._merge_requests(label, self.comp_requests.pop(old))
+                self.comp_requests.setdefault(label, []).extend(self.comp_requests.pop(old))
         elif old < 0 and self.track_requests:
-            self._merge_requests(label, self.case.tables.model_requests(m))
+            self.comp_requests.setdefault(label, []).append(self.case.tables.model_requests(m))
         self.model_comp[m] = label
 
-    def _merge_requests(self, label: int, index: np.ndarray) -> None:
-        mine = self.comp_requests.get(label)
-        self.comp_requests[label] = index if mine is None else merge_sorted(mine, index)
+    def _component_requests(self, label: int) -> Optional[np.ndarray]:
+        """Increasing indices of the requests of component ``label``'s models, or None when
+        they are at least half of the tables' requests: then the kernel walks all requests
+        (skipping another model's request costs ~1.5 ns, merging index lists ~2 ns per
+        element; both give identical counts for the component, see simulate_subset)."""
+        pieces = self.comp_requests[label]
+        if 2 * sum(len(p) for p in pieces) >= self.case.tables.num_requests:
+            return None
+        if len(pieces) > 1:
+            pieces.sort(key=len)
+            index = pieces[0]
+            for p in pieces[1:]:
+                index = merge_sorted(index, p)
+            self.comp_requests[label] = pieces = [index]
+        return pieces[0]
 
     def resimulate_component(self, m: int) -> None:
         """Refresh the counts of the component containing model m by simulating it alone."""
@@ -328,7 +340,7 @@ class _GreedyState:
         # Only the component's requests: every other request belongs to a model without a
         # replica in ``sub`` (or to model -1) and would only be counted, not served.
         model_num, model_good, group_num = self.case.tables.simulate_subset(
-            sub, self.comp_requests[int(label)])
+            sub, self._component_requests(int(label)))
         models = self.model_comp == label
         self.model_num[models] = model_num[models]
         self.model_good[models] = model_good[models]

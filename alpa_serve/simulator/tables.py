@@ -278,13 +278,15 @@ class SimTables:
         order.setflags(write=False)
         self._by_model, self._by_model_ptr = order, ptr
 
-    def simulate_subset(self, placement: Any, index: np.ndarray
+    def simulate_subset(self, placement: Any, index: np.ndarray | None
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Counters ``(model_num, model_good, group_num)`` of a plain ModelPlacement simulated
-        from idle devices on the requests ``index`` only (int64, strictly increasing).
+        from idle devices on the requests ``index`` only (int64, strictly increasing; None:
+        all requests held in the tables).
 
         Exact for the models whose requests are all in ``index`` when no other request could
-        reach the placement's groups: used by the greedy to re-simulate one connected
+        reach the placement's groups (with ``index`` None, requests of models without a
+        replica in ``placement`` are walked but only counted): used by the greedy to re-simulate one connected
         component (its models' requests, its groups), see ``placement.base._GreedyState``.
         """
         seg = self._encode(placement)
@@ -292,7 +294,14 @@ class SimTables:
         model_num = np.zeros(M, dtype=np.int64)
         model_good = np.zeros(M, dtype=np.int64)
         group_num = np.zeros(seg.num_groups, dtype=np.int64)
-        if len(index):
+        if index is None:
+            if self.num_requests:
+                kernels.simulate_segment_fast(
+                    self.arrivals, self.model_ids, self.slos, 0, self.num_requests,
+                    seg.model_ptr, seg.rep_group, seg.rep_free_off, seg.rep_nstages,
+                    seg.rep_lat_off, self._stage_lat, seg.total_stages,
+                    model_num, model_good, group_num, 0.0)
+        elif len(index):
             kernels.simulate_indexed_fast(
                 self.arrivals, self.model_ids, self.slos, index,
                 seg.model_ptr, seg.rep_group, seg.rep_free_off, seg.rep_nstages,
