@@ -583,8 +583,19 @@ def test_same_simulation_in_two_sweeps_runs_once(tmp_path, db, monkeypatch):
 def test_quick_windows():
     from alpa_serve.experiments.suites import quick_window
     assert quick_window(("0.0.0", "0.1.0"), "maf1") == ("0.0.0", "0.0.20")
-    assert quick_window(("13.0.0", "13.23.60"), "maf2") == ("13.0.0", "13.3.0")
+    assert quick_window(("13.0.0", "13.23.60"), "maf2") == ("13.0.0", "13.1.30")
     assert quick_window(("0.23.0", "0.23.60"), "maf2") == ("0.23.0", "0.24.0")
     quick = build_suite("fig11", SuiteOptions(quick=True, traces="standin"))
     assert {e.case.workload.test_window for e in quick} == {("0.0.0", "0.0.20"),
-                                                           ("13.0.0", "13.3.0")}
+                                                           ("13.0.0", "13.1.30")}
+    # first point and the one nearest the fixed point (shared by the sweeps)
+    s1 = {(e.case.exp_name, e.case.num_devices, e.case.workload.rate_scale,
+           e.case.workload.cv_scale, e.case.slo_scale) for e in quick if e.file == "S1_maf1.tsv"}
+    assert s1 == {("goodput_vs_num_devices", 8, 2e-3, 4.0, 5.0),
+                  ("goodput_vs_num_devices", 16, 2e-3, 4.0, 5.0),
+                  ("goodput_vs_rate_scale", 16, 5e-4, 4.0, 5.0),
+                  ("goodput_vs_rate_scale", 16, 2e-3, 4.0, 5.0),
+                  ("goodput_vs_cv_scale", 16, 2e-3, 1.0, 5.0),
+                  ("goodput_vs_cv_scale", 16, 2e-3, 4.0, 5.0),
+                  ("goodput_vs_slo", 16, 2e-3, 4.0, 0.75),
+                  ("goodput_vs_slo", 16, 2e-3, 4.0, 5.0)}

@@ -2,8 +2,8 @@
 
 A suite is a list of :class:`SuiteEntry` (TSV file name relative to the output
 folder, :class:`~alpa_serve.experiments.cases.Case`). ``quick=True`` gives a
-reduced grid for smoke tests (the first and last point of every sweep, shorter
-windows/durations) that still exercises every file, policy and sweep.
+reduced grid for smoke tests (the first point of every sweep and the one nearest the
+fixed point, shorter windows/durations) that still exercises every file, policy and sweep.
 
 Output files (relative to ``--out``):
 
@@ -120,8 +120,8 @@ MAF1_INTERVAL = 60.0
 MAF2_WINDOW = ("13.0.0", "13.23.60")
 MAF2_INTERVAL = 5400.0
 #: Quick mode replays only the first minutes of every window: 20 minutes of a MAF1 hour
-#: (20 windows of 60 s), 3 hours of the MAF2 day (two 5400 s windows).
-QUICK_WINDOW_MINUTES = {"maf1": 20, "maf2": 180}
+#: (20 windows of 60 s), 90 minutes of the MAF2 day (one 5400 s window).
+QUICK_WINDOW_MINUTES = {"maf1": 20, "maf2": 90}
 
 
 def quick_window(window: tuple[str, str], trace: str) -> tuple[str, str]:
@@ -196,12 +196,18 @@ TRACE_SWEEPS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _quick_points(values: Sequence[float], quick: bool) -> tuple[float, ...]:
-    """All values, or (quick) the first and the last."""
+def _quick_points(values: Sequence[float], quick: bool, fixed: float) -> tuple[float, ...]:
+    """All values, or (quick) the first one and the one nearest the fixed point ``fixed``.
+
+    The fixed point is in most sweeps' lists; its simulation is then shared by all the
+    sweeps of a column (see the runner), and the heaviest ends of the sweeps are avoided.
+    """
     values = tuple(values)
     if not quick or len(values) <= 2:
         return values
-    return (values[0], values[-1])
+    rest = values[1:]
+    nearest = min(rest, key=lambda v: (abs(v - fixed), rest.index(v)))
+    return (values[0], nearest)
 
 
 #: Environment variables naming the real trace files (as alpa_serve.workload.trace reads them).
@@ -239,7 +245,9 @@ def _trace_sweeps(column: Fig11Column, options: SuiteOptions, policies: Sequence
     source = _source(column.trace, options)
     cases = []
     for exp_name, attr in TRACE_SWEEPS:
-        for x in _quick_points(getattr(column, attr), options.quick):
+        fixed = {"devices": column.num_devices, "rate_scales": column.rate_scale,
+                 "cv_scales": cv_scale_of(exp_name), "slo_scales": column.slo_scale}[attr]
+        for x in _quick_points(getattr(column, attr), options.quick, fixed):
             devices, rate_scale, cv_scale, slo = (column.num_devices, column.rate_scale,
                                                   cv_scale_of(exp_name), column.slo_scale)
             if attr == "devices":
@@ -287,7 +295,8 @@ def fig12_suite(options: SuiteOptions) -> list[SuiteEntry]:
     )
     entries = []
     for exp_name, values in sweeps:
-        for x in _quick_points(values, options.quick):
+        fixed = {"goodput_vs_rate": rate, "goodput_vs_cv": cv, "goodput_vs_slo": slo}[exp_name]
+        for x in _quick_points(values, options.quick, fixed):
             r, c, s = rate, cv, slo
             if exp_name == "goodput_vs_rate":
                 r = x
@@ -369,7 +378,8 @@ def fig14_suite(options: SuiteOptions) -> list[SuiteEntry]:
     )
     entries = []
     for exp_name, values in sweeps:
-        for x in _quick_points(values, options.quick):
+        fixed = rate if exp_name == "goodput_vs_rate" else cv
+        for x in _quick_points(values, options.quick, fixed):
             r, c = (x, cv) if exp_name == "goodput_vs_rate" else (rate, x)
             for policy in policies:
                 case = Case(exp_name=exp_name, model_set="mixed", num_devices=32,
