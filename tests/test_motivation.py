@@ -228,10 +228,7 @@ def test_fig4_budgets_give_the_intended_replica_counts():
     # The budgets of DESIGN 7.6 assume the paper's weights; check that with the committed
     # database they still mean "k copies per device" (replication) and "every model once per
     # group" (model parallelism), the layout Fig. 4 is about.
-    try:
-        db = ProfilingDatabase.default()
-    except FileNotFoundError:
-        pytest.skip("committed profiling database missing")
+    db = ProfilingDatabase.default()
     for model, (_, mp_points, unit) in fig4_memory_budget.SETUPS.items():
         prof = db.get(model)
         w1 = prof.max_stage_weight(ParallelConfig(1, 1, 1))
@@ -249,10 +246,6 @@ def test_fig4_budgets_give_the_intended_replica_counts():
 # Smoke: every figure with --quick --serial
 # ------------------------------------------------------------------------------------------
 def test_run_all_quick_serial_writes_every_figure(tmp_path):
-    try:
-        ProfilingDatabase.default()
-    except FileNotFoundError:
-        pytest.skip("committed profiling database missing")
     from experiments.motivation import run_all
 
     assert run_all.main(["--quick", "--serial", "--no-progress", "--out", str(tmp_path)]) == 0
