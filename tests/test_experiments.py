@@ -352,9 +352,6 @@ def test_run_case_mixed_generated(db):
 
 
 def test_run_case_default_database():
-    from alpa_serve.profiling import ProfilingDatabase
-    if not ProfilingDatabase.default_path().exists():
-        pytest.skip("default profiling database not generated yet")
     row = run_case(_case(num_models=4, num_devices=2, policy="sr-greedy"))
     assert 0 <= row["goodput"] <= 1
 
@@ -545,9 +542,6 @@ def test_trace_cases_serial_and_ray(tmp_path, db, tiny_maf1):
 def test_cli_resume_after_truncation(tmp_path):
     """fig12 --quick through the CLI; a run cut after 10 rows (plus a half-written line)
     resumes to every case exactly once, with rows equal to an uninterrupted run."""
-    from alpa_serve.profiling import ProfilingDatabase
-    if not ProfilingDatabase.default_path().exists():
-        pytest.skip("default profiling database not generated yet")
     full, cut = tmp_path / "full", tmp_path / "cut"
     args = ["fig12", "--quick", "--serial", "--no-progress"]
     assert cli_main(args + ["--out", str(full)]) == 0
