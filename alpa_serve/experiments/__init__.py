@@ -26,7 +26,6 @@ from alpa_serve.experiments.suites import (
     SuiteOptions,
     UnknownSuiteError,
     build_suite,
-    policy_label,
     suite_names,
 )
 from alpa_serve.experiments.tsv import COLUMNS, TsvFormatError, append_row, read_rows
@@ -35,7 +34,7 @@ __all__ = [
     "Case", "DEFAULT_MEM_BUDGET", "MODEL_SETS", "SyntheticWorkload", "TraceWorkload",
     "model_names", "model_types",
     "CaseInputs", "inputs_key", "prepare_inputs", "run_case", "run_prepared",
-    "SuiteEntry", "SuiteOptions", "UnknownSuiteError", "build_suite", "policy_label",
+    "SuiteEntry", "SuiteOptions", "UnknownSuiteError", "build_suite",
     "suite_names",
     "COLUMNS", "TsvFormatError", "append_row", "read_rows",
 ]

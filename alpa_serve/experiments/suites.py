@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -64,51 +63,6 @@ class SuiteOptions:
 
 class UnknownSuiteError(ValueError):
     """An unknown suite name; the message lists the valid names."""
-
-
-# ---------------------------------------------------------------------------
-# Policy labels
-# ---------------------------------------------------------------------------
-
-#: Figure labels of the policies (DESIGN 1 and 7.2). Suite-specific labels
-#: override these, see :func:`policy_label`.
-POLICY_LABELS: dict[str, str] = {
-    "sr-greedy": "SR",
-    "mp-search": "Beta",
-    "mp-search-sep": "Beta",
-    "mp-round-robin": "Round robin",
-    "mp-greedy-4": "Greedy placement",
-    "sr-uniform": "Replication",
-}
-
-SUITE_POLICY_LABELS: dict[str, dict[str, str]] = {
-    "fig14": {"mp-search-sep": "Greedy placement + group partitioning"},
-}
-
-
-def policy_label(policy: str, suite: Optional[str] = None) -> str:
-    """Legend label of ``policy`` (in ``suite`` if given).
-
-    ``sr-replace-<T>`` is Clockwork++; ``mp-equal-<pp>-<op>`` is
-    ``"Pipeline (<pp>x<op>)"`` (as alpa_serve.plotting.styles); ``mp-greedy-<k>`` is
-    ``"Greedy (pp=<k>)"``
-    except where a fixed label exists.
-    """
-    if suite is not None:
-        suite = SUITE_ALIASES.get(suite, suite)
-        if policy in SUITE_POLICY_LABELS.get(suite, {}):
-            return SUITE_POLICY_LABELS[suite][policy]
-    if policy in POLICY_LABELS:
-        return POLICY_LABELS[policy]
-    if policy.startswith("sr-replace-"):
-        return "Clockwork++"
-    m = re.fullmatch(r"mp-equal-(\d+)-(\d+)", policy)
-    if m:
-        return f"Pipeline ({m.group(1)}x{m.group(2)})"
-    m = re.fullmatch(r"mp-greedy-(\d+)", policy)
-    if m:
-        return f"Greedy (pp={m.group(1)})"
-    return policy
 
 
 # ---------------------------------------------------------------------------
