@@ -106,6 +106,30 @@ def _run_pipeline(t, slo, off, ns, lat_off, stage_lat, free, buf):
     return t, False
 
 
+@njit(cache=True, inline="always")
+def _serve(i, arrivals, model_ids, slos, model_ptr, rep_group, rep_free_off, rep_nstages,
+           rep_lat_off, stage_lat, free, buf, rep_last, model_num, model_good, group_num):
+    """Serve request i (DESIGN 5.1): choose the replica, run the pipeline, update the counters.
+
+    Returns ``(finish, good)``: the finish time (float64 seconds; = arrival for a failed request)
+    and whether the request met its SLO. One implementation for every kernel below.
+    """
+    t = arrivals[i]
+    m = model_ids[i]
+    if m < 0:  # a model outside the case: counts only in the overall denominator
+        return t, False
+    model_num[m] += 1
+    j = _choose_replica(m, model_ptr, rep_last, free)
+    if j < 0:  # no replica: counts in the model's requests only
+        return t, False
+    group_num[rep_group[j]] += 1
+    f, ok = _run_pipeline(t, slos[i], rep_free_off[j], rep_nstages[j], rep_lat_off[j],
+                          stage_lat, free, buf)
+    if ok:
+        model_good[m] += 1
+    return f, ok
+
+
 @njit(cache=True)
 def simulate_segment(arrivals, model_ids, slos, lo, hi,
                      model_ptr, rep_group, rep_free_off, rep_nstages, rep_lat_off,
@@ -129,25 +153,14 @@ def simulate_segment(arrivals, model_ids, slos, lo, hi,
     num_good = 0
     lat_sum = lat_sum0
     for i in range(lo, hi):
-        t = arrivals[i]
-        m = model_ids[i]
-        finish[i] = t
-        good[i] = False
-        if m < 0:
-            continue
-        model_num[m] += 1
-        j = _choose_replica(m, model_ptr, rep_last, free)
-        if j < 0:
-            continue
-        group_num[rep_group[j]] += 1
-        f, ok = _run_pipeline(t, slos[i], rep_free_off[j], rep_nstages[j], rep_lat_off[j],
-                              stage_lat, free, buf)
+        f, ok = _serve(i, arrivals, model_ids, slos, model_ptr, rep_group, rep_free_off,
+                       rep_nstages, rep_lat_off, stage_lat, free, buf, rep_last,
+                       model_num, model_good, group_num)
+        finish[i] = f
+        good[i] = ok
         if ok:
-            finish[i] = f
-            good[i] = True
-            model_good[m] += 1
             num_good += 1
-            lat_sum += f - t
+            lat_sum += f - arrivals[i]
     return num_good, lat_sum
 
 
@@ -166,21 +179,12 @@ def simulate_segment_fast(arrivals, model_ids, slos, lo, hi,
     num_good = 0
     lat_sum = lat_sum0
     for i in range(lo, hi):
-        m = model_ids[i]
-        if m < 0:
-            continue
-        model_num[m] += 1
-        j = _choose_replica(m, model_ptr, rep_last, free)
-        if j < 0:
-            continue
-        group_num[rep_group[j]] += 1
-        t = arrivals[i]
-        f, ok = _run_pipeline(t, slos[i], rep_free_off[j], rep_nstages[j], rep_lat_off[j],
-                              stage_lat, free, buf)
+        f, ok = _serve(i, arrivals, model_ids, slos, model_ptr, rep_group, rep_free_off,
+                       rep_nstages, rep_lat_off, stage_lat, free, buf, rep_last,
+                       model_num, model_good, group_num)
         if ok:
-            model_good[m] += 1
             num_good += 1
-            lat_sum += f - t
+            lat_sum += f - arrivals[i]
     return num_good, lat_sum
 
 
@@ -206,21 +210,12 @@ def simulate_indexed_fast(arrivals, model_ids, slos, index,
     lat_sum = lat_sum0
     for r in range(index.shape[0]):
         i = index[r]
-        m = model_ids[i]
-        if m < 0:
-            continue
-        model_num[m] += 1
-        j = _choose_replica(m, model_ptr, rep_last, free)
-        if j < 0:
-            continue
-        group_num[rep_group[j]] += 1
-        t = arrivals[i]
-        f, ok = _run_pipeline(t, slos[i], rep_free_off[j], rep_nstages[j], rep_lat_off[j],
-                              stage_lat, free, buf)
+        f, ok = _serve(i, arrivals, model_ids, slos, model_ptr, rep_group, rep_free_off,
+                       rep_nstages, rep_lat_off, stage_lat, free, buf, rep_last,
+                       model_num, model_good, group_num)
         if ok:
-            model_good[m] += 1
             num_good += 1
-            lat_sum += f - t
+            lat_sum += f - arrivals[i]
     return num_good, lat_sum
 
 
