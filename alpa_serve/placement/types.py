@@ -40,8 +40,27 @@ def normalization_order(group_models: Sequence[Sequence[int]]
     return order, models
 
 
+class _PlacementJson:
+    """JSON round trip shared by both placement types (DESIGN 10): ``to_dict`` is the type's own;
+    parsing dispatches on ``"type"`` (missing means ModelPlacement), so either class parses both."""
+
+    def to_json(self) -> str:
+        """Serialise as DESIGN 10's JSON (``{"type": ..., ...}``)."""
+        return json.dumps(self.to_dict())
+
+    @staticmethod
+    def from_dict(obj: dict) -> "Placement":
+        """Build a placement from a parsed JSON object, dispatching on ``"type"``."""
+        return placement_from_dict(obj)
+
+    @staticmethod
+    def from_json(text: str) -> "Placement":
+        """Parse either placement type (dispatching on ``"type"``)."""
+        return placement_from_dict(json.loads(text))
+
+
 @dataclass(frozen=True)
-class ModelPlacement:
+class ModelPlacement(_PlacementJson):
     """Devices split into groups; group g runs ``group_configs[g]`` and hosts ``group_models[g]``.
 
     Model entries are indices into the case's model list. A model may sit on several groups
@@ -106,20 +125,6 @@ class ModelPlacement:
             "group_models": [[int(m) for m in ms] for ms in self.group_models],
         }
 
-    def to_json(self) -> str:
-        """Serialise as ``{"type": "ModelPlacement", "group_configs": ..., "group_models": ...}``."""
-        return json.dumps(self.to_dict())
-
-    @staticmethod
-    def from_dict(obj: dict) -> "Placement":
-        """Build a placement from a parsed JSON object, dispatching on ``"type"``."""
-        return placement_from_dict(obj)
-
-    @staticmethod
-    def from_json(text: str) -> "Placement":
-        """Parse either placement type (dispatching on ``"type"``; missing means ModelPlacement)."""
-        return placement_from_dict(json.loads(text))
-
     def group_memory(self, profiles: Sequence[ModelProfile], group: int) -> float:
         """Bytes group ``group`` needs: sum over its models of the largest stage weight.
 
@@ -152,7 +157,7 @@ class ModelPlacement:
 
 
 @dataclass(frozen=True)
-class ModelPlacementWithReplacement:
+class ModelPlacementWithReplacement(_PlacementJson):
     """Clockwork++ placement: ``placements[i]`` serves from ``start_times[i]`` (seconds) on.
 
     The simulator switches to placement i+1 at the first request arriving strictly after
@@ -189,19 +194,6 @@ class ModelPlacementWithReplacement:
             "placements": [p.to_dict() for p in self.placements],
         }
 
-    def to_json(self) -> str:
-        """Serialise as DESIGN 10's ``ModelPlacementWithReplacement`` JSON."""
-        return json.dumps(self.to_dict())
-
-    @staticmethod
-    def from_dict(obj: dict) -> "Placement":
-        """Build a placement from a parsed JSON object, dispatching on ``"type"``."""
-        return placement_from_dict(obj)
-
-    @staticmethod
-    def from_json(text: str) -> "Placement":
-        """Parse either placement type (dispatching on ``"type"``)."""
-        return placement_from_dict(json.loads(text))
 
     def verify(self, profiles_or_model_datas: Sequence[Union[ModelProfile, "ModelData"]],
                mem_budget: float) -> None:

@@ -186,25 +186,23 @@ class ModelProfile:
         except KeyError:
             raise ConfigNotProfiledError(self.name, key, self._table) from None
 
-    def latency(self, cfg: Any, batch_size: int = 1) -> list[float]:
-        """Per-stage latency in seconds of one batch of ``batch_size`` requests under ``cfg``."""
+    def _per_batch(self, table: str, cfg: Any, batch_size: int) -> list[float]:
+        """Per-stage list of the per-batch-size ``table`` ('latency' or 'act_mem') of ``cfg``."""
         prof = self.profile(cfg)
         try:
-            return list(prof.latency[batch_size])
+            return list(getattr(prof, table)[batch_size])
         except KeyError:
             raise ConfigNotProfiledError(self.name, batch_size, prof.batch_sizes,
                                          what=f"batch size under {_fmt_cfg(_as_config(cfg))}:"
                                          ) from None
 
+    def latency(self, cfg: Any, batch_size: int = 1) -> list[float]:
+        """Per-stage latency in seconds of one batch of ``batch_size`` requests under ``cfg``."""
+        return self._per_batch("latency", cfg, batch_size)
+
     def act_mem(self, cfg: Any, batch_size: int = 1) -> list[float]:
         """Per-stage activation memory in bytes for a batch of ``batch_size`` under ``cfg``."""
-        prof = self.profile(cfg)
-        try:
-            return list(prof.act_mem[batch_size])
-        except KeyError:
-            raise ConfigNotProfiledError(self.name, batch_size, prof.batch_sizes,
-                                         what=f"batch size under {_fmt_cfg(_as_config(cfg))}:"
-                                         ) from None
+        return self._per_batch("act_mem", cfg, batch_size)
 
     def weight_mem(self, cfg: Any) -> list[float]:
         """Per-stage weight memory in bytes per device (already divided by op) under ``cfg``."""
