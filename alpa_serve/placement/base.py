@@ -10,6 +10,7 @@ greedy steps, so that the static tables are never rebuilt inside the search.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import logging
 import math
 import multiprocessing as mp
@@ -407,7 +408,7 @@ def first_best(results: Sequence[tuple[ModelPlacement, float]]) -> tuple[ModelPl
 # Policy base class
 # ------------------------------------------------------------------------------------------
 @dataclass
-class Policy:
+class Policy(ABC):
     """A placement policy (DESIGN 6).
 
     argsort_kind: numpy argsort kind for tie-breaking ("stable" default; "quicksort" = numpy's
@@ -425,14 +426,14 @@ class Policy:
                              f"{self.argsort_kind!r}")
 
     # -- to be provided by subclasses ------------------------------------------------------
+    @abstractmethod
     def candidate_configs(self, cluster_env: ClusterEnv) -> list[ParallelConfig]:
         """Every group configuration this policy may use on ``cluster_env``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def solve(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,
               train_workload: Workload) -> Placement:
         """Compute the placement (inputs already validated)."""
-        raise NotImplementedError
 
     # -- public entry point ----------------------------------------------------------------
     def place(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,

@@ -15,6 +15,7 @@ bit-compatible so that our workloads are identical to the original's:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -108,15 +109,15 @@ def legacy_gamma_arrivals(shape: float, scale: float, rate: float, start: float,
     return np.concatenate(chunks).astype(np.float64, copy=False)
 
 
-class ArrivalProcess:
+class ArrivalProcess(ABC):
     """Base class: an arrival process with a mean ``rate`` (req/s) and a ``cv``."""
 
     rate: float
     cv: float
 
+    @abstractmethod
     def generate_arrivals(self, start: float, duration: float, seed: int = 0) -> np.ndarray:
         """Arrival times (s, float64) in ``[start, start + duration)``."""
-        raise NotImplementedError
 
     def generate_workload(self, model_id: int, start: float, duration: float, slo: float,
                           seed: int = 0,
