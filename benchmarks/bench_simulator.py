@@ -103,19 +103,20 @@ def measure_compile() -> float:
 
     # Inline helpers are resolved through the module globals, so only the entry points need
     # fresh dispatchers.
-    seg, fast, bounds = (fresh(kernels.simulate_segment), fresh(kernels.simulate_segment_fast),
-                         fresh(kernels.segment_bounds))
+    sim, bounds = fresh(kernels.simulate_requests), fresh(kernels.segment_bounds)
     profs = make_profiles(2)
     w = make_workload(10, 2, 10.0, 0, profs)
     t = SimTables(profs, w)
     p = make_placement(2, 2, 1, 0)
     s = t._encode(p)
     t0 = time.perf_counter()
-    args = (t.arrivals, t.model_ids, t.slos, 0, len(w), s.model_ptr, s.rep_group,
+    args = (t.arrivals, t.model_ids, t.slos, None, 0, len(w), s.model_ptr, s.rep_group,
             s.rep_free_off, s.rep_nstages, s.rep_lat_off, t._stage_lat, s.total_stages)
     counters = (np.zeros(2, np.int64), np.zeros(2, np.int64), np.zeros(2, np.int64))
-    fast(*args, *counters, 0.0)
-    seg(*args, np.empty(len(w)), np.zeros(len(w), np.bool_), *counters, 0.0)
+    sim(*args, None, None, *counters, 0.0)  # the search's specialisation
+    sim(*args, np.empty(len(w)), np.zeros(len(w), np.bool_), *counters, 0.0)  # per request
+    index = np.arange(len(w), dtype=np.int64)
+    sim(*args[:3], index, *args[4:], None, None, *counters, 0.0)  # component re-simulation
     bounds(t.arrivals, np.array([np.inf]))
     return time.perf_counter() - t0
 

@@ -333,16 +333,22 @@ def test_kernel_plain_arrays_missing_config_with_infinite_slo():
         finish = np.empty(2)
         good = np.zeros(2, dtype=np.bool_)
         mn, mg, gn = np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)
-        ng, ls = kernels.simulate_segment(arrivals, ids, slos, 0, 2, ptr, one, one,
-                                          np.array([1], dtype=np.int32),
-                                          np.array([lat_off], dtype=np.int32), stage_lat, 1,
-                                          finish, good, mn, mg, gn, 0.0)
+        ng, ls = kernels.simulate_requests(arrivals, ids, slos, None, 0, 2, ptr, one, one,
+                                           np.array([1], dtype=np.int32),
+                                           np.array([lat_off], dtype=np.int32), stage_lat, 1,
+                                           finish, good, mn, mg, gn, 0.0)
         assert good.tolist() == expect and gn.tolist() == [2] and mn.tolist() == [2]
-        ng2, ls2 = kernels.simulate_segment_fast(arrivals, ids, slos, 0, 2, ptr, one, one,
-                                                 np.array([1], dtype=np.int32),
-                                                 np.array([lat_off], dtype=np.int32), stage_lat,
-                                                 1, mn, mg, gn, 0.0)
+        ng2, ls2 = kernels.simulate_requests(arrivals, ids, slos, None, 0, 2, ptr, one, one,
+                                             np.array([1], dtype=np.int32),
+                                             np.array([lat_off], dtype=np.int32), stage_lat,
+                                             1, None, None, mn, mg, gn, 0.0)
         assert (ng, ls) == (ng2, ls2) and gn.tolist() == [4]
+        # The same two requests walked through an index list count the same again.
+        ng3, ls3 = kernels.simulate_requests(arrivals, ids, slos, np.array([0, 1]), 0, 2, ptr,
+                                             one, one, np.array([1], dtype=np.int32),
+                                             np.array([lat_off], dtype=np.int32), stage_lat,
+                                             1, None, None, mn, mg, gn, 0.0)
+        assert (ng, ls) == (ng3, ls3) and gn.tolist() == [6] and mn.tolist() == [6]
 
 
 def test_profile_stage_count_must_match_pp():

@@ -106,45 +106,37 @@ def _run_pipeline(t, slo, off, ns, lat_off, stage_lat, free, buf):
     return t, False
 
 
-@njit(cache=True, inline="always")
-def _serve(i, arrivals, model_ids, slos, model_ptr, rep_group, rep_free_off, rep_nstages,
-           rep_lat_off, stage_lat, free, buf, rep_last, model_num, model_good, group_num):
-    """Serve request i (DESIGN 5.1): choose the replica, run the pipeline, update the counters.
-
-    Returns ``(finish, good)``: the finish time (float64 seconds; = arrival for a failed request)
-    and whether the request met its SLO. One implementation for every kernel below.
-    """
-    t = arrivals[i]
-    m = model_ids[i]
-    if m < 0:  # a model outside the case: counts only in the overall denominator
-        return t, False
-    model_num[m] += 1
-    j = _choose_replica(m, model_ptr, rep_last, free)
-    if j < 0:  # no replica: counts in the model's requests only
-        return t, False
-    group_num[rep_group[j]] += 1
-    f, ok = _run_pipeline(t, slos[i], rep_free_off[j], rep_nstages[j], rep_lat_off[j],
-                          stage_lat, free, buf)
-    if ok:
-        model_good[m] += 1
-    return f, ok
-
-
 @njit(cache=True)
-def simulate_segment(arrivals, model_ids, slos, lo, hi,
-                     model_ptr, rep_group, rep_free_off, rep_nstages, rep_lat_off,
-                     stage_lat, total_stages,
-                     finish, good, model_num, model_good, group_num, lat_sum0):
-    """Simulate requests ``lo .. hi-1`` on one placement starting from idle devices.
+def simulate_requests(arrivals, model_ids, slos, index, lo, hi,
+                      model_ptr, rep_group, rep_free_off, rep_nstages, rep_lat_off,
+                      stage_lat, total_stages,
+                      finish, good, model_num, model_good, group_num, lat_sum0):
+    """Simulate requests in arrival order on one placement, starting from idle devices.
 
-    Writes ``finish[i]`` (float64 seconds; = arrival for failed requests) and ``good[i]`` (bool)
-    for each request, and ADDS to the counters ``model_num``/``model_good`` (int64[M]) and
-    ``group_num`` (int64[>=G]) so that several segments can accumulate into them.
+    The requests are ``lo .. hi-1`` when ``index`` is None, else ``index[lo] .. index[hi-1]``
+    (``index``: int64, strictly increasing, so still in arrival order). Walking a subset is
+    exact when no skipped request could reach the simulated groups: a request of a model with
+    no replica in the placement, or of model -1, only changes counters. The search uses it to
+    simulate one connected component of the model-group graph (its models' requests).
 
-    Returns ``(num_good, latency_sum)``: number of good requests of this segment and
-    ``lat_sum0`` plus the float64 sum of their latencies (finish - arrival) added in arrival
-    order (passing the running sum in keeps the summation order identical whatever the
-    segmentation).
+    Per request (DESIGN 5.1): model -1 fails and counts only in the overall denominator; a model
+    with no replica fails and counts in ``model_num`` only; otherwise the replica whose group's
+    last stage is free earliest serves it (ties: lower group index), the request counts in
+    ``group_num`` of that group, and it is good when (finish - arrival) <= SLO, in which case
+    the group's stage completion times are committed.
+
+    ``finish``/``good``: float64/bool per-request outputs (finish = arrival for a failed
+    request), written at the request's own index; pass None for both to skip them (search).
+    The counters ``model_num``/``model_good`` (int64[M]) and ``group_num`` (int64[>=G]) are
+    ADDED to, so several segments can accumulate into them.
+
+    Returns ``(num_good, latency_sum)``: the number of good requests walked and ``lat_sum0``
+    plus the float64 sum of their latencies (finish - arrival) added in arrival order (passing
+    the running sum in keeps the summation order identical whatever the segmentation).
+
+    One loop body serves every mode; numba compiles a specialisation per None/array argument
+    and prunes the dead branches. (A shared helper inlined into several kernels ran ~4x slower
+    on some CPUs, see docs/performance.md.)
     """
     # Idle devices: -inf so that an idle stage never delays a request (arrivals may be < 0).
     free = np.full(total_stages, -np.inf)
@@ -152,70 +144,29 @@ def simulate_segment(arrivals, model_ids, slos, lo, hi,
     rep_last = _last_stage_offsets(rep_free_off, rep_nstages)
     num_good = 0
     lat_sum = lat_sum0
-    for i in range(lo, hi):
-        f, ok = _serve(i, arrivals, model_ids, slos, model_ptr, rep_group, rep_free_off,
-                       rep_nstages, rep_lat_off, stage_lat, free, buf, rep_last,
-                       model_num, model_good, group_num)
-        finish[i] = f
-        good[i] = ok
-        if ok:
-            num_good += 1
-            lat_sum += f - arrivals[i]
-    return num_good, lat_sum
-
-
-@njit(cache=True)
-def simulate_segment_fast(arrivals, model_ids, slos, lo, hi,
-                          model_ptr, rep_group, rep_free_off, rep_nstages, rep_lat_off,
-                          stage_lat, total_stages,
-                          model_num, model_good, group_num, lat_sum0):
-    """Same as :func:`simulate_segment` but writes no per-request arrays (used by the search).
-
-    Returns ``(num_good, latency_sum)`` and adds to the counters exactly as simulate_segment.
-    """
-    free = np.full(total_stages, -np.inf)
-    buf = np.empty(max(total_stages, 1))
-    rep_last = _last_stage_offsets(rep_free_off, rep_nstages)
-    num_good = 0
-    lat_sum = lat_sum0
-    for i in range(lo, hi):
-        f, ok = _serve(i, arrivals, model_ids, slos, model_ptr, rep_group, rep_free_off,
-                       rep_nstages, rep_lat_off, stage_lat, free, buf, rep_last,
-                       model_num, model_good, group_num)
-        if ok:
-            num_good += 1
-            lat_sum += f - arrivals[i]
-    return num_good, lat_sum
-
-
-@njit(cache=True)
-def simulate_indexed_fast(arrivals, model_ids, slos, index,
-                          model_ptr, rep_group, rep_free_off, rep_nstages, rep_lat_off,
-                          stage_lat, total_stages,
-                          model_num, model_good, group_num, lat_sum0):
-    """:func:`simulate_segment_fast` over the requests ``index[0], index[1], ...`` only (one
-    segment from idle devices; ``index`` strictly increasing, so still in arrival order).
-
-    Skipping a request is exact when it could not touch the simulated groups: a request of a
-    model with no replica in the placement, or of model -1, only changes counters. The search
-    uses this to simulate one connected component of the model-group graph (the requests of the
-    component's models) or the requests of a cluster's own models. Returns
-    ``(num_good, latency_sum)`` and adds to the counters like simulate_segment_fast, counting
-    only the requests in ``index``.
-    """
-    free = np.full(total_stages, -np.inf)
-    buf = np.empty(max(total_stages, 1))
-    rep_last = _last_stage_offsets(rep_free_off, rep_nstages)
-    num_good = 0
-    lat_sum = lat_sum0
-    for r in range(index.shape[0]):
-        i = index[r]
-        f, ok = _serve(i, arrivals, model_ids, slos, model_ptr, rep_group, rep_free_off,
-                       rep_nstages, rep_lat_off, stage_lat, free, buf, rep_last,
-                       model_num, model_good, group_num)
-        if ok:
-            num_good += 1
-            lat_sum += f - arrivals[i]
+    for r in range(lo, hi):
+        if index is None:
+            i = r
+        else:
+            i = index[r]
+        t = arrivals[i]
+        m = model_ids[i]
+        f = t
+        ok = False
+        if m >= 0:
+            model_num[m] += 1
+            j = _choose_replica(m, model_ptr, rep_last, free)
+            if j >= 0:
+                group_num[rep_group[j]] += 1
+                f, ok = _run_pipeline(t, slos[i], rep_free_off[j], rep_nstages[j],
+                                      rep_lat_off[j], stage_lat, free, buf)
+                if ok:
+                    model_good[m] += 1
+                    num_good += 1
+                    lat_sum += f - t
+        if finish is not None:
+            finish[i] = f
+            good[i] = ok
     return num_good, lat_sum
 
 

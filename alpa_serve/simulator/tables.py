@@ -33,7 +33,7 @@ class EmptyWorkloadError(ValueError):
 
 @dataclass(frozen=True)
 class _Segment:
-    """One ModelPlacement encoded for :func:`kernels.simulate_segment` (see kernels.py)."""
+    """One ModelPlacement encoded for :func:`kernels.simulate_requests` (see kernels.py)."""
 
     model_ptr: np.ndarray      # int32[M+1]
     rep_group: np.ndarray      # int32[R]
@@ -239,11 +239,11 @@ class SimTables:
             lo, hi = int(bounds[s]), int(bounds[s + 1])
             if hi <= lo:
                 continue
-            ng, ls = kernels.simulate_segment_fast(
-                self.arrivals, self.model_ids, self.slos, lo, hi,
+            ng, ls = kernels.simulate_requests(
+                self.arrivals, self.model_ids, self.slos, None, lo, hi,
                 seg.model_ptr, seg.rep_group, seg.rep_free_off, seg.rep_nstages,
                 seg.rep_lat_off, self._stage_lat, seg.total_stages,
-                model_num, model_good, group_num, lat_sum)
+                None, None, model_num, model_good, group_num, lat_sum)
             num_good += ng
             lat_sum = ls
         return FastStats.from_counts(num_good, lat_sum, self.num_total, model_num,
@@ -294,19 +294,13 @@ class SimTables:
         model_num = np.zeros(M, dtype=np.int64)
         model_good = np.zeros(M, dtype=np.int64)
         group_num = np.zeros(seg.num_groups, dtype=np.int64)
-        if index is None:
-            if self.num_requests:
-                kernels.simulate_segment_fast(
-                    self.arrivals, self.model_ids, self.slos, 0, self.num_requests,
-                    seg.model_ptr, seg.rep_group, seg.rep_free_off, seg.rep_nstages,
-                    seg.rep_lat_off, self._stage_lat, seg.total_stages,
-                    model_num, model_good, group_num, 0.0)
-        elif len(index):
-            kernels.simulate_indexed_fast(
-                self.arrivals, self.model_ids, self.slos, index,
+        hi = self.num_requests if index is None else len(index)
+        if hi:
+            kernels.simulate_requests(
+                self.arrivals, self.model_ids, self.slos, index, 0, hi,
                 seg.model_ptr, seg.rep_group, seg.rep_free_off, seg.rep_nstages,
                 seg.rep_lat_off, self._stage_lat, seg.total_stages,
-                model_num, model_good, group_num, 0.0)
+                None, None, model_num, model_good, group_num, 0.0)
         return model_num, model_good, group_num
 
     def run(self, placement: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
@@ -325,8 +319,8 @@ class SimTables:
             lo, hi = int(bounds[s]), int(bounds[s + 1])
             if hi <= lo:
                 continue
-            kernels.simulate_segment(
-                self.arrivals, self.model_ids, self.slos, lo, hi,
+            kernels.simulate_requests(
+                self.arrivals, self.model_ids, self.slos, None, lo, hi,
                 seg.model_ptr, seg.rep_group, seg.rep_free_off, seg.rep_nstages,
                 seg.rep_lat_off, self._stage_lat, seg.total_stages,
                 finish, good, model_num, model_good, group_num, 0.0)
