@@ -239,6 +239,24 @@ def test_unknown_suite():
         build_suite("fig99")
 
 
+def test_only_and_exclude_files():
+    full = build_suite("fig11")
+    one = build_suite("fig11", SuiteOptions(only_files=("S1_maf1.tsv",)))
+    assert one and {e.file for e in one} == {"S1_maf1.tsv"}
+    assert len(one) == sum(e.file == "S1_maf1.tsv" for e in full)
+    rest = build_suite("fig11", SuiteOptions(exclude_files=("S3_maf2.tsv",)))
+    assert {e.file for e in rest} == {e.file for e in full} - {"S3_maf2.tsv"}
+    assert len(rest) + sum(e.file == "S3_maf2.tsv" for e in full) == len(full)
+    with pytest.raises(ValueError, match="S3_maf3.tsv.*its files are: S1_maf1.tsv"):
+        build_suite("fig11", SuiteOptions(exclude_files=("S3_maf3.tsv",)))
+
+
+def test_cli_unknown_file_is_a_clear_error(tmp_path, caplog):
+    assert cli_main(["fig14", "--out", str(tmp_path), "--only", "nope.tsv", "--serial"]) == 2
+    assert "ablation.tsv" in caplog.text and "nope.tsv" in caplog.text
+    assert not list(tmp_path.iterdir())
+
+
 def test_case_ids_distinct_across_suites():
     ids = Counter()
     for name in ("fig11", "fig12", "fig13", "fig14"):

@@ -17,7 +17,8 @@ from typing import Optional, Sequence
 
 from alpa_serve.experiments.runner import RunOptions, RunnerError, run_suite
 from alpa_serve.experiments.suites import (SUITE_ALIASES, SUITES, SuiteOptions,
-                                           UnknownSuiteError, resolve_suite_name)
+                                           UnknownFileError, UnknownSuiteError,
+                                           resolve_suite_name)
 from alpa_serve.experiments.tsv import TsvFormatError
 
 logger = logging.getLogger("alpa_serve.experiments")
@@ -53,11 +54,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--targets", default=None,
                         help="calibration suite: path of calibration_targets.tsv (default: "
                              "shared/reference/ inside or beside the repository)")
+    parser.add_argument("--only", default="", metavar="FILE[,FILE...]",
+                        help="run only the cases of these TSV files of the suite, e.g. "
+                             "S1_maf1.tsv (one column of Fig. 11)")
+    parser.add_argument("--exclude", default="", metavar="FILE[,FILE...]",
+                        help="skip the cases of these TSV files, e.g. S3_maf2.tsv (the Fig. 11 "
+                             "column that takes hours on 2 cores)")
     parser.add_argument("--connect-timeout", type=float, default=15.0,
                         help="seconds to wait for --ray-address to answer (default 15)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
+
+
+def _file_list(text: str) -> tuple[str, ...]:
+    """``"a.tsv, b.tsv"`` -> ``("a.tsv", "b.tsv")``."""
+    return tuple(f.strip() for f in text.split(",") if f.strip())
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -79,11 +91,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          num_cpus=args.num_cpus, force=args.force,
                          connect_timeout=args.connect_timeout, progress=not args.no_progress)
     suite_options = SuiteOptions(quick=args.quick, legacy_fig13=args.legacy_fig13,
-                                 traces=args.traces, calibration_targets=args.targets)
+                                 traces=args.traces, calibration_targets=args.targets,
+                                 only_files=_file_list(args.only),
+                                 exclude_files=_file_list(args.exclude))
     signal.signal(signal.SIGTERM, _terminate)  # clean Ray shutdown on `kill`
     try:
         summary = run_suite(suite, options, suite_options)
-    except (RunnerError, TsvFormatError, FileNotFoundError) as exc:
+    except (RunnerError, TsvFormatError, FileNotFoundError, UnknownFileError) as exc:
         logger.error("%s", exc)
         return 2
     except KeyboardInterrupt:

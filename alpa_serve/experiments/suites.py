@@ -53,12 +53,18 @@ class SuiteOptions:
             (``$ALPA_SERVE_MAF1_PATH``, ``$ALPA_SERVE_MAF2_PATH``), else the stand-in.
         calibration_targets: path of ``calibration_targets.tsv`` (default: the
             ``shared/reference`` folder inside or beside the repository).
+        only_files: if not empty, keep only the cases of these TSV files (e.g.
+            ``("S1_maf1.tsv",)``: one column of Fig. 11).
+        exclude_files: drop the cases of these TSV files (e.g. ``("S3_maf2.tsv",)``, the
+            column that takes hours on a small machine).
     """
 
     quick: bool = False
     legacy_fig13: bool = False
     traces: str = "auto"
     calibration_targets: Optional[str] = None
+    only_files: tuple[str, ...] = ()
+    exclude_files: tuple[str, ...] = ()
 
 
 class UnknownSuiteError(ValueError):
@@ -488,9 +494,32 @@ def resolve_suite_name(name: str) -> str:
     return canonical
 
 
+class UnknownFileError(ValueError):
+    """A TSV file name in ``only_files``/``exclude_files`` that the suite does not write."""
+
+
+def select_files(entries: Sequence[SuiteEntry], only: Sequence[str] = (),
+                 exclude: Sequence[str] = (), suite: str = "the suite"
+                 ) -> list[SuiteEntry]:
+    """``entries`` restricted to the TSV files in ``only`` (all if empty), minus those in
+    ``exclude``. Raises UnknownFileError naming any file the entries do not write."""
+    known = list(dict.fromkeys(e.file for e in entries))
+    unknown = [f for f in (*only, *exclude) if f not in known]
+    if unknown:
+        raise UnknownFileError(f"{suite} writes no file named {', '.join(map(repr, unknown))}; "
+                               f"its files are: {', '.join(known)}")
+    keep = set(only) if only else set(known)
+    keep -= set(exclude)
+    return [e for e in entries if e.file in keep]
+
+
 def build_suite(name: str, options: SuiteOptions = SuiteOptions()) -> list[SuiteEntry]:
-    """The entries of suite ``name``; duplicates (same file and case) are dropped."""
+    """The entries of suite ``name``; duplicates (same file and case) are dropped; restricted
+    to ``options.only_files`` / ``options.exclude_files`` when given."""
     entries = SUITES[resolve_suite_name(name)](options)
+    if options.only_files or options.exclude_files:
+        entries = select_files(entries, options.only_files, options.exclude_files,
+                               resolve_suite_name(name))
     seen: set[tuple[str, str]] = set()
     unique = []
     for e in entries:
