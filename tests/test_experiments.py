@@ -449,6 +449,54 @@ def test_force_and_stale_profile(tmp_path, db):
     assert _ids_in(tmp_path) == Counter({e.case.case_id: 1 for e in entries})
 
 
+def test_seed_rows_are_copied_and_not_recomputed(tmp_path, db, monkeypatch):
+    entries = _small_entries()
+    seed = tmp_path / "seed"
+    run_entries(entries[:3], RunOptions(out_dir=seed, serial=True, progress=False), db=db)
+    # a row of another profile and a row of a case outside the grid are not used
+    stale_case = entries[3].case
+    row = _row(stale_case)
+    row["profile"] = "0ldpr0f11e00"
+    append_row(seed / entries[3].file, row)
+    append_row(seed / "a.tsv", _row(_case(policy="sr-greedy", num_devices=7)))
+    ran: list[str] = []
+    real = runner_mod.run_prepared
+
+    def counting(case, db_, inputs):
+        ran.append(case.case_id)
+        return real(case, db_, inputs)
+
+    monkeypatch.setattr(runner_mod, "run_prepared", counting)
+    out = tmp_path / "out"
+    summary = run_entries(entries, RunOptions(out_dir=out, serial=True, progress=False,
+                                              seed_dir=seed), db=db)
+    assert summary.ok and summary.seeded == 3 and summary.skipped == 3
+    assert sorted(ran) == sorted(e.case.case_id for e in entries[3:])
+    assert _ids_in(out) == Counter({e.case.case_id: 1 for e in entries})
+    # seeded rows are the seed's rows verbatim; the result equals a run from scratch
+    ref = tmp_path / "ref"
+    run_entries(entries, RunOptions(out_dir=ref, serial=True, progress=False), db=db)
+    for name in ("a.tsv", "b.tsv"):
+        assert rows_without_timing(out / name) == rows_without_timing(ref / name)
+    # a rerun copies nothing twice
+    summary = run_entries(entries, RunOptions(out_dir=out, serial=True, progress=False,
+                                              seed_dir=seed), db=db)
+    assert summary.seeded == 0 and summary.ran == 0
+    assert _ids_in(out) == Counter({e.case.case_id: 1 for e in entries})
+    # --force ignores the seed folder and computes everything
+    ran.clear()
+    run_entries(entries, RunOptions(out_dir=out, serial=True, progress=False, seed_dir=seed,
+                                    force=True), db=db)
+    assert len(ran) == len(entries)
+
+
+def test_seed_folder_missing_is_a_clear_error(tmp_path, db):
+    with pytest.raises(FileNotFoundError, match="precomputed rows folder"):
+        run_entries(_small_entries()[:1], RunOptions(out_dir=tmp_path, serial=True,
+                                                     progress=False,
+                                                     seed_dir=tmp_path / "nope"), db=db)
+
+
 def test_ray_run_resumes_serial_partial(tmp_path, db):
     pytest.importorskip("ray")
     entries = _small_entries()

@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--exclude", default="", metavar="FILE[,FILE...]",
                         help="skip the cases of these TSV files, e.g. S3_maf2.tsv (the Fig. 11 "
                              "column that takes hours on 2 cores)")
+    parser.add_argument("--seed-from", default=None, type=Path, metavar="DIR",
+                        help="copy the rows of cases of the grid from precomputed TSV files in "
+                             "DIR (same file names; current profile only) before running, so "
+                             "those cases are not computed; ignored with --force. "
+                             "gen_data_sec6_2_e2e.sh uses osdi23_artifact/precomputed/sec6_2_data")
     parser.add_argument("--connect-timeout", type=float, default=15.0,
                         help="seconds to wait for --ray-address to answer (default 15)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -89,7 +94,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--num-cpus must be >= 1")
     options = RunOptions(out_dir=args.out, serial=args.serial, ray_address=args.ray_address,
                          num_cpus=args.num_cpus, force=args.force,
-                         connect_timeout=args.connect_timeout, progress=not args.no_progress)
+                         connect_timeout=args.connect_timeout, progress=not args.no_progress,
+                         seed_dir=args.seed_from)
     suite_options = SuiteOptions(quick=args.quick, legacy_fig13=args.legacy_fig13,
                                  traces=args.traces, calibration_targets=args.targets,
                                  only_files=_file_list(args.only),
@@ -104,8 +110,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         logger.error("%s: interrupted; finished cases are in %s, rerun the same command to "
                      "resume", suite, args.out)
         return 130
-    logger.info("%s: %d case(s) in the grid, %d skipped (already done), %d run, %d failed, "
-                "%.1f s; files: %s", suite, summary.total, summary.skipped, summary.ran,
+    logger.info("%s: %d case(s) in the grid, %d skipped (already done, %d of them copied from "
+                "precomputed rows), %d run, %d failed, %.1f s; files: %s", suite, summary.total,
+                summary.skipped, summary.seeded, summary.ran,
                 len(summary.failures), summary.seconds,
                 ", ".join(str(p) for p in summary.files))
     for failure in summary.failures:

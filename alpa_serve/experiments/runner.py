@@ -8,6 +8,10 @@ Modes:
 
 Resume: a case whose ``case_id`` is already in its TSV is skipped; ``force``
 starts the suite's TSV files afresh (the old ones are kept as ``*.tsv.bak``).
+Precomputed rows: ``seed_dir`` names a folder of TSV files (same names) whose rows for
+cases of the grid are copied into the output files before the run, so those cases are
+skipped (the original artifact shipped its S3 columns the same way; see
+``osdi23_artifact/precomputed/``). Only rows with the current profile are used.
 Work shared between cases (the profiling database, loaded traces) is put in
 Ray's object store once; workload inputs common to several cases (same model
 set and workload spec, see :func:`~alpa_serve.experiments.run.inputs_key`) are
@@ -31,7 +35,8 @@ from alpa_serve.experiments.cases import Case, TraceWorkload
 from alpa_serve.experiments.run import (CaseInputs, default_database, inputs_key,
                                         prepare_inputs, run_prepared)
 from alpa_serve.experiments.suites import SuiteEntry, SuiteOptions, build_suite, resolve_suite_name
-from alpa_serve.experiments.tsv import (append_row, finished_case_ids, repair_partial_tail)
+from alpa_serve.experiments.tsv import (COLUMNS, append_row, finished_case_ids, read_rows,
+                                        repair_partial_tail)
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +61,9 @@ class RunOptions:
         share_traces: load each trace once in the driver and share it (a handle to its
             memory-mapped cache locally, the trace itself on a remote cluster); else each
             worker loads it.
+        seed_dir: folder of precomputed TSV files (same names as the suite's); their rows
+            for cases of the grid that are not yet done are copied in first (see
+            :func:`seed_rows`). Ignored with ``force``.
     """
 
     out_dir: Path
@@ -66,6 +74,7 @@ class RunOptions:
     connect_timeout: float = 15.0
     progress: bool = True
     share_traces: bool = True
+    seed_dir: Optional[Path] = None
 
 
 @dataclass
@@ -79,11 +88,13 @@ class CaseFailure:
 
 @dataclass
 class RunSummary:
-    """Outcome of a run: cases in the grid, skipped (already done), run, failed."""
+    """Outcome of a run: cases in the grid, skipped (already done, including ``seeded`` rows
+    copied from precomputed files), run, failed."""
 
     total: int
     skipped: int
     ran: int = 0
+    seeded: int = 0
     failures: list[CaseFailure] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
@@ -96,6 +107,51 @@ class RunSummary:
 # ---------------------------------------------------------------------------
 # Resume bookkeeping
 # ---------------------------------------------------------------------------
+
+def seed_rows(entries: Sequence[SuiteEntry], out_dir: Path, seed_dir: Path,
+              fingerprint: str) -> int:
+    """Copy precomputed rows from ``seed_dir`` into ``out_dir``; returns the number copied.
+
+    For each TSV file of ``entries`` that ``seed_dir`` also holds, a row is copied (appended,
+    in the seed file's order) when its ``case_id`` is a case of ``entries`` for that file, that
+    case has no row in ``out_dir`` yet, and its ``profile`` is ``fingerprint``; rows of another
+    profile are skipped with a warning (their cases are then computed). A missing
+    ``seed_dir`` is an error (FileNotFoundError naming it).
+    """
+    seed_dir = Path(seed_dir)
+    if not seed_dir.is_dir():
+        raise FileNotFoundError(f"precomputed rows folder {seed_dir} does not exist "
+                                f"(drop the seed option to compute every case)")
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for e in entries:
+        wanted[e.file].add(e.case.case_id)
+    copied = 0
+    for name, ids in wanted.items():
+        src = seed_dir / name
+        if not src.exists():
+            continue
+        dst = out_dir / name
+        repair_partial_tail(dst)
+        done = set(finished_case_ids(dst))
+        rows = [r for r in read_rows(src, columns=COLUMNS)
+                if r["case_id"] in ids and r["case_id"] not in done]
+        stale = [r for r in rows if r["profile"] != fingerprint]
+        if stale:
+            logger.warning("%s: %d precomputed row(s) were computed with profile %s, not the "
+                           "current %s: not used, their cases will be computed", src,
+                           len(stale), sorted({r["profile"] for r in stale}), fingerprint)
+        here = 0
+        for r in rows:
+            if r["profile"] == fingerprint and r["case_id"] not in done:
+                append_row(dst, r)
+                done.add(r["case_id"])
+                here += 1
+        if here:
+            logger.info("%s: %d precomputed row(s) copied from %s (their cases are not "
+                        "computed; use --force or no seed folder to compute them)", dst, here, src)
+        copied += here
+    return copied
+
 
 def _prepare_files(entries: Sequence[SuiteEntry], out_dir: Path, force: bool,
                    fingerprint: str) -> list[SuiteEntry]:
@@ -376,9 +432,15 @@ def run_entries(entries: Sequence[SuiteEntry], options: RunOptions, db: Any = No
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = _replace(options, out_dir=out_dir)
+    seeded = 0
+    if options.seed_dir is not None:
+        if options.force:
+            logger.info("--force: precomputed rows in %s are not used", options.seed_dir)
+        else:
+            seeded = seed_rows(entries, out_dir, options.seed_dir, db.fingerprint())
     todo = _prepare_files(entries, out_dir, options.force, db.fingerprint())
     summary = RunSummary(total=len(entries), skipped=len(entries) - len(todo),
-                         files=sorted({out_dir / e.file for e in entries}))
+                         files=sorted({out_dir / e.file for e in entries}), seeded=seeded)
     logger.info("%s: %d case(s), %d already done, %d to run (%s)", desc, len(entries),
                 summary.skipped, len(todo),
                 "serial" if options.serial else

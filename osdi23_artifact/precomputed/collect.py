@@ -1,0 +1,88 @@
+"""Add finished S3@MAF2 Beta rows to the shipped precomputed file (maintainers' tool).
+
+    python osdi23_artifact/precomputed/collect.py RUN_DIR/S3_maf2.tsv [MORE.tsv ...]
+
+Takes the mp-search-sep rows of cases of the current Fig. 11 S3@MAF2 grid (stand-in trace,
+current profile) from the given TSV files, merges them with the rows already shipped in
+``sec6_2_data/S3_maf2.tsv`` (a case already shipped keeps its row), writes the file in grid
+order and rewrites ``manifest.json`` (profile, MAF2 stand-in parameter digest, machine, time).
+``tests/test_precomputed.py`` replays every shipped row's placement and checks its numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from alpa_serve.experiments.run import default_database
+from alpa_serve.experiments.suites import SuiteOptions, build_suite
+from alpa_serve.experiments.tsv import COLUMNS, append_row, read_rows
+from alpa_serve.workload.standin import DEFAULT_PARAMS
+
+HERE = Path(__file__).resolve().parent
+SHIPPED = HERE / "sec6_2_data" / "S3_maf2.tsv"
+MANIFEST = HERE / "manifest.json"
+POLICY = "mp-search-sep"
+
+
+def grid() -> list:
+    """The shipped file's cases: Fig. 11 S3@MAF2 Beta cases on the stand-in trace, grid order."""
+    entries = build_suite("fig11", SuiteOptions(only_files=("S3_maf2.tsv",), traces="standin"))
+    return [e.case for e in entries if e.case.policy == POLICY]
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tsv", nargs="+", type=Path, help="result TSV files of S3@MAF2 runs")
+    args = parser.parse_args(argv)
+    fingerprint = default_database().fingerprint()
+    cases = grid()
+    order = {c.case_id: i for i, c in enumerate(cases)}
+    rows: dict[str, dict] = {}
+    sources = ([SHIPPED] if SHIPPED.exists() else []) + list(args.tsv)
+    for path in sources:
+        for r in read_rows(path, columns=COLUMNS):
+            if r["case_id"] in order and r["profile"] == fingerprint:
+                rows.setdefault(r["case_id"], r)
+    tmp = SHIPPED.with_name(SHIPPED.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    for cid in sorted(rows, key=order.__getitem__):
+        append_row(tmp, rows[cid])
+    os.replace(tmp, SHIPPED)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=HERE).stdout.strip()
+    manifest = {
+        "file": "sec6_2_data/S3_maf2.tsv",
+        "cases_shipped": len(rows),
+        "cases_in_grid": len(cases),
+        "missing": [c.describe() for c in cases if c.case_id not in rows],
+        "profile": fingerprint,
+        "maf2_standin_digest": DEFAULT_PARAMS.digest("maf2"),
+        "solver_cpu_note": "solver_seconds are wall seconds of the producing machine",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {_cpu_name()}",
+        "python": sys.version.split()[0],
+        "collected_at_commit": commit,
+        "collected_on": datetime.date.today().isoformat(),
+    }
+    MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"{SHIPPED}: {len(rows)} of {len(cases)} cases; manifest {MANIFEST}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
