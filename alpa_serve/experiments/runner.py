@@ -148,8 +148,8 @@ def seed_rows(entries: Sequence[SuiteEntry], out_dir: Path, seed_dir: Path,
                 here += 1
         if here:
             logger.info("%s: %d precomputed row(s) copied from %s (their cases are not "
-                        "computed; to compute them, run without --seed-from, e.g. gen_data_sec6_2_e2e.sh "
-                        "--no-precomputed)", dst, here, src)
+                        "computed; to compute them, run without --seed-from, e.g. "
+                        "gen_data_sec6_2_e2e.sh --no-precomputed)", dst, here, src)
         copied += here
     return copied
 
