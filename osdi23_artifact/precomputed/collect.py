@@ -36,16 +36,6 @@ def grid() -> list:
     return [e.case for e in entries if e.case.policy == POLICY]
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tsv", nargs="+", type=Path, help="result TSV files of S3@MAF2 runs")
@@ -74,7 +64,7 @@ def main(argv=None) -> int:
         "profile": fingerprint,
         "maf2_standin_digest": DEFAULT_PARAMS.digest("maf2"),
         "solver_cpu_note": "solver_seconds are wall seconds of the producing machine",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {_cpu_name()}",
+        "machine": f"{platform.platform()}, {os.cpu_count()} cores",
         "python": sys.version.split()[0],
         "collected_at_commit": commit,
         "collected_on": datetime.date.today().isoformat(),
