@@ -139,10 +139,26 @@ def _float(x: Any) -> float:
     return float(x) if x is not None else float("nan")
 
 
-def run_prepared(case: Case, db: Any, inputs: CaseInputs) -> dict[str, Any]:
-    """Run ``case`` on prepared ``inputs`` (see :func:`prepare_inputs`) and return its row."""
+@dataclass(frozen=True)
+class PlacedCase:
+    """A case's placement and what simulating it needs.
+
+    Attributes:
+        placement: the policy's placement.
+        profiles: per-model profiles (model order).
+        test: the test workload with the case's SLOs.
+        solver_seconds: wall seconds the policy took.
+    """
+
+    placement: Any
+    profiles: list
+    test: Any
+    solver_seconds: float
+
+
+def place_prepared(case: Case, db: Any, inputs: CaseInputs) -> PlacedCase:
+    """Apply ``case``'s SLOs to prepared ``inputs`` and run its policy (no simulation)."""
     from alpa_serve.placement import ClusterEnv, ModelData, get_policy
-    from alpa_serve.simulator import simulate
 
     types = case.model_types
     names = case.model_names
@@ -166,7 +182,17 @@ def run_prepared(case: Case, db: Any, inputs: CaseInputs) -> dict[str, Any]:
     t0 = time.perf_counter()
     placement = policy.place(model_datas, env, train_workload=train,
                              train_seed=inputs.train_seed)
-    solver_seconds = time.perf_counter() - t0
+    return PlacedCase(placement=placement, profiles=profiles, test=test,
+                      solver_seconds=time.perf_counter() - t0)
+
+
+def run_prepared(case: Case, db: Any, inputs: CaseInputs) -> dict[str, Any]:
+    """Run ``case`` on prepared ``inputs`` (see :func:`prepare_inputs`) and return its row."""
+    from alpa_serve.simulator import simulate
+
+    placed = place_prepared(case, db, inputs)
+    placement, profiles, test = placed.placement, placed.profiles, placed.test
+    solver_seconds = placed.solver_seconds
 
     stats = simulate(placement, profiles, test)
     row = case.to_row_fields()
