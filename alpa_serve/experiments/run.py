@@ -120,8 +120,8 @@ def prepare_inputs(case: Case, traces: Optional[Mapping[str, Any]] = None) -> Ca
     return _trace_inputs(case, case.workload, traces)
 
 
-def _with_slos(workload: Any, slos: np.ndarray) -> Any:
-    """``workload`` with request SLOs set from the per-model ``slos`` (s)."""
+def with_slos(workload: Any, slos: np.ndarray) -> Any:
+    """``workload`` with request SLOs set from the per-model ``slos`` (s); None stays None."""
     from alpa_serve.workload import Workload
 
     if workload is None:
@@ -139,23 +139,30 @@ def _float(x: Any) -> float:
     return float(x) if x is not None else float("nan")
 
 
+def case_models(case: Case, db: Any) -> tuple[list[Any], np.ndarray]:
+    """Profile (model i -> ``profiles[i]``) and SLO (s, float64[M]) of every model of ``case``:
+    SLO = ``case.slo_scale`` x :func:`slo_base` of the model's type."""
+    types = case.model_types
+    type_profiles = {t: db.get(t) for t in dict.fromkeys(types)}
+    profiles = [type_profiles[t] for t in types]
+    slo_of_type = {t: case.slo_scale * slo_base(p) for t, p in type_profiles.items()}
+    slos = np.array([slo_of_type[t] for t in types], dtype=np.float64)
+    return profiles, slos
+
+
 def run_prepared(case: Case, db: Any, inputs: CaseInputs) -> dict[str, Any]:
     """Run ``case`` on prepared ``inputs`` (see :func:`prepare_inputs`) and return its row."""
     from alpa_serve.placement import ClusterEnv, ModelData, get_policy
     from alpa_serve.simulator import simulate
 
-    types = case.model_types
     names = case.model_names
-    type_profiles = {t: db.get(t) for t in dict.fromkeys(types)}
-    profiles = [type_profiles[t] for t in types]
-    slo_of_type = {t: case.slo_scale * slo_base(p) for t, p in type_profiles.items()}
-    slos = np.array([slo_of_type[t] for t in types], dtype=np.float64)
+    profiles, slos = case_models(case, db)
 
-    test = _with_slos(inputs.test_workload, slos)
+    test = with_slos(inputs.test_workload, slos)
     if inputs.train_workload is inputs.test_workload:
         train = test
     else:
-        train = _with_slos(inputs.train_workload, slos)
+        train = with_slos(inputs.train_workload, slos)
 
     model_datas = [ModelData(name=names[i], slo=float(slos[i]), rate=float(inputs.rates[i]),
                              cv=float(inputs.cvs[i]), profile=profiles[i])
