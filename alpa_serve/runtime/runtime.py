@@ -19,6 +19,7 @@ so many of them share a small machine.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -116,12 +117,28 @@ class ServeActor:
             self._runner = None
 
 
+#: Nice value of the Ray workers (the runtime's actors) of an embedded instance. Ray's default
+#: (15) lets any busy nice-0 process of the same session (the load generator, the raylet)
+#: starve the group managers for 100-200 ms on a loaded 2-core machine; these actors are
+#: latency-critical and mostly asleep, so they run at the driver's priority.
+WORKER_NICENESS = 0
+
+
 def _init_ray(address: Optional[str]) -> bool:
     """Join ``address`` or start embedded Ray; True if this call started it (see the
-    experiments runner, whose start-up and error messages this reuses)."""
+    experiments runner, whose start-up and error messages this reuses). An embedded instance
+    starts its workers at :data:`WORKER_NICENESS` unless ``RAY_worker_niceness`` is set."""
     from alpa_serve.experiments.runner import RunOptions, _init_ray as init
 
-    return init(RunOptions(out_dir=Path("."), ray_address=address, progress=False))
+    key = "RAY_worker_niceness"
+    previous = os.environ.get(key)
+    if previous is None:
+        os.environ[key] = str(WORKER_NICENESS)  # read by the raylet when it starts
+    try:
+        return init(RunOptions(out_dir=Path("."), ray_address=address, progress=False))
+    finally:
+        if previous is None:
+            del os.environ[key]
 
 
 class Runtime:
