@@ -20,6 +20,7 @@ import argparse
 import csv
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ COLUMNS = (
     "policy", "slo_scale", "goodput_runtime", "goodput_simulator", "goodput_published",
     "diff", "decision_agreement", "late_fraction", "gap_p50_ms", "gap_p99_ms",
     "server_gap_p50_ms", "server_gap_p99_ms", "send_lag_p99_ms", "num_requests", "duration",
-    "speedup", "groups", "wall_seconds", "breakdown",
+    "speedup", "groups", "wall_seconds", "load_avg", "breakdown",
 )
 
 
@@ -88,6 +89,7 @@ class FidelityPoint:
     placement: Any
     profiles: list[Any]
     slos: np.ndarray
+    duration: float        # model seconds of the test workload replayed
     workload: Any          # the replayed part of the test workload (SLOs set)
     sim_good: np.ndarray   # simulator's per-request good flags on ``workload``
     goodput_simulator: float
@@ -96,12 +98,15 @@ class FidelityPoint:
 def prepare_points(policies: Sequence[str], slo_scales: Optional[Sequence[float]],
                    duration: float, targets_path: Optional[str] = None) -> list[FidelityPoint]:
     """Build, place and simulate every case (the calibration suite's own code path)."""
-    from alpa_serve.experiments.run import (case_models, default_database, prepare_inputs,
-                                            run_prepared, with_slos)
+    from alpa_serve.experiments.run import (case_models, default_database, inputs_key,
+                                            prepare_inputs, run_prepared, with_slos)
     from alpa_serve.experiments.suites import calibration_targets
     from alpa_serve.placement import ModelPlacement
     from alpa_serve.simulator import SimTables
 
+    unknown = sorted(set(policies) - set(POLICIES))
+    if unknown:
+        raise ValueError(f"unknown fidelity policies {unknown}; choose from {list(POLICIES)}")
     targets = [t for t in calibration_targets(targets_path) if t.set == FIDELITY_SET
                and t.case.policy in policies
                and (slo_scales is None or t.case.slo_scale in slo_scales)]
@@ -111,11 +116,7 @@ def prepare_points(policies: Sequence[str], slo_scales: Optional[Sequence[float]
     db = default_database()
     inputs: dict[str, Any] = {}
     points = []
-    for t in sorted(targets, key=lambda t: (POLICIES.index(t.case.policy)
-                                            if t.case.policy in POLICIES else 99,
-                                            t.case.slo_scale)):
-        from alpa_serve.experiments.run import inputs_key
-
+    for t in sorted(targets, key=lambda t: (POLICIES.index(t.case.policy), t.case.slo_scale)):
         key = inputs_key(t.case)
         if key not in inputs:
             inputs[key] = prepare_inputs(t.case)
@@ -128,7 +129,8 @@ def prepare_points(policies: Sequence[str], slo_scales: Optional[Sequence[float]
         tables = SimTables(profiles, replayed)
         stats = tables.simulate(placement)
         points.append(FidelityPoint(t.case.policy, t.case.slo_scale, placement, profiles, slos,
-                                    replayed, stats.good.copy(), float(stats.goodput)))
+                                    duration, replayed, stats.good.copy(),
+                                    float(stats.goodput)))
         logger.info("%s slo %g: simulator %.3f (%d requests, %s)", t.case.policy,
                     t.case.slo_scale, stats.goodput, len(replayed), group_summary(placement))
     return points
@@ -164,10 +166,13 @@ def run_point(point: FidelityPoint, runtime: Any) -> dict[str, Any]:
         "server_gap_p99_ms": _pct(server_gap, 99),
         "send_lag_p99_ms": _pct(result.lag[~np.isnan(result.lag)] * 1e3, 99),
         "num_requests": len(w),
-        "duration": float(w.arrivals[-1] - w.arrivals[0]) if len(w) else 0.0,
+        "duration": point.duration,
         "speedup": speedup,
         "groups": group_summary(point.placement),
         "wall_seconds": round(time.monotonic() - t0, 1),
+        # The machine's 1-minute load average after the replay: host delays, hence the
+        # runtime's lateness, grow with other jobs' load (docs/runtime.md).
+        "load_avg": round(os.getloadavg()[0], 2),
     }
     # Where the time of served requests went (model ms): p50/p99 of each component, plus the
     # device lag (actual device finish vs the controller's predicted pipeline end) and the

@@ -236,7 +236,6 @@ class Runtime:
                 ready.append(new[-1].start.remote())
         surplus = old[len(specs):]
         self.groups = new
-        self._kill(surplus)
         ray.get(ready)
         # Request channels on loopback when everything runs on this machine; on a cluster
         # each group listens on its node's address.
@@ -245,6 +244,8 @@ class Runtime:
         ray.get(self.serve.deploy.remote(
             placement.to_json(), list(profiles), names, [float(s) for s in slos],
             addresses, cfg.speedup, cfg.group_timeout))
+        # Only now, with the old controller's channels closed, so that nobody mourns them.
+        self._kill(surplus)
         logger.info("deployed %d groups, %d models", len(new), len(names))
 
     def health(self) -> dict:
