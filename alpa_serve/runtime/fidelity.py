@@ -48,6 +48,7 @@ QUICK_DURATION = 60.0
 #: Columns of ``fidelity.tsv``.
 COLUMNS = (
     "policy", "slo_scale", "goodput_runtime", "goodput_simulator", "goodput_published",
+    "goodput_simulator_full",
     "diff", "decision_agreement", "late_fraction", "gap_p50_ms", "gap_p99_ms",
     "server_gap_p50_ms", "server_gap_p99_ms", "send_lag_p99_ms", "num_requests", "duration",
     "speedup", "groups", "wall_seconds", "load_avg", "breakdown",
@@ -93,6 +94,7 @@ class FidelityPoint:
     workload: Any          # the replayed part of the test workload (SLOs set)
     sim_good: np.ndarray   # simulator's per-request good flags on ``workload``
     goodput_simulator: float
+    goodput_simulator_full: float  # the simulator on the whole test workload (the case's row)
 
 
 def prepare_points(policies: Sequence[str], slo_scales: Optional[Sequence[float]],
@@ -130,7 +132,7 @@ def prepare_points(policies: Sequence[str], slo_scales: Optional[Sequence[float]
         stats = tables.simulate(placement)
         points.append(FidelityPoint(t.case.policy, t.case.slo_scale, placement, profiles, slos,
                                     duration, replayed, stats.good.copy(),
-                                    float(stats.goodput)))
+                                    float(stats.goodput), float(row["goodput"])))
         logger.info("%s slo %g: simulator %.3f (%d requests, %s)", t.case.policy,
                     t.case.slo_scale, stats.goodput, len(replayed), group_summary(placement))
     return points
@@ -157,6 +159,7 @@ def run_point(point: FidelityPoint, runtime: Any) -> dict[str, Any]:
         "slo_scale": point.slo_scale,
         "goodput_runtime": float(np.round(stats.goodput, 3)),
         "goodput_simulator": float(np.round(point.goodput_simulator, 3)),
+        "goodput_simulator_full": point.goodput_simulator_full,
         "diff": float(np.round(stats.goodput - point.goodput_simulator, 4)),
         "decision_agreement": float(np.round(np.mean(served[trim] == point.sim_good[trim]), 4)),
         "late_fraction": float(np.round(late.sum() / max(served.sum(), 1), 4)),
