@@ -142,6 +142,7 @@ def run_point(point: FidelityPoint, runtime: Any) -> dict[str, Any]:
     """Deploy ``point``'s placement on ``runtime``, replay its workload, compare with the
     simulator."""
     from alpa_serve.runtime.loadgen import replay
+    from alpa_serve.simulator.kernels import FIXED_OVERHEAD
 
     w = point.workload
     speedup = runtime.config.speedup
@@ -180,7 +181,6 @@ def run_point(point: FidelityPoint, runtime: Any) -> dict[str, Any]:
     # Where the time of served requests went (model ms): p50/p99 of each component, plus the
     # device lag (actual device finish vs the controller's predicted pipeline end) and the
     # HTTP round trip (client latency - controller latency).
-    from alpa_serve.simulator.kernels import FIXED_OVERHEAD
     tm = {k: v[served] * 1e3 for k, v in result.timing.items()}
     if tm:
         lag = (tm["dispatch"] + tm["queue"] + tm["device"]
@@ -261,6 +261,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.speedup <= 0:
         parser.error("--speedup must be > 0")
+    if args.duration is not None and args.duration <= 0:
+        parser.error("--duration must be > 0 seconds")
     duration = args.duration or (QUICK_DURATION if args.quick else DEFAULT_DURATION)
     slo_scales = args.slo_scales or (QUICK_SLO_SCALES if args.quick else None)
     out = Path(args.out)
