@@ -328,6 +328,9 @@ class ProfilingDatabase:
         models = doc.get("models")
         if not isinstance(models, dict):
             raise bad("missing or non-dict 'models'")
+        if not models:
+            raise bad("'models' is empty: the database has no models; regenerate it "
+                      "(python -m alpa_serve.profiling.generate) or load another file")
         hardware = doc.get("hardware", {})
         if not isinstance(hardware, dict):
             raise bad("'hardware' must be a dict")
@@ -337,6 +340,8 @@ class ProfilingDatabase:
                 raise bad(f"model name {name!r} is not a string")
             if not isinstance(mdoc, dict) or not isinstance(mdoc.get("configs"), list):
                 raise bad(f"model {name!r}: missing or non-list 'configs'")
+            if not mdoc["configs"]:
+                raise bad(f"model {name!r} has no configurations ('configs' is empty)")
             table: dict[ParallelConfig, ConfigProfile] = {}
             for i, cdoc in enumerate(mdoc["configs"]):
                 where = f"model {name!r} config #{i}"
@@ -478,6 +483,11 @@ def _parse_config(cdoc: Any, bad) -> tuple[ParallelConfig, ConfigProfile]:
         dims.append(v)
     cfg = ParallelConfig(*dims)
     latency = _parse_batch_table(cdoc["latency"], cfg.pp, "latency", bad)
+    for b, stages in latency.items():
+        # A stage that takes no time serves unbounded load: a damaged or placeholder profile.
+        if min(stages) <= 0:
+            raise bad(f"latency[{b}] {list(stages)} has a zero stage latency; latencies are "
+                      f"seconds and must be > 0")
     act_mem = _parse_batch_table(cdoc["act_mem"], cfg.pp, "act_mem", bad)
     if set(latency) != set(act_mem):
         raise bad(f"latency batch sizes {sorted(latency)} differ from act_mem's {sorted(act_mem)}")
