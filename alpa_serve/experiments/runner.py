@@ -325,8 +325,20 @@ def _check_reachable(address: str, timeout: float) -> None:
             f"6379 by default; 10001 for ray://), or drop --ray-address to run locally") from exc
 
 
-def _init_within(timeout: float, address: str) -> None:
-    """``ray.init(address=...)`` bounded by ``timeout`` seconds.
+class _DropMessages(logging.Filter):
+    """Drops log records whose message contains ``text``."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def _init_within(address: str, timeout: float, limit: float) -> None:
+    """``ray.init(address=...)`` bounded by ``timeout`` seconds (what is left of the
+    ``--connect-timeout`` of ``limit`` seconds).
 
     ``ray.init`` retries a port that accepts TCP connections but is no healthy GCS for
     minutes, so it runs in a daemon thread that is abandoned after ``timeout`` (the command
@@ -342,13 +354,20 @@ def _init_within(timeout: float, address: str) -> None:
         except BaseException as exc:  # reported by the caller's thread
             outcome["error"] = exc
 
+    # Ray warns that it set no SIGTERM handler from a thread: intended here.
+    worker_log = logging.getLogger("ray._private.worker")
+    quiet = _DropMessages("SIGTERM handler is not set")
+    worker_log.addFilter(quiet)
     thread = threading.Thread(target=target, name="ray-init", daemon=True)
     thread.start()
-    thread.join(max(timeout, 0.0))
+    try:
+        thread.join(max(timeout, 0.0))
+    finally:
+        worker_log.removeFilter(quiet)
     if thread.is_alive():
         raise RunnerError(
             f"the Ray cluster at {address!r} answers but ray.init did not complete within "
-            f"{timeout:g} s (--connect-timeout): check that the address is the head's GCS port "
+            f"{limit:g} s (--connect-timeout): check that the address is the head's GCS port "
             f"(6379 by default; 10001 for ray://) and that the cluster is healthy, or drop "
             f"--ray-address to run locally")
     if "error" in outcome:
@@ -366,7 +385,7 @@ def _init_ray(options: RunOptions) -> bool:
         deadline = time.monotonic() + options.connect_timeout
         _check_reachable(options.ray_address, options.connect_timeout)
         logger.info("joining the Ray cluster at %s", options.ray_address)
-        _init_within(deadline - time.monotonic(), options.ray_address)
+        _init_within(options.ray_address, deadline - time.monotonic(), options.connect_timeout)
         return True
     num_cpus = options.num_cpus or os.cpu_count() or 1
     logger.info("starting an embedded Ray instance with %d CPUs", num_cpus)

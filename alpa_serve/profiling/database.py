@@ -329,8 +329,7 @@ class ProfilingDatabase:
         if not isinstance(models, dict):
             raise bad("missing or non-dict 'models'")
         if not models:
-            raise bad("'models' is empty: the database has no models; regenerate it "
-                      "(python -m alpa_serve.profiling.generate) or load another file")
+            raise bad("'models' is empty (the database has no models)")
         hardware = doc.get("hardware", {})
         if not isinstance(hardware, dict):
             raise bad("'hardware' must be a dict")
