@@ -286,8 +286,13 @@ def test_derive_constraints_rules():
         me.EvidenceRow("all_transformers", "mp-round-robin", cfg, (("bert-6.7b", 1),), 5),
         me.EvidenceRow("mixed", "mp-search-sep", cfg, (("moe-1.3b", 10),), 5),
     ]
+    rows.append(me.EvidenceRow("mixed", "mp-greedy-4", ParallelConfig(1, 1, 4),
+                               (("bert-6.7b", 3),), 11))
     cons = me.derive_constraints(rows)
     full = {(c.source.occurrences, c.added) for c in cons if c.kind == "full"}
+    # mp-greedy-<k> is the fast greedy on fixed groups (DESIGN 6): it fills groups too
+    assert {(11, t) for t in me.FAMILY_TYPES["mixed"]} <= full
+    assert me.fills_groups("mp-greedy-8") and not me.fills_groups("mp-round-robin")
     # bert-1.3bx4 from sr-greedy: every family type is a candidate
     assert {(27, "bert-1.3b"), (27, "bert-2.6b"), (27, "bert-6.7b")} <= full
     # bert-1.3bx3 + one bert-1.3b is observed to fit (x4): not full for that type
@@ -295,6 +300,17 @@ def test_derive_constraints_rules():
     # round robin never fills; a group already holding all 10 copies can take no more
     assert not any(o in (5,) for o, _ in full)
     assert sum(c.kind == "fits" for c in cons) == len(rows)
+
+
+def test_published_greedy_4_groups_are_full(db):
+    # The published mp-greedy-4 (1,1,4) groups leave no room for one more model of the case's
+    # family, e.g. [bert-1.3b x3, bert-6.7b x2, moe-2.4b, moe-5.3b] takes no moe-1.3b: this
+    # pins the pp=4 weights (docs/profiling.md).
+    rows = [r for r in me.load_evidence(EVIDENCE) if r.policy == "mp-greedy-4"]
+    assert len(rows) == 184 and {r.config for r in rows} == {ParallelConfig(1, 1, 4)}
+    full = [c for c in me.derive_constraints(rows) if c.kind == "full"]
+    assert len(full) > 800
+    assert me.check_weights(me.database_weight_fn(db), full) == []
 
 
 def test_solver_brackets_the_committed_allowances():
