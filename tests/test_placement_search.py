@@ -10,12 +10,9 @@ import numpy as np
 import pytest
 
 from alpa_serve.placement import ClusterEnv, ModelData, ModelPlacement, get_policy
-from alpa_serve.placement.base import (
-    SearchCase,
-    empty_placement,
-    fast_greedy,
-    generate_train_workload,
-)
+from alpa_serve.placement.search_case import SearchCase, empty_placement
+from alpa_serve.placement.greedy import fast_greedy
+from alpa_serve.placement.training import generate_train_workload
 from alpa_serve.placement.model_parallel import (
     candidate_group_partitions,
     cluster_models,

@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connect-timeout", type=float, default=15.0,
                         help="seconds within which --ray-address must answer and ray.init "
                              "complete (default 15)")
+    parser.add_argument("--split-cases", action="store_true",
+                        help="also run each case's independent greedy searches as Ray tasks "
+                             "(one case over all workers of a cluster; identical rows)")
+    parser.add_argument("--no-subproblem-cache", action="store_true",
+                        help="do not keep solved mp-search-sep sub-problems in OUT/.subproblems "
+                             "(cases of a device sweep then solve them again; identical rows, "
+                             "longer solver_seconds)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -108,7 +115,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     options = RunOptions(out_dir=args.out, serial=args.serial, ray_address=args.ray_address,
                          num_cpus=args.num_cpus, force=args.force,
                          connect_timeout=args.connect_timeout, progress=not args.no_progress,
-                         seed_dir=args.seed_from)
+                         seed_dir=args.seed_from, split_cases=args.split_cases,
+                         share_subproblems=not args.no_subproblem_cache)
     suite_options = SuiteOptions(quick=args.quick, legacy_fig13=args.legacy_fig13,
                                  traces=args.traces, calibration_targets=args.targets,
                                  only_files=_file_list(args.only),

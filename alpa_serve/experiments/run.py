@@ -139,7 +139,34 @@ def _float(x: Any) -> float:
     return float(x) if x is not None else float("nan")
 
 
-def run_prepared(case: Case, db: Any, inputs: CaseInputs) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SearchResources:
+    """Where a case's policy runs its greedy searches and keeps solved sub-problems (never
+    changes a row, apart from ``solver_seconds``).
+
+    Attributes:
+        split: run the independent greedy searches of the case as Ray tasks (the process
+            must be connected to Ray, e.g. a Ray worker); else in this process.
+        subproblem_dir: folder where mp-search-sep keeps solved (cluster, devices)
+            sub-problems by content, so the cases of a device sweep share them; None: none
+            are kept.
+    """
+
+    split: bool = False
+    subproblem_dir: Optional[str] = None
+
+    def policy_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``get_policy``."""
+        from alpa_serve.placement.executors import RayExecutor
+        from alpa_serve.placement.subproblems import DirectoryStore
+
+        return {"executor": RayExecutor() if self.split else None,
+                "subproblem_store": (DirectoryStore(self.subproblem_dir)
+                                     if self.subproblem_dir else None)}
+
+
+def run_prepared(case: Case, db: Any, inputs: CaseInputs,
+                 resources: SearchResources = SearchResources()) -> dict[str, Any]:
     """Run ``case`` on prepared ``inputs`` (see :func:`prepare_inputs`) and return its row."""
     from alpa_serve.placement import ClusterEnv, ModelData, get_policy
     from alpa_serve.simulator import simulate
@@ -161,7 +188,7 @@ def run_prepared(case: Case, db: Any, inputs: CaseInputs) -> dict[str, Any]:
                              cv=float(inputs.cvs[i]), profile=profiles[i])
                    for i in range(case.num_models)]
     env = ClusterEnv(num_devices=case.num_devices, mem_budget=case.mem_budget)
-    policy = get_policy(case.policy)
+    policy = get_policy(case.policy, **resources.policy_options())
 
     t0 = time.perf_counter()
     placement = policy.place(model_datas, env, train_workload=train,
@@ -184,8 +211,8 @@ def run_prepared(case: Case, db: Any, inputs: CaseInputs) -> dict[str, Any]:
     return row
 
 
-def run_case(case: Case, db: Any = None, traces: Optional[Mapping[str, Any]] = None
-             ) -> dict[str, Any]:
+def run_case(case: Case, db: Any = None, traces: Optional[Mapping[str, Any]] = None,
+             resources: SearchResources = SearchResources()) -> dict[str, Any]:
     """Run one case and return its TSV row (DESIGN 7.3 columns plus ``case_id``).
 
     Args:
@@ -193,10 +220,11 @@ def run_case(case: Case, db: Any = None, traces: Optional[Mapping[str, Any]] = N
         db: the profiling database (default: ``ProfilingDatabase.default()``, loaded
             once per process).
         traces: loaded traces by source name (optional; loaded on demand).
+        resources: where the policy's searches run (see :class:`SearchResources`).
     """
     if db is None:
         db = default_database()
-    return run_prepared(case, db, prepare_inputs(case, traces))
+    return run_prepared(case, db, prepare_inputs(case, traces), resources)
 
 
 _DEFAULT_DB: Optional[Any] = None

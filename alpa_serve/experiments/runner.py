@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from alpa_serve.experiments.cases import Case, TraceWorkload
-from alpa_serve.experiments.run import (CaseInputs, default_database, inputs_key,
-                                        prepare_inputs, run_prepared)
+from alpa_serve.experiments.run import (CaseInputs, SearchResources, default_database,
+                                        inputs_key, prepare_inputs, run_prepared)
 from alpa_serve.experiments.suites import SuiteEntry, SuiteOptions, build_suite, resolve_suite_name
 from alpa_serve.experiments.lock import FolderLockedError, folder_lock
 from alpa_serve.experiments.tsv import (COLUMNS, ResultFileState, append_row,
@@ -48,6 +48,10 @@ from alpa_serve.experiments.tsv import (COLUMNS, ResultFileState, append_row,
                                         repair_partial_tail)
 
 logger = logging.getLogger(__name__)
+
+
+#: Folder inside the output folder where solved search sub-problems are kept.
+SUBPROBLEM_FOLDER = ".subproblems"
 
 
 class RunnerError(RuntimeError):
@@ -92,6 +96,17 @@ class RunOptions:
     progress: bool = True
     share_traces: bool = True
     seed_dir: Optional[Path] = None
+    split_cases: bool = False
+    share_subproblems: bool = True
+
+    def search_resources(self) -> SearchResources:
+        """Where the cases' policies search: greedy runs as Ray tasks with ``split_cases``
+        (Ray modes only); solved sub-problems kept in ``OUT/.subproblems`` unless
+        ``share_subproblems`` is off."""
+        return SearchResources(
+            split=self.split_cases and not self.serial,
+            subproblem_dir=(str(self.out_dir / SUBPROBLEM_FOLDER) if self.share_subproblems
+                            else None))
 
 
 @dataclass
@@ -409,9 +424,10 @@ def _prepare_task(case: Case, trace: Any) -> CaseInputs:
     return prepare_inputs(case, traces)
 
 
-def _case_task(case: Case, db: Any, inputs: CaseInputs) -> dict[str, Any]:
+def _case_task(case: Case, db: Any, inputs: CaseInputs, resources: SearchResources
+               ) -> dict[str, Any]:
     """Ray task: one case on its prepared inputs -> row."""
-    return run_prepared(case, db, inputs)
+    return run_prepared(case, db, inputs, resources)
 
 
 # ---------------------------------------------------------------------------
@@ -526,7 +542,7 @@ def _run_serial(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
             continue
         for job in group:
             try:
-                row = run_prepared(job.case, db, inputs)
+                row = run_prepared(job.case, db, inputs, options.search_resources())
             except Exception as exc:
                 _record_failure(job, exc, summary, bar)
             else:
@@ -542,6 +558,7 @@ def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
         prepare_remote = ray.remote(num_cpus=1)(_prepare_task)
         case_remote = ray.remote(num_cpus=1)(_case_task)
         db_ref = ray.put(db)  # shared read-only input: put once
+        resources = options.search_resources()
 
         # Traces were loaded (generated/preprocessed if needed) once, by the driver. On the
         # local embedded instance workers open the preprocessed cache memory-mapped through
@@ -573,7 +590,8 @@ def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
                 trace_ref = (trace_refs.get(wl.source) if isinstance(wl, TraceWorkload)
                              else None)
                 input_refs[key] = prepare_remote.remote(job.case, trace_ref)
-            pending[case_remote.remote(job.case, db_ref, input_refs[key])] = (job, key)
+            pending[case_remote.remote(job.case, db_ref, input_refs[key], resources)] = (job,
+                                                                                      key)
 
         while next_index < len(order) or pending:
             while next_index < len(order) and len(pending) < max_in_flight:

@@ -219,6 +219,28 @@ class ModelProfile:
             return math.inf
         return float(max(prof.weight_mem))
 
+    def to_dict(self) -> dict[str, Any]:
+        """This model's entry of the on-disk document: ``{"configs": [...]}`` (plain types,
+        deterministic order)."""
+        cfg_list = []
+        for cfg in self.configs():
+            cp = self.profile(cfg)
+            cfg_list.append({
+                "dp": int(cfg.dp), "op": int(cfg.op), "pp": int(cfg.pp),
+                "latency": {str(b): [float(x) for x in cp.latency[b]]
+                            for b in sorted(cp.latency)},
+                "act_mem": {str(b): [float(x) for x in cp.act_mem[b]]
+                            for b in sorted(cp.act_mem)},
+                "weight_mem": [float(x) for x in cp.weight_mem],
+            })
+        return {"configs": cfg_list}
+
+    def fingerprint(self) -> str:
+        """Short stable hash (12 hex chars of sha256) of this model's name and numbers: what a
+        result that uses only this model type depends on in the database."""
+        canon = json.dumps({self.name: self.to_dict()}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:12]
+
     @property
     def single_latency(self) -> float:
         """Sum of the (dp=1, op=1, pp=1) stage latencies at batch size 1, in seconds.
@@ -299,20 +321,7 @@ class ProfilingDatabase:
     # -- plain-document conversion -----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The on-disk document (plain dicts/lists/floats/ints/strings, deterministic order)."""
-        models: dict[str, Any] = {}
-        for name, prof in self._profiles.items():
-            cfg_list = []
-            for cfg in prof.configs():
-                cp = prof.profile(cfg)
-                cfg_list.append({
-                    "dp": int(cfg.dp), "op": int(cfg.op), "pp": int(cfg.pp),
-                    "latency": {str(b): [float(x) for x in cp.latency[b]]
-                                for b in sorted(cp.latency)},
-                    "act_mem": {str(b): [float(x) for x in cp.act_mem[b]]
-                                for b in sorted(cp.act_mem)},
-                    "weight_mem": [float(x) for x in cp.weight_mem],
-                })
-            models[name] = {"configs": cfg_list}
+        models = {name: prof.to_dict() for name, prof in self._profiles.items()}
         return {"format": FORMAT_TAG, "hardware": _plain(self.hardware), "models": models}
 
     @classmethod
