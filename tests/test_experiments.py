@@ -395,11 +395,11 @@ def test_resume_after_crash_serial(tmp_path, db, monkeypatch):
     real = runner_mod.run_prepared
     calls = {"n": 0}
 
-    def crashing(case, db_, inputs):
+    def crashing(case, db_, inputs, *rest):
         calls["n"] += 1
         if calls["n"] == 5:
             raise KeyboardInterrupt("simulated kill")
-        return real(case, db_, inputs)
+        return real(case, db_, inputs, *rest)
 
     monkeypatch.setattr(runner_mod, "run_prepared", crashing)
     with pytest.raises(KeyboardInterrupt):
@@ -462,9 +462,9 @@ def test_seed_rows_are_copied_and_not_recomputed(tmp_path, db, monkeypatch):
     ran: list[str] = []
     real = runner_mod.run_prepared
 
-    def counting(case, db_, inputs):
+    def counting(case, db_, inputs, *rest):
         ran.append(case.case_id)
-        return real(case, db_, inputs)
+        return real(case, db_, inputs, *rest)
 
     monkeypatch.setattr(runner_mod, "run_prepared", counting)
     out = tmp_path / "out"
@@ -622,7 +622,7 @@ def test_same_simulation_in_two_sweeps_runs_once(tmp_path, db, monkeypatch):
     real = runner_mod.run_prepared
     calls = []
     monkeypatch.setattr(runner_mod, "run_prepared",
-                        lambda case, db_, inputs: calls.append(case) or real(case, db_, inputs))
+                        lambda case, db_, inputs, *rest: calls.append(case) or real(case, db_, inputs, *rest))
     summary = run_entries([SuiteEntry("x.tsv", a), SuiteEntry("y.tsv", b), SuiteEntry("x.tsv", c)],
                           RunOptions(out_dir=tmp_path, serial=True, progress=False), db=db)
     assert summary.ok and summary.ran == 3 and len(calls) == 2

@@ -58,9 +58,9 @@ def count_runs(monkeypatch):
     calls: list[str] = []
     real = runner_mod.run_prepared
 
-    def counting(case, db_, inputs):
+    def counting(case, db_, inputs, *rest):
         calls.append(case.case_id)
-        return real(case, db_, inputs)
+        return real(case, db_, inputs, *rest)
 
     monkeypatch.setattr(runner_mod, "run_prepared", counting)
     return calls
@@ -71,11 +71,11 @@ def _interrupt_after(monkeypatch, n: int) -> None:
     real = _REAL_RUN_PREPARED
     calls = {"n": 0}
 
-    def crashing(case, db_, inputs):
+    def crashing(case, db_, inputs, *rest):
         calls["n"] += 1
         if calls["n"] > n:
             raise KeyboardInterrupt("simulated Ctrl-C")
-        return real(case, db_, inputs)
+        return real(case, db_, inputs, *rest)
 
     monkeypatch.setattr(runner_mod, "run_prepared", crashing)
 
@@ -575,9 +575,9 @@ def test_progress_rate_counts_only_cases_run_now(tmp_path, db, monkeypatch):
         setup_done.append(time.time())
         return real_jobs(todo)
 
-    def slow_case(case, db_, inputs):
+    def slow_case(case, db_, inputs, *rest):
         time.sleep(0.2)
-        return real_run(case, db_, inputs)
+        return real_run(case, db_, inputs, *rest)
 
     monkeypatch.setattr(runner_mod, "_progress", recording)
     monkeypatch.setattr(runner_mod, "_jobs", slow_setup)

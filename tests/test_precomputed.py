@@ -90,7 +90,8 @@ def test_rows_replay_exactly(shipped, monkeypatch):
         seen.add(simulation_key(case))
         placement = ModelPlacement.from_json(r["placement"])
         assert isinstance(placement, ModelPlacement)
-        monkeypatch.setattr(placement_pkg, "get_policy", lambda name, p=placement: _Fixed(p))
+        monkeypatch.setattr(placement_pkg, "get_policy",
+                            lambda name, p=placement, **options: _Fixed(p))
         again = run_prepared(case, db, prepare_inputs(case))
         for key in COLUMNS:
             if key not in TIMING_COLUMNS:
