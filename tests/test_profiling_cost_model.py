@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,7 @@ from alpa_serve.profiling.params import (
 
 GiB = 2**30
 BUDGET = 13 * GiB
-EVIDENCE = Path(__file__).resolve().parent / "data" / "memory_evidence.tsv"
+EVIDENCE = me.default_evidence_path()  # the packaged copy (alpa_serve/data/reference/)
 DENSE = ["bert-1.3b", "bert-2.6b", "bert-6.7b"]
 SMALL = DENSE + ["moe-1.3b", "moe-2.4b", "moe-5.3b"]
 
@@ -247,13 +246,6 @@ def test_memory_facts(db):
 
 def test_large_model_fits_its_smallest_group(db):
     assert w(db, "bert-103.5b", 1, 16) <= BUDGET
-
-
-def test_vendored_evidence_is_the_reference_copy():
-    assert EVIDENCE.read_bytes() == me.default_evidence_path().read_bytes()
-    shared = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
-    if (shared / "memory_evidence.tsv").exists():
-        assert EVIDENCE.read_bytes() == (shared / "memory_evidence.tsv").read_bytes()
 
 
 def test_full_memory_evidence(db):

@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "$ALPA_SERVE_MAF2_PATH), generated 'standin's, or 'auto' (default): "
                              "the real trace where its variable is set, else the stand-in")
     parser.add_argument("--targets", default=None,
-                        help="calibration suite: path of calibration_targets.tsv (default: "
-                             "shared/reference/ inside or beside the repository)")
+                        help="calibration suite: path of calibration_targets.tsv (default: the "
+                             "copy packaged in alpa_serve/data/reference/)")
     parser.add_argument("--only", default="", metavar="FILE[,FILE...]",
                         help="run only the cases of these TSV files of the suite, e.g. "
                              "S1_maf1.tsv (one column of Fig. 11)")

@@ -1,7 +1,7 @@
 """Memory evidence from the published placements, as checkable constraints on profile weights.
 
-``memory_evidence.tsv`` (a copy of ``shared/reference/memory_evidence.tsv`` ships in
-``alpa_serve/data/``) lists every group composition seen in the published placements: model
+``memory_evidence.tsv`` (published with the reference results; packaged in
+``alpa_serve/data/reference/``, see the README there) lists every group composition seen in the published placements: model
 family, policy, group config, the multiset of model types on the group, and how often. Each row
 gives two kinds of facts about the per-device weight ``w(model, config)`` = the model's largest
 stage weight under that config (bytes):
@@ -58,8 +58,8 @@ FAMILY_COPIES: dict[str, int] = {"all_transformers": 14, "mixed": 10, "bert-2.6b
 
 
 def default_evidence_path() -> Path:
-    """The vendored copy of memory_evidence.tsv inside the package (alpa_serve/data/)."""
-    return Path(__file__).resolve().parent.parent / "data" / "memory_evidence.tsv"
+    """The packaged copy of memory_evidence.tsv (alpa_serve/data/reference/)."""
+    return Path(__file__).resolve().parents[1] / "data" / "reference" / "memory_evidence.tsv"
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def _parse_config(text: str) -> ParallelConfig:
 
 
 def load_evidence(path: str | Path | None = None) -> list[EvidenceRow]:
-    """Rows of memory_evidence.tsv (default: the vendored copy)."""
+    """Rows of memory_evidence.tsv (default: the packaged copy)."""
     path = Path(path) if path is not None else default_evidence_path()
     rows = []
     with open(path, newline="") as f:
@@ -215,7 +215,7 @@ def database_weight_fn(db: ProfilingDatabase) -> Callable[[str, ParallelConfig],
 
 def check_database(db: ProfilingDatabase, rows: Sequence[EvidenceRow] | None = None,
                    budget: float = BUDGET) -> list[Violation]:
-    """Violations of the evidence (default: the vendored file) by the weights of ``db``."""
+    """Violations of the evidence (default: the packaged file) by the weights of ``db``."""
     rows = load_evidence() if rows is None else rows
     return check_weights(database_weight_fn(db), derive_constraints(rows), budget)
 
@@ -334,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m alpa_serve.profiling.memory_evidence",
         description="Check profile weights against the published placements' memory evidence.")
     parser.add_argument("--db", help="database (.pkl or .json); default: the committed one")
-    parser.add_argument("--evidence", help="memory_evidence.tsv; default: the vendored copy")
+    parser.add_argument("--evidence", help="memory_evidence.tsv; default: the packaged copy")
     parser.add_argument("--budget", type=float, default=BUDGET,
                         help="bytes per device (default 13 GiB)")
     parser.add_argument("--solve", action="store_true",
