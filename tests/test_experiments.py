@@ -335,7 +335,10 @@ def test_run_case_tiny(db):
     row = run_case(_case(), db)
     assert set(COLUMNS) <= set(row)
     assert 0 <= row["goodput"] <= 1 and row["goodput"] == round(row["goodput"], 3)
-    assert row["num_requests"] > 0 and row["profile"] == db.fingerprint()
+    assert row["num_requests"] > 0
+    # The profile column covers exactly the case's model types.
+    assert row["profile"] == db.fingerprint(_case().model_types) == db.get(
+        _case().model_types[0]).fingerprint()
     placement = json.loads(row["placement"])
     assert placement["type"] == "ModelPlacement"
     again = run_case(_case(), db)
@@ -432,14 +435,30 @@ def test_failed_case_is_reported_and_others_run(tmp_path, db):
     assert summary.ran == len(entries) - 1
 
 
+def test_rows_stay_valid_when_another_model_type_changes(tmp_path, db):
+    """A result depends on the profiles of its model types only: changing another model in
+    the database neither marks it stale nor makes a rerun compute it again."""
+    entries = _small_entries()[:2]
+    opts = RunOptions(out_dir=tmp_path, serial=True, progress=False)
+    run_entries(entries, opts, db=db)
+    used = set(entries[0].case.model_types)
+    other = next(n for n in db.model_names() if n not in used)
+    changed = ProfilingDatabase([p if p.name != other else ModelProfile(
+        p.name, {c: p.profile(c) for c in p.configs()[:-1]}) for p in
+        (db.get(n) for n in db.model_names())], db.hardware)
+    assert changed.fingerprint() != db.fingerprint()
+    summary = run_entries(entries, opts, db=changed)
+    assert summary.ok and summary.ran == 0 and summary.skipped == 2
+
+
 def test_force_and_stale_profile(tmp_path, db):
     entries = _small_entries()[:2]
     opts = RunOptions(out_dir=tmp_path, serial=True, progress=False)
     run_entries(entries, opts, db=db)
     path = tmp_path / "a.tsv"
-    text = path.read_text().replace(db.fingerprint(), "0ldpr0f11e00")
+    text = path.read_text().replace(db.fingerprint(entries[0].case.model_types), "0ldpr0f11e00")
     path.write_text(text)
-    with pytest.raises(RunnerError, match="another profiling database"):
+    with pytest.raises(RunnerError, match="other profiles of their model types"):
         run_entries(entries, opts, db=db)
     summary = run_entries(entries, RunOptions(out_dir=tmp_path, serial=True, progress=False,
                                               force=True), db=db)

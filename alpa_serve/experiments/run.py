@@ -204,11 +204,17 @@ def run_prepared(case: Case, db: Any, inputs: CaseInputs,
         num_requests=int(stats.num_requests),
         solver_seconds=round(solver_seconds, 4),
         placement=_compact_json(placement.to_json()),
-        profile=db.fingerprint(),
+        profile=profile_fingerprint(case, db),
         case_id=case.case_id,
     )
     logger.debug("finished %s: goodput %.3f", case.describe(), row["goodput"])
     return row
+
+
+def profile_fingerprint(case: Case, db: Any) -> str:
+    """The ``profile`` column of ``case``'s row: the fingerprint of the profiles of the model
+    types the case uses (a change elsewhere in the database leaves its rows valid)."""
+    return db.fingerprint(case.model_types)
 
 
 def run_case(case: Case, db: Any = None, traces: Optional[Mapping[str, Any]] = None,

@@ -36,11 +36,12 @@ import traceback
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from alpa_serve.experiments.cases import Case, TraceWorkload
 from alpa_serve.experiments.run import (CaseInputs, SearchResources, default_database,
-                                        inputs_key, prepare_inputs, run_prepared)
+                                        inputs_key, prepare_inputs, profile_fingerprint,
+                                        run_prepared)
 from alpa_serve.experiments.suites import SuiteEntry, SuiteOptions, build_suite, resolve_suite_name
 from alpa_serve.experiments.lock import FolderLockedError, folder_lock
 from alpa_serve.experiments.tsv import (COLUMNS, ResultFileState, append_row,
@@ -146,13 +147,14 @@ def _reason(exc: OSError) -> str:
 
 
 def seed_rows(entries: Sequence[SuiteEntry], out_dir: Path, seed_dir: Path,
-              fingerprint: str) -> int:
+              profiles: Mapping[str, str]) -> int:
     """Copy precomputed rows from ``seed_dir`` into ``out_dir``; returns the number copied.
 
     For each TSV file of ``entries`` that ``seed_dir`` also holds, a row is copied (appended,
     in the seed file's order) when its ``case_id`` is a case of ``entries`` for that file, that
-    case has no row in ``out_dir`` yet, and its ``profile`` is ``fingerprint``; rows of another
-    profile are skipped with a warning (their cases are then computed). Every seed file is
+    case has no row in ``out_dir`` yet, and its ``profile`` is ``profiles[case_id]`` (the
+    current fingerprint of the case's model types); rows of another profile are skipped with
+    a warning (their cases are then computed). Every seed file is
     read before anything is written. A missing ``seed_dir`` is an error (FileNotFoundError
     naming it); an unreadable seed file raises TsvFormatError.
     """
@@ -171,14 +173,15 @@ def seed_rows(entries: Sequence[SuiteEntry], out_dir: Path, seed_dir: Path,
         repair_partial_tail(dst)
         done = set(finished_case_ids(dst))
         rows = [r for r in seed if r["case_id"] in ids and r["case_id"] not in done]
-        stale = [r for r in rows if r["profile"] != fingerprint]
+        stale = [r for r in rows if r["profile"] != profiles[r["case_id"]]]
         if stale:
             logger.warning("%s: %d precomputed row(s) were computed with profile %s, not the "
                            "current %s: not used, their cases will be computed", src,
-                           len(stale), sorted({r["profile"] for r in stale}), fingerprint)
+                           len(stale), sorted({r["profile"] for r in stale}),
+                           sorted({profiles[r["case_id"]] for r in stale}))
         here = 0
         for r in rows:
-            if r["profile"] == fingerprint and r["case_id"] not in done:
+            if r["profile"] == profiles[r["case_id"]] and r["case_id"] not in done:
                 _append(dst, r)
                 done.add(r["case_id"])
                 here += 1
@@ -214,13 +217,14 @@ def _output_folder(out_dir: Path) -> Path:
 
 
 def _check_outputs(by_file: dict[str, list[SuiteEntry]], out_dir: Path, force: bool,
-                   fingerprint: str) -> dict[str, ResultFileState]:
+                   profiles: Mapping[str, str]) -> dict[str, ResultFileState]:
     """Check every existing output file without changing it (before any case runs).
 
     Refused (RunnerError or TsvFormatError naming the file): a file this runner did not
     write (another header, not text), an unreadable row, a file that cannot be read or
-    appended to, and (unless ``force``) rows of another profiling database. Reported with a
-    warning: duplicate case ids and rows of cases outside the grid.
+    appended to, and (unless ``force``) rows of cases of the grid computed with other profiles
+    of their model types than ``profiles[case_id]``. Reported with a warning: duplicate case
+    ids and rows of cases outside the grid.
     """
     states: dict[str, ResultFileState] = {}
     for name, file_entries in by_file.items():
@@ -240,11 +244,12 @@ def _check_outputs(by_file: dict[str, list[SuiteEntry]], out_dir: Path, force: b
         if force:
             continue
         done = {r["case_id"]: r["profile"] for r in state.rows}
-        stale = {cid for cid, prof in done.items() if prof != fingerprint}
+        stale = {cid for cid, prof in done.items() if cid in profiles and prof != profiles[cid]}
         if stale:
             raise RunnerError(
-                f"{path}: {len(stale)} row(s) were computed with another profiling database "
-                f"(profile {sorted(set(done[c] for c in stale))}, current {fingerprint}); "
+                f"{path}: {len(stale)} row(s) were computed with other profiles of their "
+                f"model types (profile {sorted(set(done[c] for c in stale))}, current "
+                f"{sorted(set(profiles[c] for c in stale))}); "
                 f"rerun with --force to recompute the file (the old one is kept as a backup), "
                 f"or use another --out folder")
         duplicates = state.duplicates()
@@ -632,7 +637,7 @@ def run_entries(entries: Sequence[SuiteEntry], options: RunOptions, db: Any = No
     t0 = time.perf_counter()
     if db is None:
         db = default_database()
-    fingerprint = db.fingerprint()
+    profiles = {e.case.case_id: profile_fingerprint(e.case, db) for e in entries}
     out_dir = _output_folder(Path(options.out_dir))
     options = _replace(options, out_dir=out_dir)
     by_file: dict[str, list[SuiteEntry]] = defaultdict(list)
@@ -647,14 +652,14 @@ def run_entries(entries: Sequence[SuiteEntry], options: RunOptions, db: Any = No
             raise RunnerError(f"cannot write to the output folder {out_dir}: "
                               f"{_reason(exc)}; make it writable or choose another "
                               f"--out") from None
-        states = _check_outputs(by_file, out_dir, options.force, fingerprint)
+        states = _check_outputs(by_file, out_dir, options.force, profiles)
         seeded = 0
         if options.force:
             if options.seed_dir is not None:
                 logger.info("--force: precomputed rows in %s are not used", options.seed_dir)
             _start_afresh(states)
         elif options.seed_dir is not None:
-            seeded = seed_rows(entries, out_dir, options.seed_dir, fingerprint)
+            seeded = seed_rows(entries, out_dir, options.seed_dir, profiles)
         todo = _todo(by_file, out_dir)
         summary = RunSummary(total=len(entries), skipped=len(entries) - len(todo),
                              files=sorted({out_dir / e.file for e in entries}), seeded=seeded)

@@ -35,7 +35,7 @@ import math
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping, NamedTuple, Optional
 
 logger = logging.getLogger(__name__)
 
@@ -415,13 +415,18 @@ class ProfilingDatabase:
                 f"{path} is missing; regenerate it with: python -m alpa_serve.profiling.generate")
         return cls.load(path)
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, models: Optional[Iterable[str]] = None) -> str:
         """Short stable hash (12 hex chars of sha256) of the models' numbers.
 
         Computed over the canonical JSON of the ``models`` section only, so that editing the
         free-form hardware description does not change it; any number change does.
+        ``models``: hash only these models' entries (what a result that uses just these model
+        types depends on; a model added to or changed in the database elsewhere leaves it
+        unchanged); None: every model.
         """
-        canon = json.dumps(self.to_dict()["models"], sort_keys=True, separators=(",", ":"))
+        names = self.model_names() if models is None else sorted(set(models))
+        entries = {name: self.get(name).to_dict() for name in names}
+        canon = json.dumps(entries, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:12]
 
 
