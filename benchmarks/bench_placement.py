@@ -1,4 +1,4 @@
-"""Placement benchmark (DESIGN 8, issue 3): wall time of three search cases.
+"""Placement benchmark (DESIGN 8): wall time of three search cases.
 
 1. mp-search, 32 x bert-1.3b on 32 devices, power-law total rate 64 req/s, CV 4, 200 s; the
    training workload is the test workload (model i: Gamma(rate_i, 4), seed i, start 0,

@@ -205,7 +205,7 @@ def test_fig13_pairs_and_legacy_quirk():
 
 
 def test_calibration_suite_matches_targets():
-    path = default_calibration_targets()  # shared/reference/ beside the repository (as in CI)
+    path = default_calibration_targets()  # packaged in alpa_serve/data/reference/
     with open(path, newline="") as f:
         n = sum(1 for _ in csv.DictReader(f, delimiter="\t"))
     targets = calibration_targets(path)
@@ -223,8 +223,6 @@ def test_calibration_suite_matches_targets():
 
 def test_quick_suites_are_small_and_cover_every_file_and_policy():
     for name in SUITES:
-        if name == "calibration" and not default_calibration_targets().exists():
-            continue
         full = build_suite(name)
         quick = build_suite(name, SuiteOptions(quick=True))
         assert 0 < len(quick) < len(full)
@@ -337,7 +335,10 @@ def test_run_case_tiny(db):
     row = run_case(_case(), db)
     assert set(COLUMNS) <= set(row)
     assert 0 <= row["goodput"] <= 1 and row["goodput"] == round(row["goodput"], 3)
-    assert row["num_requests"] > 0 and row["profile"] == db.fingerprint()
+    assert row["num_requests"] > 0
+    # The profile column covers exactly the case's model types.
+    assert row["profile"] == db.fingerprint(_case().model_types) == db.get(
+        _case().model_types[0]).fingerprint()
     placement = json.loads(row["placement"])
     assert placement["type"] == "ModelPlacement"
     again = run_case(_case(), db)
@@ -395,11 +396,11 @@ def test_resume_after_crash_serial(tmp_path, db, monkeypatch):
     real = runner_mod.run_prepared
     calls = {"n": 0}
 
-    def crashing(case, db_, inputs):
+    def crashing(case, db_, inputs, *rest):
         calls["n"] += 1
         if calls["n"] == 5:
             raise KeyboardInterrupt("simulated kill")
-        return real(case, db_, inputs)
+        return real(case, db_, inputs, *rest)
 
     monkeypatch.setattr(runner_mod, "run_prepared", crashing)
     with pytest.raises(KeyboardInterrupt):
@@ -434,14 +435,30 @@ def test_failed_case_is_reported_and_others_run(tmp_path, db):
     assert summary.ran == len(entries) - 1
 
 
+def test_rows_stay_valid_when_another_model_type_changes(tmp_path, db):
+    """A result depends on the profiles of its model types only: changing another model in
+    the database neither marks it stale nor makes a rerun compute it again."""
+    entries = _small_entries()[:2]
+    opts = RunOptions(out_dir=tmp_path, serial=True, progress=False)
+    run_entries(entries, opts, db=db)
+    used = set(entries[0].case.model_types)
+    other = next(n for n in db.model_names() if n not in used)
+    changed = ProfilingDatabase([p if p.name != other else ModelProfile(
+        p.name, {c: p.profile(c) for c in p.configs()[:-1]}) for p in
+        (db.get(n) for n in db.model_names())], db.hardware)
+    assert changed.fingerprint() != db.fingerprint()
+    summary = run_entries(entries, opts, db=changed)
+    assert summary.ok and summary.ran == 0 and summary.skipped == 2
+
+
 def test_force_and_stale_profile(tmp_path, db):
     entries = _small_entries()[:2]
     opts = RunOptions(out_dir=tmp_path, serial=True, progress=False)
     run_entries(entries, opts, db=db)
     path = tmp_path / "a.tsv"
-    text = path.read_text().replace(db.fingerprint(), "0ldpr0f11e00")
+    text = path.read_text().replace(db.fingerprint(entries[0].case.model_types), "0ldpr0f11e00")
     path.write_text(text)
-    with pytest.raises(RunnerError, match="another profiling database"):
+    with pytest.raises(RunnerError, match="other profiles of their model types"):
         run_entries(entries, opts, db=db)
     summary = run_entries(entries, RunOptions(out_dir=tmp_path, serial=True, progress=False,
                                               force=True), db=db)
@@ -462,9 +479,9 @@ def test_seed_rows_are_copied_and_not_recomputed(tmp_path, db, monkeypatch):
     ran: list[str] = []
     real = runner_mod.run_prepared
 
-    def counting(case, db_, inputs):
+    def counting(case, db_, inputs, *rest):
         ran.append(case.case_id)
-        return real(case, db_, inputs)
+        return real(case, db_, inputs, *rest)
 
     monkeypatch.setattr(runner_mod, "run_prepared", counting)
     out = tmp_path / "out"
@@ -622,7 +639,7 @@ def test_same_simulation_in_two_sweeps_runs_once(tmp_path, db, monkeypatch):
     real = runner_mod.run_prepared
     calls = []
     monkeypatch.setattr(runner_mod, "run_prepared",
-                        lambda case, db_, inputs: calls.append(case) or real(case, db_, inputs))
+                        lambda case, db_, inputs, *rest: calls.append(case) or real(case, db_, inputs, *rest))
     summary = run_entries([SuiteEntry("x.tsv", a), SuiteEntry("y.tsv", b), SuiteEntry("x.tsv", c)],
                           RunOptions(out_dir=tmp_path, serial=True, progress=False), db=db)
     assert summary.ok and summary.ran == 3 and len(calls) == 2

@@ -12,7 +12,7 @@ from alpa_serve.placement import (
     get_policy,
     policy_names,
 )
-from alpa_serve.placement.base import generate_train_workload, train_duration
+from alpa_serve.placement.training import generate_train_workload, train_duration
 from alpa_serve.placement.model_parallel import (
     candidate_group_partitions,
     cluster_models,

@@ -223,6 +223,9 @@ BAD_DOCS = {
     "batch size": _mutate(lambda d: _cfg(d)["latency"].__setitem__("x", [0.1, 0.1])),
     "differ": _mutate(lambda d: _cfg(d)["act_mem"].pop("2")),
     "duplicate": _mutate(lambda d: d["models"]["m"]["configs"].append(_cfg(d))),
+    "'models' is empty": _mutate(lambda d: d.__setitem__("models", {})),
+    "has no configurations": _mutate(lambda d: d["models"]["m"].__setitem__("configs", [])),
+    "zero stage latency": _mutate(lambda d: _cfg(d)["latency"].__setitem__("1", [0.0, 0.0])),
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
@@ -230,6 +231,12 @@ class Case:
             raise ValueError(f"num_devices must be >= 1, got {self.num_devices}")
         if self.num_models < 1:
             raise ValueError(f"num_models must be >= 1, got {self.num_models}")
+        if not (math.isfinite(self.slo_scale) and self.slo_scale > 0):
+            raise ValueError(f"slo_scale must be a finite number > 0 (the SLO is slo_scale x "
+                             f"the model's single-device latency), got {self.slo_scale}")
+        if not (math.isfinite(self.mem_budget) and self.mem_budget > 0):
+            raise ValueError(f"mem_budget must be a finite number of bytes > 0, "
+                             f"got {self.mem_budget}")
         if not isinstance(self.workload, (SyntheticWorkload, TraceWorkload)):
             raise TypeError(f"workload must be a SyntheticWorkload or TraceWorkload, "
                             f"got {type(self.workload).__name__}")

@@ -150,7 +150,34 @@ def case_models(case: Case, db: Any) -> tuple[list[Any], np.ndarray]:
     return profiles, slos
 
 
-def run_prepared(case: Case, db: Any, inputs: CaseInputs) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SearchResources:
+    """Where a case's policy runs its greedy searches and keeps solved sub-problems (never
+    changes a row, apart from ``solver_seconds``).
+
+    Attributes:
+        split: run the independent greedy searches of the case as Ray tasks (the process
+            must be connected to Ray, e.g. a Ray worker); else in this process.
+        subproblem_dir: folder where mp-search-sep keeps solved (cluster, devices)
+            sub-problems by content, so the cases of a device sweep share them; None: none
+            are kept.
+    """
+
+    split: bool = False
+    subproblem_dir: Optional[str] = None
+
+    def policy_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``get_policy``."""
+        from alpa_serve.placement.executors import RayExecutor
+        from alpa_serve.placement.subproblems import DirectoryStore
+
+        return {"executor": RayExecutor() if self.split else None,
+                "subproblem_store": (DirectoryStore(self.subproblem_dir)
+                                     if self.subproblem_dir else None)}
+
+
+def run_prepared(case: Case, db: Any, inputs: CaseInputs,
+                 resources: SearchResources = SearchResources()) -> dict[str, Any]:
     """Run ``case`` on prepared ``inputs`` (see :func:`prepare_inputs`) and return its row."""
     from alpa_serve.placement import ClusterEnv, ModelData, get_policy
     from alpa_serve.simulator import simulate
@@ -168,7 +195,7 @@ def run_prepared(case: Case, db: Any, inputs: CaseInputs) -> dict[str, Any]:
                              cv=float(inputs.cvs[i]), profile=profiles[i])
                    for i in range(case.num_models)]
     env = ClusterEnv(num_devices=case.num_devices, mem_budget=case.mem_budget)
-    policy = get_policy(case.policy)
+    policy = get_policy(case.policy, **resources.policy_options())
 
     t0 = time.perf_counter()
     placement = policy.place(model_datas, env, train_workload=train,
@@ -184,15 +211,21 @@ def run_prepared(case: Case, db: Any, inputs: CaseInputs) -> dict[str, Any]:
         num_requests=int(stats.num_requests),
         solver_seconds=round(solver_seconds, 4),
         placement=_compact_json(placement.to_json()),
-        profile=db.fingerprint(),
+        profile=profile_fingerprint(case, db),
         case_id=case.case_id,
     )
     logger.debug("finished %s: goodput %.3f", case.describe(), row["goodput"])
     return row
 
 
-def run_case(case: Case, db: Any = None, traces: Optional[Mapping[str, Any]] = None
-             ) -> dict[str, Any]:
+def profile_fingerprint(case: Case, db: Any) -> str:
+    """The ``profile`` column of ``case``'s row: the fingerprint of the profiles of the model
+    types the case uses (a change elsewhere in the database leaves its rows valid)."""
+    return db.fingerprint(case.model_types)
+
+
+def run_case(case: Case, db: Any = None, traces: Optional[Mapping[str, Any]] = None,
+             resources: SearchResources = SearchResources()) -> dict[str, Any]:
     """Run one case and return its TSV row (DESIGN 7.3 columns plus ``case_id``).
 
     Args:
@@ -200,10 +233,11 @@ def run_case(case: Case, db: Any = None, traces: Optional[Mapping[str, Any]] = N
         db: the profiling database (default: ``ProfilingDatabase.default()``, loaded
             once per process).
         traces: loaded traces by source name (optional; loaded on demand).
+        resources: where the policy's searches run (see :class:`SearchResources`).
     """
     if db is None:
         db = default_database()
-    return run_prepared(case, db, prepare_inputs(case, traces))
+    return run_prepared(case, db, prepare_inputs(case, traces), resources)
 
 
 _DEFAULT_DB: Optional[Any] = None

@@ -7,7 +7,12 @@ Modes:
 * ``serial``: in-process, no Ray.
 
 Resume: a case whose ``case_id`` is already in its TSV is skipped; ``force``
-starts the suite's TSV files afresh (the old ones are kept as ``*.tsv.bak``).
+starts the suite's TSV files afresh (each old file is moved to a backup name that does not
+exist yet: ``NAME.bak``, ``NAME.bak1``, ...; no backup is ever overwritten).
+Safety: before any case runs, the output folder is locked against a second run
+(:mod:`~alpa_serve.experiments.lock`) and every existing output file is checked without
+changing it (a file not written by this runner is refused untouched); a row that cannot be
+written later (disk full) stops the run with :class:`OutputWriteError` naming the file.
 Precomputed rows: ``seed_dir`` names a folder of TSV files (same names) whose rows for
 cases of the grid are copied into the output files before the run, so those cases are
 skipped (the original artifact shipped its S3 columns the same way; see
@@ -20,29 +25,44 @@ built once by a preparation task whose result the case tasks share.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import shutil
+import signal
 import socket
+import threading
 import time
 import traceback
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from alpa_serve.experiments.cases import Case, TraceWorkload
-from alpa_serve.experiments.run import (CaseInputs, default_database, inputs_key,
-                                        prepare_inputs, run_prepared)
+from alpa_serve.experiments.run import (CaseInputs, SearchResources, default_database,
+                                        inputs_key, prepare_inputs, profile_fingerprint,
+                                        run_prepared)
 from alpa_serve.experiments.suites import SuiteEntry, SuiteOptions, build_suite, resolve_suite_name
-from alpa_serve.experiments.tsv import (COLUMNS, append_row, finished_case_ids, read_rows,
+from alpa_serve.experiments.lock import FolderLockedError, folder_lock
+from alpa_serve.experiments.tsv import (COLUMNS, ResultFileState, append_row,
+                                        finished_case_ids, inspect_result_file, read_rows,
                                         repair_partial_tail)
 
 logger = logging.getLogger(__name__)
 
 
+#: Folder inside the output folder where solved search sub-problems are kept.
+SUBPROBLEM_FOLDER = ".subproblems"
+
+
 class RunnerError(RuntimeError):
-    """A run cannot start (unreachable Ray cluster, stale results, ...)."""
+    """A run cannot start (unusable output folder, another run holding it, stale results,
+    unreachable Ray cluster, ...); raised before any case runs."""
+
+
+class OutputWriteError(RuntimeError):
+    """A row could not be written during a run (e.g. disk full); the message names the file.
+    The rows written before are kept and a rerun resumes after them."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +75,10 @@ class RunOptions:
         ray_address: address of an existing Ray cluster (``host:port``, ``ray://host:port``
             or ``auto``); ``None`` starts an embedded local instance.
         num_cpus: CPUs of the embedded Ray instance (default: all cores).
-        force: start the suite's TSV files afresh instead of resuming.
-        connect_timeout: seconds to wait for a Ray cluster address to answer.
+        force: start the suite's TSV files afresh instead of resuming (old files are
+            moved to new backup names, see :func:`backup_path`).
+        connect_timeout: seconds within which a Ray cluster address must answer and
+            ``ray.init`` must complete.
         progress: show a tqdm progress bar.
         share_traces: load each trace once in the driver and share it (a handle to its
             memory-mapped cache locally, the trace itself on a remote cluster); else each
@@ -75,6 +97,17 @@ class RunOptions:
     progress: bool = True
     share_traces: bool = True
     seed_dir: Optional[Path] = None
+    split_cases: bool = False
+    share_subproblems: bool = True
+
+    def search_resources(self) -> SearchResources:
+        """Where the cases' policies search: greedy runs as Ray tasks with ``split_cases``
+        (Ray modes only); solved sub-problems kept in ``OUT/.subproblems`` unless
+        ``share_subproblems`` is off."""
+        return SearchResources(
+            split=self.split_cases and not self.serial,
+            subproblem_dir=(str(self.out_dir / SUBPROBLEM_FOLDER) if self.share_subproblems
+                            else None))
 
 
 @dataclass
@@ -108,15 +141,22 @@ class RunSummary:
 # Resume bookkeeping
 # ---------------------------------------------------------------------------
 
+def _reason(exc: OSError) -> str:
+    """The short text of an OSError (``No space left on device``)."""
+    return exc.strerror or str(exc)
+
+
 def seed_rows(entries: Sequence[SuiteEntry], out_dir: Path, seed_dir: Path,
-              fingerprint: str) -> int:
+              profiles: Mapping[str, str]) -> int:
     """Copy precomputed rows from ``seed_dir`` into ``out_dir``; returns the number copied.
 
     For each TSV file of ``entries`` that ``seed_dir`` also holds, a row is copied (appended,
     in the seed file's order) when its ``case_id`` is a case of ``entries`` for that file, that
-    case has no row in ``out_dir`` yet, and its ``profile`` is ``fingerprint``; rows of another
-    profile are skipped with a warning (their cases are then computed). A missing
-    ``seed_dir`` is an error (FileNotFoundError naming it).
+    case has no row in ``out_dir`` yet, and its ``profile`` is ``profiles[case_id]`` (the
+    current fingerprint of the case's model types); rows of another profile are skipped with
+    a warning (their cases are then computed). Every seed file is
+    read before anything is written. A missing ``seed_dir`` is an error (FileNotFoundError
+    naming it); an unreadable seed file raises TsvFormatError.
     """
     seed_dir = Path(seed_dir)
     if not seed_dir.is_dir():
@@ -125,25 +165,24 @@ def seed_rows(entries: Sequence[SuiteEntry], out_dir: Path, seed_dir: Path,
     wanted: dict[str, set[str]] = defaultdict(set)
     for e in entries:
         wanted[e.file].add(e.case.case_id)
+    sources = {name: read_rows(seed_dir / name, columns=COLUMNS)
+               for name in wanted if (seed_dir / name).exists()}
     copied = 0
-    for name, ids in wanted.items():
-        src = seed_dir / name
-        if not src.exists():
-            continue
-        dst = out_dir / name
+    for name, seed in sources.items():
+        src, dst, ids = seed_dir / name, out_dir / name, wanted[name]
         repair_partial_tail(dst)
         done = set(finished_case_ids(dst))
-        rows = [r for r in read_rows(src, columns=COLUMNS)
-                if r["case_id"] in ids and r["case_id"] not in done]
-        stale = [r for r in rows if r["profile"] != fingerprint]
+        rows = [r for r in seed if r["case_id"] in ids and r["case_id"] not in done]
+        stale = [r for r in rows if r["profile"] != profiles[r["case_id"]]]
         if stale:
             logger.warning("%s: %d precomputed row(s) were computed with profile %s, not the "
                            "current %s: not used, their cases will be computed", src,
-                           len(stale), sorted({r["profile"] for r in stale}), fingerprint)
+                           len(stale), sorted({r["profile"] for r in stale}),
+                           sorted({profiles[r["case_id"]] for r in stale}))
         here = 0
         for r in rows:
-            if r["profile"] == fingerprint and r["case_id"] not in done:
-                append_row(dst, r)
+            if r["profile"] == profiles[r["case_id"]] and r["case_id"] not in done:
+                _append(dst, r)
                 done.add(r["case_id"])
                 here += 1
         if here:
@@ -154,35 +193,129 @@ def seed_rows(entries: Sequence[SuiteEntry], out_dir: Path, seed_dir: Path,
     return copied
 
 
-def _prepare_files(entries: Sequence[SuiteEntry], out_dir: Path, force: bool,
-                   fingerprint: str) -> list[SuiteEntry]:
-    """Check/repair the suite's TSV files and return the entries still to run."""
-    by_file: dict[str, list[SuiteEntry]] = defaultdict(list)
-    for e in entries:
-        by_file[e.file].append(e)
-    todo: list[SuiteEntry] = []
+def backup_path(path: Path) -> Path:
+    """The first of ``NAME.bak``, ``NAME.bak1``, ``NAME.bak2``, ... that does not exist."""
+    candidate = path.with_name(path.name + ".bak")
+    n = 0
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.name}.bak{n}")
+    return candidate
+
+
+def _output_folder(out_dir: Path) -> Path:
+    """``out_dir``, created if missing; RunnerError if it cannot be a folder of results."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunnerError(f"--out {out_dir} exists and is not a folder: give the path of a "
+                          f"folder (it is created if missing)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunnerError(f"cannot create the output folder {out_dir}: {_reason(exc)}; "
+                          f"choose another --out") from None
+    return out_dir
+
+
+def _check_outputs(by_file: dict[str, list[SuiteEntry]], out_dir: Path, force: bool,
+                   profiles: Mapping[str, str]) -> dict[str, ResultFileState]:
+    """Check every existing output file without changing it (before any case runs).
+
+    Refused (RunnerError or TsvFormatError naming the file): a file this runner did not
+    write (another header, not text), an unreadable row, a file that cannot be read or
+    appended to, and (unless ``force``) rows of cases of the grid computed with other profiles
+    of their model types than ``profiles[case_id]``. Reported with a warning: duplicate case
+    ids and rows of cases outside the grid.
+    """
+    states: dict[str, ResultFileState] = {}
     for name, file_entries in by_file.items():
         path = out_dir / name
-        if force and path.exists():
-            backup = path.with_name(path.name + ".bak")
-            shutil.move(str(path), str(backup))
-            logger.info("--force: moved %s to %s; starting it afresh", path, backup.name)
-        repair_partial_tail(path)
-        done = finished_case_ids(path)
-        stale = {cid for cid, prof in done.items() if prof != fingerprint}
+        try:
+            state = inspect_result_file(path)
+        except OSError as exc:
+            raise RunnerError(f"cannot read {path}: {_reason(exc)}") from None
+        if path.exists():
+            try:
+                with open(path, "ab"):  # appendable? (opening writes nothing)
+                    pass
+            except OSError as exc:
+                raise RunnerError(f"cannot write to {path}: {_reason(exc)}; make it writable "
+                                  f"or use another --out folder") from None
+        states[name] = state
+        if force:
+            continue
+        done = {r["case_id"]: r["profile"] for r in state.rows}
+        stale = {cid for cid, prof in done.items() if cid in profiles and prof != profiles[cid]}
         if stale:
             raise RunnerError(
-                f"{path}: {len(stale)} row(s) were computed with another profiling database "
-                f"(profile {sorted(set(done[c] for c in stale))}, current {fingerprint}); "
-                f"rerun with --force to recompute the file, or use another --out folder")
-        wanted = {e.case.case_id for e in file_entries}
-        foreign = set(done) - wanted
+                f"{path}: {len(stale)} row(s) were computed with other profiles of their "
+                f"model types (profile {sorted(set(done[c] for c in stale))}, current "
+                f"{sorted(set(profiles[c] for c in stale))}); "
+                f"rerun with --force to recompute the file (the old one is kept as a backup), "
+                f"or use another --out folder")
+        duplicates = state.duplicates()
+        if duplicates:
+            shown = "; ".join(f"{cid} on lines {', '.join(map(str, lines))}"
+                              for cid, lines in list(duplicates.items())[:5])
+            logger.warning("%s holds %d case id(s) more than once (%s%s), e.g. from two runs "
+                           "writing into one folder at once. Their cases count as done; the "
+                           "plots use the last row of each. Delete the extra lines to keep "
+                           "one row per case", path, len(duplicates), shown,
+                           ", ..." if len(duplicates) > 5 else "")
+        foreign = set(done) - {e.case.case_id for e in file_entries}
         if foreign:
             logger.warning("%s holds %d row(s) that are not in this grid (from a run with other "
                            "options, e.g. --quick); plots read them too. --force starts the "
                            "file afresh", path, len(foreign))
+    return states
+
+
+def _start_afresh(states: dict[str, ResultFileState]) -> None:
+    """``--force``: move each existing file to a new backup name (never overwriting one)."""
+    for state in states.values():
+        path = state.path
+        if not path.exists():
+            continue
+        backup = backup_path(path)
+        try:
+            os.rename(path, backup)
+        except OSError as exc:
+            raise RunnerError(f"--force: cannot move {path} to {backup.name}: "
+                              f"{_reason(exc)}") from None
+        logger.info("--force: moved %s to %s (earlier backups are kept); the file starts "
+                    "afresh. Rerunning with --force moves it to a new backup again; rerunning "
+                    "without --force resumes it", path, backup.name)
+
+
+def _todo(by_file: dict[str, list[SuiteEntry]], out_dir: Path) -> list[SuiteEntry]:
+    """Repair interrupted writes and return the entries that have no row yet."""
+    todo: list[SuiteEntry] = []
+    for name, file_entries in by_file.items():
+        path = out_dir / name
+        repair_partial_tail(path)
+        done = finished_case_ids(path)
         todo.extend(e for e in file_entries if e.case.case_id not in done)
     return todo
+
+
+def _append(path: Path, row: dict[str, Any]) -> None:
+    """:func:`append_row`; an OSError (disk full, ...) becomes OutputWriteError naming ``path``."""
+    try:
+        append_row(path, row)
+    except OSError as exc:
+        raise OutputWriteError(
+            f"cannot write a row to {path}: {_reason(exc)}. The rows written before are kept; "
+            f"fix the cause (e.g. free disk space) and rerun the same command to resume "
+            f"(an incomplete last line is dropped then)") from None
+
+
+def _load_traces(todo: Sequence[SuiteEntry]) -> dict[str, Any]:
+    """The traces of the trace cases in ``todo``, loaded (generated or preprocessed on first
+    use) before any case runs, so a missing or malformed trace stops the run up front."""
+    from alpa_serve.experiments.traces import load_trace
+
+    sources = sorted({e.case.workload.source for e in todo
+                      if isinstance(e.case.workload, TraceWorkload)})
+    return {source: load_trace(source) for source in sources}
 
 
 # ---------------------------------------------------------------------------
@@ -212,6 +345,56 @@ def _check_reachable(address: str, timeout: float) -> None:
             f"6379 by default; 10001 for ray://), or drop --ray-address to run locally") from exc
 
 
+class _DropMessages(logging.Filter):
+    """Drops log records whose message contains ``text``."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def _init_within(address: str, timeout: float, limit: float) -> None:
+    """``ray.init(address=...)`` bounded by ``timeout`` seconds (what is left of the
+    ``--connect-timeout`` of ``limit`` seconds).
+
+    ``ray.init`` retries a port that accepts TCP connections but is no healthy GCS for
+    minutes, so it runs in a daemon thread that is abandoned after ``timeout`` (the command
+    line then exits). Ray installs no SIGTERM handler from a thread, which keeps ours.
+    """
+    import ray
+
+    outcome: dict[str, BaseException] = {}
+
+    def target() -> None:
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+        except BaseException as exc:  # reported by the caller's thread
+            outcome["error"] = exc
+
+    # Ray warns that it set no SIGTERM handler from a thread: intended here.
+    worker_log = logging.getLogger("ray._private.worker")
+    quiet = _DropMessages("SIGTERM handler is not set")
+    worker_log.addFilter(quiet)
+    thread = threading.Thread(target=target, name="ray-init", daemon=True)
+    thread.start()
+    try:
+        thread.join(max(timeout, 0.0))
+    finally:
+        worker_log.removeFilter(quiet)
+    if thread.is_alive():
+        raise RunnerError(
+            f"the Ray cluster at {address!r} answers but ray.init did not complete within "
+            f"{limit:g} s (--connect-timeout): check that the address is the head's GCS port "
+            f"(6379 by default; 10001 for ray://) and that the cluster is healthy, or drop "
+            f"--ray-address to run locally")
+    if "error" in outcome:
+        exc = outcome["error"]
+        raise RunnerError(f"cannot join the Ray cluster at {address!r}: {exc}") from exc
+
+
 def _init_ray(options: RunOptions) -> bool:
     """Connect to or start Ray; returns True if this call started it (and must shut it down)."""
     import ray
@@ -219,19 +402,22 @@ def _init_ray(options: RunOptions) -> bool:
     if ray.is_initialized():
         return False
     if options.ray_address is not None:
+        deadline = time.monotonic() + options.connect_timeout
         _check_reachable(options.ray_address, options.connect_timeout)
         logger.info("joining the Ray cluster at %s", options.ray_address)
-        try:
-            ray.init(address=options.ray_address, logging_level=logging.WARNING,
-                     log_to_driver=True)
-        except Exception as exc:  # ray raises ConnectionError and others
-            raise RunnerError(f"cannot join the Ray cluster at {options.ray_address!r}: "
-                              f"{exc}") from exc
+        _init_within(options.ray_address, deadline - time.monotonic(), options.connect_timeout)
         return True
     num_cpus = options.num_cpus or os.cpu_count() or 1
     logger.info("starting an embedded Ray instance with %d CPUs", num_cpus)
+    # ray.init replaces the SIGTERM handler with one that exits with status 1 and a crash
+    # report; a handler the caller installed (the command line's: SIGTERM = Ctrl-C, rows
+    # kept, status 130) is put back.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main else None
     ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
              log_to_driver=True)
+    if callable(previous):
+        signal.signal(signal.SIGTERM, previous)
     return True
 
 
@@ -243,20 +429,29 @@ def _prepare_task(case: Case, trace: Any) -> CaseInputs:
     return prepare_inputs(case, traces)
 
 
-def _case_task(case: Case, db: Any, inputs: CaseInputs) -> dict[str, Any]:
+def _case_task(case: Case, db: Any, inputs: CaseInputs, resources: SearchResources
+               ) -> dict[str, Any]:
     """Ray task: one case on its prepared inputs -> row."""
-    return run_prepared(case, db, inputs)
+    return run_prepared(case, db, inputs, resources)
 
 
 # ---------------------------------------------------------------------------
 # Execution
 # ---------------------------------------------------------------------------
 
-def _progress(total: int, initial: int, desc: str, enabled: bool):
+def _progress(total: int, initial: int, desc: str, enabled: bool, file: Any = None):
+    """The progress bar: ``initial`` cases already done (resumed or copied), which do not
+    count toward the rate and ETA (tqdm measures the rate from ``initial`` on)."""
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, unit="case", disable=not enabled,
-                dynamic_ncols=True)
+                dynamic_ncols=True, file=file)
+
+
+def _start_clock(bar: Any) -> None:
+    """Start the bar's clock now, when the first case is submitted, so that set-up time
+    (Ray start-up, putting inputs in the object store) does not count toward the rate."""
+    bar.unpause()
 
 
 def _failure(case: Case, exc: BaseException) -> CaseFailure:
@@ -326,7 +521,7 @@ def _record(job: _Job, row: dict[str, Any], options: RunOptions, summary: RunSum
     for e in job.entries:
         own = dict(row)
         own.update(exp_name=e.case.exp_name, case_id=e.case.case_id)
-        append_row(options.out_dir / e.file, own)
+        _append(options.out_dir / e.file, own)
         summary.ran += 1
         bar.update(1)
 
@@ -342,6 +537,7 @@ def _run_serial(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
     groups: dict[str, list[_Job]] = defaultdict(list)
     for job in _jobs(todo):
         groups[inputs_key(job.case)].append(job)
+    _start_clock(bar)
     for group in groups.values():
         try:
             inputs = prepare_inputs(group[0].case)
@@ -351,7 +547,7 @@ def _run_serial(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
             continue
         for job in group:
             try:
-                row = run_prepared(job.case, db, inputs)
+                row = run_prepared(job.case, db, inputs, options.search_resources())
             except Exception as exc:
                 _record_failure(job, exc, summary, bar)
             else:
@@ -359,7 +555,7 @@ def _run_serial(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
 
 
 def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
-             summary: RunSummary, bar: Any) -> None:
+             summary: RunSummary, bar: Any, traces: dict[str, Any]) -> None:
     import ray
 
     started = _init_ray(options)
@@ -367,17 +563,16 @@ def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
         prepare_remote = ray.remote(num_cpus=1)(_prepare_task)
         case_remote = ray.remote(num_cpus=1)(_case_task)
         db_ref = ray.put(db)  # shared read-only input: put once
+        resources = options.search_resources()
 
-        # Traces are loaded (generated/preprocessed if needed) once, here. On the local
-        # embedded instance workers open the preprocessed cache memory-mapped through a
-        # small handle; on a remote cluster the trace itself goes to the object store.
+        # Traces were loaded (generated/preprocessed if needed) once, by the driver. On the
+        # local embedded instance workers open the preprocessed cache memory-mapped through
+        # a small handle; on a remote cluster the trace itself goes to the object store.
         trace_refs: dict[str, Any] = {}
         if options.share_traces:
-            from alpa_serve.experiments.traces import handle_of, load_trace
+            from alpa_serve.experiments.traces import handle_of
 
-            for source in sorted({e.case.workload.source for e in todo
-                                  if isinstance(e.case.workload, TraceWorkload)}):
-                trace = load_trace(source)
+            for source, trace in traces.items():
                 shared = handle_of(trace) if options.ray_address is None else trace
                 trace_refs[source] = ray.put(shared)
 
@@ -391,6 +586,7 @@ def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
         input_refs: dict[str, Any] = {}
         pending: dict[Any, tuple[_Job, str]] = {}
         next_index = 0
+        _start_clock(bar)
 
         def submit(job: _Job) -> None:
             key = inputs_key(job.case)
@@ -399,7 +595,8 @@ def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
                 trace_ref = (trace_refs.get(wl.source) if isinstance(wl, TraceWorkload)
                              else None)
                 input_refs[key] = prepare_remote.remote(job.case, trace_ref)
-            pending[case_remote.remote(job.case, db_ref, input_refs[key])] = (job, key)
+            pending[case_remote.remote(job.case, db_ref, input_refs[key], resources)] = (job,
+                                                                                      key)
 
         while next_index < len(order) or pending:
             while next_index < len(order) and len(pending) < max_in_flight:
@@ -426,32 +623,57 @@ def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
 
 def run_entries(entries: Sequence[SuiteEntry], options: RunOptions, db: Any = None,
                 desc: str = "cases") -> RunSummary:
-    """Run the ``entries`` not yet in their TSV files (all with ``options.force``)."""
+    """Run the ``entries`` not yet in their TSV files (all with ``options.force``).
+
+    Order (every refusal comes before any case runs and changes no file): the output folder
+    is created and locked, every existing output file checked, the precomputed rows read;
+    then ``force`` moves old files to new backup names, interrupted writes are repaired,
+    precomputed rows copied, the traces of the remaining cases loaded, and the cases run.
+
+    Raises:
+        RunnerError, TsvFormatError, FileNotFoundError: the run cannot start (nothing ran).
+        OutputWriteError: a row could not be written (the run stopped; rows before it kept).
+    """
     t0 = time.perf_counter()
     if db is None:
         db = default_database()
-    out_dir = Path(options.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    profiles = {e.case.case_id: profile_fingerprint(e.case, db) for e in entries}
+    out_dir = _output_folder(Path(options.out_dir))
     options = _replace(options, out_dir=out_dir)
-    seeded = 0
-    if options.seed_dir is not None:
+    by_file: dict[str, list[SuiteEntry]] = defaultdict(list)
+    for e in entries:
+        by_file[e.file].append(e)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(folder_lock(out_dir))
+        except FolderLockedError as exc:
+            raise RunnerError(str(exc)) from None
+        except OSError as exc:
+            raise RunnerError(f"cannot write to the output folder {out_dir}: "
+                              f"{_reason(exc)}; make it writable or choose another "
+                              f"--out") from None
+        states = _check_outputs(by_file, out_dir, options.force, profiles)
+        seeded = 0
         if options.force:
-            logger.info("--force: precomputed rows in %s are not used", options.seed_dir)
-        else:
-            seeded = seed_rows(entries, out_dir, options.seed_dir, db.fingerprint())
-    todo = _prepare_files(entries, out_dir, options.force, db.fingerprint())
-    summary = RunSummary(total=len(entries), skipped=len(entries) - len(todo),
-                         files=sorted({out_dir / e.file for e in entries}), seeded=seeded)
-    logger.info("%s: %d case(s), %d already done, %d to run (%s)", desc, len(entries),
-                summary.skipped, len(todo),
-                "serial" if options.serial else
-                f"Ray at {options.ray_address}" if options.ray_address else "embedded Ray")
-    if todo:
-        with _progress(len(entries), summary.skipped, desc, options.progress) as bar:
-            if options.serial:
-                _run_serial(todo, options, db, summary, bar)
-            else:
-                _run_ray(todo, options, db, summary, bar)
+            if options.seed_dir is not None:
+                logger.info("--force: precomputed rows in %s are not used", options.seed_dir)
+            _start_afresh(states)
+        elif options.seed_dir is not None:
+            seeded = seed_rows(entries, out_dir, options.seed_dir, profiles)
+        todo = _todo(by_file, out_dir)
+        summary = RunSummary(total=len(entries), skipped=len(entries) - len(todo),
+                             files=sorted({out_dir / e.file for e in entries}), seeded=seeded)
+        logger.info("%s: %d case(s), %d already done, %d to run (%s)", desc, len(entries),
+                    summary.skipped, len(todo),
+                    "serial" if options.serial else
+                    f"Ray at {options.ray_address}" if options.ray_address else "embedded Ray")
+        if todo:
+            traces = _load_traces(todo)
+            with _progress(len(entries), summary.skipped, desc, options.progress) as bar:
+                if options.serial:
+                    _run_serial(todo, options, db, summary, bar)
+                else:
+                    _run_ray(todo, options, db, summary, bar, traces)
     summary.seconds = time.perf_counter() - t0
     if summary.failures:
         logger.error("%s: %d case(s) failed; rerun to retry them (finished cases are skipped)",

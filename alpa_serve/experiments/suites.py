@@ -51,8 +51,8 @@ class SuiteOptions:
         traces: ``"standin"`` (generated stand-in traces), ``"real"`` (the Azure files) or
             ``"auto"``: the real trace where its path variable is set
             (``$ALPA_SERVE_MAF1_PATH``, ``$ALPA_SERVE_MAF2_PATH``), else the stand-in.
-        calibration_targets: path of ``calibration_targets.tsv`` (default: the
-            ``shared/reference`` folder inside or beside the repository).
+        calibration_targets: path of ``calibration_targets.tsv`` (default: the copy packaged
+            in ``alpa_serve/data/reference/``).
         only_files: if not empty, keep only the cases of these TSV files (e.g.
             ``("S1_maf1.tsv",)``: one column of Fig. 11).
         exclude_files: drop the cases of these TSV files (e.g. ``("S3_maf2.tsv",)``, the
@@ -377,14 +377,9 @@ class CalibrationTarget:
 
 
 def default_calibration_targets() -> Path:
-    """``shared/reference/calibration_targets.tsv`` inside the repository or beside it."""
-    repo = Path(__file__).resolve().parents[2]
-    candidates = [repo / "shared" / "reference" / "calibration_targets.tsv",
-                  repo.parent / "shared" / "reference" / "calibration_targets.tsv"]
-    for path in candidates:
-        if path.exists():
-            return path
-    return candidates[-1]
+    """The published calibration targets packaged with the project
+    (``alpa_serve/data/reference/calibration_targets.tsv``, described in the README there)."""
+    return Path(__file__).resolve().parents[1] / "data" / "reference" / "calibration_targets.tsv"
 
 
 def _kwargs(text: str) -> dict[str, float]:
@@ -408,7 +403,7 @@ def calibration_targets(path: Optional[str | Path] = None,
     if not path.exists():
         raise FileNotFoundError(
             f"calibration targets not found at {path}; pass --targets PATH "
-            f"(the file is shared/reference/calibration_targets.tsv)")
+            f"(the packaged copy is {default_calibration_targets()})")
     targets = []
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f, delimiter="\t")

@@ -8,16 +8,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from alpa_serve.placement.base import (
-    GreedyJob,
-    Policy,
-    SearchCase,
-    binary_parts,
-    empty_placement,
-    fast_greedy,
-    first_best,
-    run_greedy_jobs,
-)
+from alpa_serve.placement.base import Policy, binary_parts
+from alpa_serve.placement.executors import GreedyExecutor, GreedyJob, first_best
+from alpa_serve.placement.greedy import fast_greedy
+from alpa_serve.placement.search_case import SearchCase, empty_placement
+from alpa_serve.placement.subproblems import subproblem_key, workload_digest
 from alpa_serve.placement.types import ClusterEnv, ModelData, ModelPlacement
 from alpa_serve.profiling import ParallelConfig
 from alpa_serve.simulator import SimTables
@@ -69,11 +64,11 @@ def mp_search_jobs(case: SearchCase, num_devices: int) -> list[GreedyJob]:
     return [(case, configs) for configs in candidate_group_partitions(num_devices)]
 
 
-def mp_search_candidates(case: SearchCase, num_devices: int, num_workers: int = 1
+def mp_search_candidates(case: SearchCase, num_devices: int, executor: GreedyExecutor
                          ) -> tuple[ModelPlacement, float]:
     """The mp-search candidate loop: fast greedy on every candidate partition, in order; the
     first candidate with the highest score wins (strict >). Returns it with its score."""
-    return first_best(run_greedy_jobs(mp_search_jobs(case, num_devices), num_workers))
+    return first_best(executor.run(mp_search_jobs(case, num_devices)))
 
 
 def _all_candidate_configs(num_devices: int) -> list[ParallelConfig]:
@@ -194,7 +189,8 @@ class ModelParallelismSearch(Policy):
     def solve(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,
               train_workload: Workload) -> ModelPlacement:
         case = self.make_case(model_datas, cluster_env, train_workload)
-        placement, _ = mp_search_candidates(case, cluster_env.num_devices, self.num_workers)
+        placement, _ = mp_search_candidates(case, cluster_env.num_devices,
+                                            self.greedy_executor(self.num_workers))
         return placement
 
 
@@ -228,25 +224,47 @@ class ModelParallelismSearchSep(Policy):
                                cluster_env.num_devices_per_node) if len(clusters) > 1 else []
         logger.debug("mp-search-sep: clusters %s, %d splits", clusters, len(splits))
         # Each (cluster, devices) sub-problem is solved once, even when several splits share
-        # it (3+ clusters). One SearchCase per cluster (its models, the full training workload
-        # with every other model's requests marked -1) serves all its sub-problems. All greedy
-        # runs (plain and sub-problems) form one batch so that workers stay busy.
+        # it (3+ clusters), and not at all when the sub-problem store already holds it (a case
+        # of the same sweep solved it). One SearchCase per cluster (its models, the full
+        # training workload with every other model's requests marked -1) serves all its
+        # sub-problems. All greedy runs (plain and sub-problems) form one batch so that
+        # workers stay busy.
+        store = self.subproblem_store
         sub_cases: dict[int, SearchCase] = {}
+        digests: dict[int, str] = {}
+        keys: dict[tuple[int, int], str] = {}
+        solved: dict[tuple[int, int], ModelPlacement] = {}
         slices: dict[tuple[int, int], slice] = {}
         for split in splits:
             for c, devices in enumerate(split):
-                if (c, devices) in slices:
+                if (c, devices) in slices or (c, devices) in solved:
                     continue
                 if c not in sub_cases:
                     sub_cases[c] = self._cluster_case(model_datas, clusters[c], cluster_env,
                                                       train_workload)
+                if store is not None:
+                    sub = sub_cases[c]
+                    if c not in digests:
+                        digests[c] = workload_digest(sub.workload)
+                    keys[(c, devices)] = key = subproblem_key(
+                        sub.profiles, digests[c], sub.mem_budget, devices, self.argsort_kind)
+                    hit = store.get(key)
+                    if hit is not None:
+                        solved[(c, devices)] = hit[0]
+                        continue
                 start = len(jobs)
                 jobs.extend(mp_search_jobs(sub_cases[c], devices))
                 slices[(c, devices)] = slice(start, len(jobs))
-        results = run_greedy_jobs(jobs, self.num_workers)
+        logger.debug("mp-search-sep: %d sub-problems to solve, %d stored", len(slices),
+                     len(solved))
+        results = self.greedy_executor(self.num_workers).run(jobs)
         num_plain = len(candidate_group_partitions(cluster_env.num_devices))
         best, best_score = first_best(results[:num_plain])
-        solved = {key: first_best(results[sl])[0] for key, sl in slices.items()}
+        for key, sl in slices.items():
+            placement, score = first_best(results[sl])
+            solved[key] = placement
+            if store is not None:
+                store.put(keys[key], placement, score)
         for split in splits:
             configs: list[ParallelConfig] = []
             groups: list[tuple[int, ...]] = []

@@ -10,7 +10,9 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from alpa_serve.placement.base import SINGLE_DEVICE, Policy, empty_placement, fast_greedy
+from alpa_serve.placement.base import SINGLE_DEVICE, Policy
+from alpa_serve.placement.greedy import fast_greedy
+from alpa_serve.placement.search_case import empty_placement
 from alpa_serve.placement.types import (
     ClusterEnv,
     ModelData,

@@ -287,7 +287,7 @@ class SimTables:
         Exact for the models whose requests are all in ``index`` when no other request could
         reach the placement's groups (with ``index`` None, requests of models without a
         replica in ``placement`` are walked but only counted): used by the greedy to re-simulate one connected
-        component (its models' requests, its groups), see ``placement.base._GreedyState``.
+        component (its models' requests, its groups), see ``placement.greedy._GreedyState``.
         """
         seg = self._encode(placement)
         M = self.num_models
