@@ -8,9 +8,12 @@ request's previous stage has finished, keeps the device busy for the stage laten
 one request run in order and different requests overlap across stages, as in the simulator's
 recurrence ``x = max(x, free[k]) + L[k]``.
 
+Requests arrive over the group's request channel (``channel.py``; :meth:`GroupManager.listen`);
+Ray creates, configures and stops the actor.
+
 Clocks: ``time.monotonic()`` in real seconds. Latencies arrive in model seconds and are
-divided by the runtime's speed-up (model seconds per real second); reported durations are
-converted back to model seconds.
+divided by the runtime's speed-up (model seconds per real second); :meth:`GroupManager.run`
+returns real instants (the controller converts them), :meth:`GroupManager.info` model seconds.
 """
 
 from __future__ import annotations
