@@ -14,17 +14,16 @@ import urllib.request
 
 import numpy as np
 import pytest
+import ray
 
-ray = pytest.importorskip("ray")
+from alpa_serve.placement import ModelPlacement
+from alpa_serve.profiling import ParallelConfig
+from alpa_serve.runtime import Runtime, RuntimeConfig, replay
+from alpa_serve.simulator import SimTables
+from alpa_serve.simulator.dispatch import Dispatcher
+from alpa_serve.workload import Workload
 
-from alpa_serve.placement import ModelPlacement  # noqa: E402
-from alpa_serve.profiling import ParallelConfig  # noqa: E402
-from alpa_serve.runtime import Runtime, RuntimeConfig, replay  # noqa: E402
-from alpa_serve.simulator import SimTables  # noqa: E402
-from alpa_serve.simulator.dispatch import Dispatcher  # noqa: E402
-from alpa_serve.workload import Workload  # noqa: E402
-
-from test_placement_util import synthetic_profile  # noqa: E402
+from test_placement_util import synthetic_profile
 
 C1, C2 = ParallelConfig(1, 1, 1), ParallelConfig(1, 1, 2)
 NAMES = ["a", "b", "c"]
