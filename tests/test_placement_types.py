@@ -14,7 +14,8 @@ from alpa_serve.placement import (
     placement_from_dict,
 )
 from alpa_serve.profiling import ParallelConfig
-from test_placement_util import GB, synthetic_profile
+from alpa_serve.units import GiB
+from test_placement_util import synthetic_profile
 
 C1 = ParallelConfig(1, 1, 1)
 C2 = ParallelConfig(1, 1, 2)
@@ -70,9 +71,9 @@ def test_json_errors():
 
 
 def test_verify_errors_name_the_problem():
-    prof = synthetic_profile("m", 0.1, 6 * GB)
+    prof = synthetic_profile("m", 0.1, 6 * GiB)
     profiles = [prof, prof, prof]
-    budget = 13 * GB
+    budget = 13 * GiB
     ModelPlacement((C1, C2), ((0, 1), (0, 1, 2))).verify(profiles, budget)
     with pytest.raises(ValueError, match="model index 3, out of range for 3 models"):
         ModelPlacement((C1,), ((3,),)).verify(profiles, budget)
@@ -95,12 +96,12 @@ def test_replacement_validation():
         ModelPlacementWithReplacement((2.0, 1.0), (p, p))
     with pytest.raises(ValueError, match="window 1"):
         ModelPlacementWithReplacement((0.0, 1.0), (p, ModelPlacement((C1,), ((0, 0),)))).verify(
-            [synthetic_profile("m", 0.1, GB)], 13 * GB)
+            [synthetic_profile("m", 0.1, GiB)], 13 * GiB)
 
 
 def test_cluster_env_validation():
     env = ClusterEnv(4)
-    assert env.mem_budget == 13 * GB and env.num_devices_per_node == 8
+    assert env.mem_budget == 13 * GiB and env.num_devices_per_node == 8
     for bad in (0, -1, 1.5):
         with pytest.raises(ValueError, match="num_devices"):
             ClusterEnv(bad)

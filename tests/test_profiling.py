@@ -193,6 +193,21 @@ def test_missing_config_names_model_config_and_choices(db):
     assert prof.has_config((1, 4, 1))
 
 
+def test_parallel_config_coerce_accepts_sequences_of_three_integers():
+    cfg = ParallelConfig(1, 2, 4)
+    assert ParallelConfig.coerce(cfg) is cfg
+    assert ParallelConfig.coerce([1, 2, 4]) == cfg and ParallelConfig.coerce((1.0, 2, 4)) == cfg
+    assert type(ParallelConfig.coerce([1, 2, 4])) is ParallelConfig
+    with pytest.raises(ValueError, match="3 integers"):
+        ParallelConfig.coerce([1, 2])
+    with pytest.raises(ValueError):
+        ParallelConfig.coerce(["1", "x", "2"])
+    # A profile looks configurations up through it: a malformed one is simply not profiled.
+    prof = ModelProfile("m", {(1, 1, 1): ConfigProfile(latency={1: (0.1,)}, act_mem={1: (0.0,)},
+                                                       weight_mem=(1.0,))})
+    assert prof.has_config([1, 1, 1]) and not prof.has_config((1, 1))
+
+
 def _write(tmp_path, doc, suffix=".json"):
     path = tmp_path / f"bad{suffix}"
     if suffix == ".json":

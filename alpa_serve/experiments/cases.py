@@ -18,11 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
-GB = 1 << 30
-"""One GiB in bytes."""
-
-DEFAULT_MEM_BUDGET = 13 * GB
-"""Per-device memory budget of every published experiment (bytes)."""
+from alpa_serve.units import DEFAULT_MEM_BUDGET
 
 #: Model type lists of the named model sets (DESIGN 7.1 and 3.3). Model i of a
 #: set has type ``types[i % len(types)]``.

@@ -11,20 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence, Union
 
 from alpa_serve.profiling import ModelProfile, ParallelConfig
-
-GB = 1 << 30
-"""One GiB in bytes."""
-
-DEFAULT_MEM_BUDGET = 13 * GB
-"""Per-device memory budget in bytes used by every case of the paper (13 GiB)."""
-
-
-def _as_config(value: Any) -> ParallelConfig:
-    """Coerce ``[dp, op, pp]`` (JSON list, tuple or ParallelConfig) into a ParallelConfig."""
-    items = tuple(int(v) for v in value)
-    if len(items) != 3:
-        raise ValueError(f"a parallel config needs 3 integers [dp, op, pp], got {value!r}")
-    return ParallelConfig(*items)
+from alpa_serve.units import DEFAULT_MEM_BUDGET
 
 
 def normalization_order(group_models: Sequence[Sequence[int]]
@@ -73,7 +60,7 @@ class ModelPlacement(_PlacementJson):
     def __post_init__(self) -> None:
         # Accept lists on construction but always store hashable tuples, so placements can be
         # compared, hashed and shared between processes.
-        configs = tuple(_as_config(c) for c in self.group_configs)
+        configs = tuple(ParallelConfig.coerce(c) for c in self.group_configs)
         models = tuple(tuple(int(m) for m in ms) for ms in self.group_models)
         if len(configs) != len(models):
             raise ValueError(
@@ -215,7 +202,7 @@ def placement_from_dict(obj: dict) -> Placement:
     kind = obj.get("type", "ModelPlacement")
     try:
         if kind == "ModelPlacement":
-            return ModelPlacement(tuple(_as_config(c) for c in obj["group_configs"]),
+            return ModelPlacement(tuple(ParallelConfig.coerce(c) for c in obj["group_configs"]),
                                   tuple(tuple(ms) for ms in obj["group_models"]))
         if kind == "ModelPlacementWithReplacement":
             return ModelPlacementWithReplacement(
