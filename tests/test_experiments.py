@@ -154,6 +154,37 @@ def test_fig11_grid_sizes():
     assert len(set(ids)) == len(ids)
 
 
+def test_fig11_columns_are_the_plotted_ones():
+    # The suite writes one file per column of the shared Fig. 11 layout, in its order, and
+    # the plotting code reads exactly those files.
+    from alpa_serve import results
+    from alpa_serve.experiments.suites import FIG11_COLUMNS
+    from alpa_serve.plotting.figures import FIG11_PANELS
+
+    assert [(c.model_set, c.trace) for c in FIG11_COLUMNS] == list(results.FIG11_COLUMNS)
+    assert [(c.file, c.name) for c in FIG11_COLUMNS] == list(FIG11_PANELS)
+    assert FIG11_PANELS[0] == ("S1_maf1.tsv", "S1@MAF1")
+    files = list(dict.fromkeys(e.file for e in build_suite("fig11")))
+    assert files == [c.file for c in FIG11_COLUMNS]
+
+
+def test_one_knob_sweeps_move_one_knob_from_the_fixed_point():
+    from alpa_serve.experiments.suites import one_knob_sweeps
+
+    sweeps = (("vs_a", "a", (1, 2, 3, 4)), ("vs_b", "b", (10, 20)))
+    fixed = {"a": 3, "b": 20, "c": 7}
+    assert one_knob_sweeps(sweeps, lambda _: fixed, quick=False) == [
+        ("vs_a", {"a": 1, "b": 20, "c": 7}), ("vs_a", {"a": 2, "b": 20, "c": 7}),
+        ("vs_a", {"a": 3, "b": 20, "c": 7}), ("vs_a", {"a": 4, "b": 20, "c": 7}),
+        ("vs_b", {"a": 3, "b": 10, "c": 7}), ("vs_b", {"a": 3, "b": 20, "c": 7})]
+    # quick: the first value and the one nearest the fixed point; the fixed point may depend
+    # on the sweep (Fig. 13's legacy CV scale).
+    assert one_knob_sweeps(sweeps, lambda e: {**fixed, "a": 2 if e == "vs_a" else 3},
+                           quick=True) == [
+        ("vs_a", {"a": 1, "b": 20, "c": 7}), ("vs_a", {"a": 2, "b": 20, "c": 7}),
+        ("vs_b", {"a": 3, "b": 10, "c": 7}), ("vs_b", {"a": 3, "b": 20, "c": 7})]
+
+
 def test_traces_auto(monkeypatch):
     monkeypatch.delenv("ALPA_SERVE_MAF2_PATH", raising=False)
     monkeypatch.setenv("ALPA_SERVE_MAF1_PATH", "/somewhere")

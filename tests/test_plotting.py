@@ -15,7 +15,7 @@ import pytest
 from alpa_serve.plotting import (STANDIN_GID, MissingDataError, TsvFormatError, build_figures,
                                  direction_for, point_99, policy_style, read_results,
                                  write_figures)
-from alpa_serve.plotting.figures import FIG11_COLUMNS
+from alpa_serve.plotting.figures import FIG11_PANELS
 from alpa_serve.plotting.panels import NO_DATA_GID
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,12 +86,13 @@ def write_synthetic(root: Path, section: str, standin: bool = False, skip=()) ->
     """Write a synthetic data folder for ``section`` under ``root``; return the folder."""
     if section == "sec6_2":
         d = root / "sec6_2_data"
-        for i, (stem, _) in enumerate(FIG11_COLUMNS):
+        for i, (name, _) in enumerate(FIG11_PANELS):
+            stem = name.removesuffix(".tsv")
             if stem in skip:
                 continue
             trace = stem.split("_")[1]
             wl = trace + ("-standin" if standin else "")
-            write_tsv(d / f"{stem}.tsv", synthetic_rows(E2E_SWEEPS, E2E_POLICIES, wl, seed=i))
+            write_tsv(d / name, synthetic_rows(E2E_SWEEPS, E2E_POLICIES, wl, seed=i))
     elif section == "sec6_3":
         d = root / "sec6_3_data"
         write_tsv(d / "large_model_exp.tsv", synthetic_rows(LARGE_SWEEPS, LARGE_POLICIES,
@@ -235,7 +236,7 @@ def test_read_results_truncated_row_names_file_and_line(tmp_path):
     write_tsv(p, synthetic_rows(E2E_SWEEPS, E2E_POLICIES, "maf1")[:3])
     with open(p, "a") as f:
         f.write("goodput_vs_slo\tmaf1\tS1\t16\n")  # a row cut short by a crash
-    with pytest.raises(TsvFormatError, match=r"S1_maf1\.tsv:5: expected 23"):
+    with pytest.raises(TsvFormatError, match=r"S1_maf1\.tsv:5: unreadable row: expected 23"):
         read_results(p)
 
 
@@ -358,7 +359,7 @@ def test_missing_fig11_panel_is_drawn_as_no_data(tmp_path):
                          "goodput_vs_cv_scale", "goodput_vs_slo_scale"}
     fig = figs["goodput_vs_num_devices"]
     axes = fig.axes
-    assert [ax.get_title() for ax in axes] == [t for _, t in FIG11_COLUMNS]
+    assert [ax.get_title() for ax in axes] == [t for _, t in FIG11_PANELS]
     no_data = [i for i, ax in enumerate(axes)
                if any(t.get_gid() == NO_DATA_GID for t in ax.texts)]
     assert no_data == [2, 5]
@@ -447,7 +448,8 @@ def test_header_only_file_gives_no_data_panels(tmp_path):
 
 def test_reads_what_the_experiment_runner_writes(tmp_path):
     """Format contract with alpa_serve.experiments.tsv (unquoted JSON, repr floats)."""
-    exp_tsv = pytest.importorskip("alpa_serve.experiments.tsv")
+    from alpa_serve.experiments import tsv as exp_tsv
+
     d = tmp_path / "sec6_5_data"
     for row in synthetic_rows(AB_SWEEPS, AB_POLICIES, "synthetic"):
         full = {c: row.get(c, "") for c in exp_tsv.COLUMNS}
@@ -457,3 +459,15 @@ def test_reads_what_the_experiment_runner_writes(tmp_path):
     assert len(df) == sum(len(g) for _, g, _ in AB_SWEEPS.values()) * len(AB_POLICIES)
     assert json.loads(df["placement"].iloc[0])["type"] == "ModelPlacement"
     assert build_figures("sec6_5", d)["ablation"].axes[0].get_lines()
+
+
+def test_plotting_imports_no_experiment_machinery():
+    # The plotting package reads the result format from alpa_serve.results (standard library
+    # only): importing it must not pull in the runner, the policies, the simulator or Ray.
+    code = ("import sys, alpa_serve.plotting; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray' or "
+            "m.startswith(('alpa_serve.experiments', 'alpa_serve.placement', "
+            "'alpa_serve.simulator', 'numba'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"
