@@ -96,6 +96,30 @@ def test_case_id_known_value():
         '"total_rate":4.0,"train_seed":0,"train_workload":"test"}}')
 
 
+def test_rate_shares_split_the_total_rate():
+    # rate_i = total_rate x share_i (Fig. 2(b)'s 20%/80%); the field enters the canonical form
+    # only when given, so every other case keeps its id (pinned above).
+    wl = SyntheticWorkload(total_rate=3, cv=1, duration=60, rate_dist="shares",
+                           rate_shares=(0.2, 0.8))
+    c = _case(model_set="bert-1.3b", num_models=2, workload=wl)
+    assert '"rate_shares":[0.2,0.8]' in c.canonical_json()
+    assert Case.from_json_dict(json.loads(c.canonical_json())) == c
+    assert '"rate_shares"' not in _case().canonical_json()
+    from alpa_serve.experiments import prepare_inputs
+
+    assert prepare_inputs(c).rates == (3 * 0.2, 3 * 0.8)
+    equal = c.replace(workload=SyntheticWorkload(3, 1, 60, rate_dist="uniform"))
+    halves = c.replace(workload=SyntheticWorkload(3, 1, 60, rate_dist="shares",
+                                                  rate_shares=(0.5, 0.5)))
+    assert prepare_inputs(equal).rates == prepare_inputs(halves).rates == (1.5, 1.5)
+    for bad in ({"rate_dist": "shares"}, {"rate_shares": (0.5, 0.5)},
+                {"rate_dist": "shares", "rate_shares": (0.5, -1)}):
+        with pytest.raises(ValueError, match="rate_shares"):
+            SyntheticWorkload(3, 1, 60, **bad)
+    with pytest.raises(ValueError, match="2 rate_shares for 3 models"):
+        c.replace(num_models=3)
+
+
 def test_trace_case_roundtrip_and_windows():
     wl = TraceWorkload(source="maf1-standin", rate_scale=2e-3, cv_scale=4,
                        test_window=("0.0.0", "0.1.0"), interval_seconds=60)
@@ -392,6 +416,26 @@ def test_run_case_mixed_generated(db):
     row = run_case(c, db)
     assert row["train_workload"] == "generated" and row["train_seed"] == 1234
     assert 0 <= row["goodput"] <= 1
+
+
+def test_simulate_case_gives_the_row_and_the_requests(db):
+    # run_case's row is result_row of simulate_case's result; the result keeps the requests
+    # (with their SLOs) and the per-request outcome the row summarises.
+    from alpa_serve.experiments import simulate_case
+    from alpa_serve.experiments.run import result_row, slo_base
+
+    case = _case(policy="sr-greedy", slo_scale=3)
+    res = simulate_case(case, db)
+    row = run_case(case, db)
+    assert {k: v for k, v in result_row(case, db, res).items() if k != "solver_seconds"} == {
+        k: v for k, v in row.items() if k != "solver_seconds"}
+    assert set(res.workload.slos) == {3 * slo_base(db.get("bert-1.3b"))}
+    trim = res.stats.trim
+    all_lat = res.stats.finish[trim] - res.workload.arrivals[trim]
+    good = res.good_latencies()
+    assert len(good) == int(res.stats.good[trim].sum()) > 0
+    assert row["goodput"] == round(len(good) / len(all_lat), 3)
+    assert row["latency_mean"] == pytest.approx(all_lat.mean(), rel=1e-12)
 
 
 def test_run_case_default_database():
