@@ -13,10 +13,10 @@ import pytest
 
 from alpa_serve.experiments import (Case, SyntheticWorkload, TraceWorkload, build_suite,
                                     run_case)
-from alpa_serve.experiments import runner as runner_mod
+from alpa_serve.experiments import suite_runner as runner_mod
 from alpa_serve.experiments.__main__ import main as cli_main
 from alpa_serve.experiments.cases import model_names, model_types, parse_time_string
-from alpa_serve.experiments.runner import RunOptions, RunnerError, run_entries
+from alpa_serve.experiments.suite_runner import RunOptions, RunnerError, run_entries
 from alpa_serve.experiments.suites import (SUITES, SuiteEntry, SuiteOptions,
                                            UnknownSuiteError, calibration_targets,
                                            default_calibration_targets, fig13_window_pairs)
@@ -422,7 +422,7 @@ def test_simulate_case_gives_the_row_and_the_requests(db):
     # run_case's row is result_row of simulate_case's result; the result keeps the requests
     # (with their SLOs) and the per-request outcome the row summarises.
     from alpa_serve.experiments import simulate_case
-    from alpa_serve.experiments.run import result_row, slo_base
+    from alpa_serve.experiments.case_runner import result_row, slo_base
 
     case = _case(policy="sr-greedy", slo_scale=3)
     res = simulate_case(case, db)
@@ -638,7 +638,7 @@ def test_cli_errors(tmp_path, capsys):
 def tiny_maf1(tmp_path, monkeypatch):
     """A one-day MAF1 raw file with 12 functions; $ALPA_SERVE_MAF1_PATH points at it."""
     import numpy as np
-    from alpa_serve.experiments import traces as traces_mod
+    from alpa_serve.experiments import trace_inputs as traces_mod
 
     raw = tmp_path / "maf1raw"
     raw.mkdir()
@@ -747,7 +747,7 @@ def test_quick_windows():
 
 
 def test_slo_base_is_single_latency_or_published_whole_model_latency():
-    from alpa_serve.experiments.run import slo_base
+    from alpa_serve.experiments.case_runner import slo_base
     db = ProfilingDatabase.default()
     assert slo_base(db.get("bert-2.6b")) == db.get("bert-2.6b").single_latency
     # DESIGN 4.2: bert-103.5b's SLOs are slo_scale x 4.6 s exactly, not its profile's stage sum.

@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 
 from alpa_serve.experiments import Case, SyntheticWorkload
-from alpa_serve.experiments import runner as runner_mod
+from alpa_serve.experiments import suite_runner as runner_mod
 from alpa_serve.experiments.__main__ import main as cli_main
 from alpa_serve.experiments.lock import LOCK_NAME, folder_lock
-from alpa_serve.experiments.runner import (OutputWriteError, RunOptions, RunnerError,
+from alpa_serve.experiments.suite_runner import (OutputWriteError, RunOptions, RunnerError,
                                            backup_path, run_entries)
 from alpa_serve.experiments.suites import SuiteEntry
 from alpa_serve.experiments.tsv import (COLUMNS, TsvFormatError, append_row,
@@ -453,7 +453,7 @@ def test_trace_preprocessing_leftovers_are_removed(tmp_path):
 # ---------------------------------------------------------------------------
 
 def test_malformed_trace_is_one_line_before_any_case(tmp_path, monkeypatch, caplog):
-    from alpa_serve.experiments import traces as traces_mod
+    from alpa_serve.experiments import trace_inputs as traces_mod
 
     raw = tmp_path / "maf1raw"
     raw.mkdir()
@@ -471,7 +471,7 @@ def test_malformed_trace_is_one_line_before_any_case(tmp_path, monkeypatch, capl
 
 
 def test_broken_packaged_profile_is_one_line(tmp_path, monkeypatch, caplog):
-    from alpa_serve.experiments import run as run_mod
+    from alpa_serve.experiments import case_runner as run_mod
     from alpa_serve.profiling import ProfilingDatabase
 
     broken = tmp_path / "profiling_result.pkl"

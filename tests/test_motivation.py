@@ -1,4 +1,4 @@
-"""Tests of the Section 3 motivation scripts (experiments/motivation/).
+"""Tests of the Section 3 motivation scripts (studies/motivation/).
 
 Hand examples for the Fig. 2(d) utilisation and for the latency statistics plotted in
 Figs. 4-7 (mean over all trimmed requests, np.percentile linear p99 over the good ones), the
@@ -7,25 +7,19 @@ Fig. 7(b) profile modification, the Fig. 8/9 decomposition, the grids, and a --q
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # `pytest` (unlike `python -m pytest`) does not add the cwd
-    sys.path.insert(0, str(REPO))
-
-from alpa_serve.placement import ModelPlacement  # noqa: E402
-from alpa_serve.profiling import (ConfigProfile, ModelProfile, ParallelConfig,  # noqa: E402
+from alpa_serve.placement import ModelPlacement
+from alpa_serve.profiling import (ConfigProfile, ModelProfile, ParallelConfig,
                                   ProfilingDatabase)
-from alpa_serve.simulator import compute_stats, simulate  # noqa: E402
-from alpa_serve.workload import Workload  # noqa: E402
-from experiments.motivation import common  # noqa: E402
-from experiments.motivation import fig4_memory_budget, fig5_7a_sweeps  # noqa: E402
-from experiments.motivation import fig7b_pipeline_overhead, fig8_9_profile  # noqa: E402
-from experiments.motivation.fig2_two_models import utilisation  # noqa: E402
+from alpa_serve.simulator import compute_stats, simulate
+from alpa_serve.workload import Workload
+from studies.motivation import common
+from studies.motivation import fig4_memory_budget, fig5_7a_sweeps
+from studies.motivation import fig7b_pipeline_overhead, fig8_9_profile
+from studies.motivation.fig2_two_models import utilisation
 
 GiB = 1 << 30
 
@@ -246,7 +240,7 @@ def test_fig4_budgets_give_the_intended_replica_counts():
 # Smoke: every figure with --quick --serial
 # ------------------------------------------------------------------------------------------
 def test_run_all_quick_serial_writes_every_figure(tmp_path):
-    from experiments.motivation import run_all
+    from studies.motivation import run_all
 
     assert run_all.main(["--quick", "--serial", "--no-progress", "--out", str(tmp_path)]) == 0
     names = ["fig2a_latency_cdf", "fig2b_latency_cdf", "fig2c_latency_cdf", "fig2d_utilisation",

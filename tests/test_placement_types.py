@@ -109,9 +109,10 @@ def test_cluster_env_validation():
         ClusterEnv(2, mem_budget=0)
 
 
-def test_types_do_not_import_the_simulator_or_policies():
-    code = ("import sys, alpa_serve.placement as p; "
-            "assert 'alpa_serve.simulator' not in sys.modules; "
-            "assert 'alpa_serve.placement.registry' not in sys.modules; "
-            "p.get_policy('sr-greedy'); assert 'alpa_serve.simulator' in sys.modules")
+def test_the_simulator_imports_no_placement_module():
+    # The policies import the simulator; the simulator reads placements by their fields only,
+    # so the import graph has no cycle and alpa_serve.placement can export the policies eagerly.
+    code = ("import sys, alpa_serve.simulator; "
+            "assert not [m for m in sys.modules if m.startswith('alpa_serve.placement')]; "
+            "import alpa_serve.placement as p; p.get_policy('sr-greedy')")
     subprocess.run([sys.executable, "-c", code], check=True)

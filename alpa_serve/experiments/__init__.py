@@ -20,7 +20,7 @@ from alpa_serve.experiments.cases import (
     model_names,
     model_types,
 )
-from alpa_serve.experiments.run import (
+from alpa_serve.experiments.case_runner import (
     CaseInputs,
     CaseResult,
     inputs_key,

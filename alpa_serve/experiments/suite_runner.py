@@ -19,7 +19,7 @@ skipped (the original artifact shipped its S3 columns the same way; see
 ``osdi23_artifact/precomputed/``). Only rows with the current profile are used.
 Work shared between cases (the profiling database, loaded traces) is put in
 Ray's object store once; workload inputs common to several cases (same model
-set and workload spec, see :func:`~alpa_serve.experiments.run.inputs_key`) are
+set and workload spec, see :func:`~alpa_serve.experiments.case_runner.inputs_key`) are
 built once by a preparation task whose result the case tasks share.
 """
 
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from alpa_serve.experiments.cases import Case, TraceWorkload
-from alpa_serve.experiments.run import (CaseInputs, SearchResources, default_database,
+from alpa_serve.experiments.case_runner import (CaseInputs, SearchResources, default_database,
                                         inputs_key, prepare_inputs, profile_fingerprint,
                                         run_prepared)
 from alpa_serve.experiments.suites import SuiteEntry, SuiteOptions, build_suite, resolve_suite_name
@@ -311,7 +311,7 @@ def _append(path: Path, row: dict[str, Any]) -> None:
 def _load_traces(todo: Sequence[SuiteEntry]) -> dict[str, Any]:
     """The traces of the trace cases in ``todo``, loaded (generated or preprocessed on first
     use) before any case runs, so a missing or malformed trace stops the run up front."""
-    from alpa_serve.experiments.traces import load_trace
+    from alpa_serve.experiments.trace_inputs import load_trace
 
     sources = sorted({e.case.workload.source for e in todo
                       if isinstance(e.case.workload, TraceWorkload)})
@@ -570,7 +570,7 @@ def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
         # a small handle; on a remote cluster the trace itself goes to the object store.
         trace_refs: dict[str, Any] = {}
         if options.share_traces:
-            from alpa_serve.experiments.traces import handle_of
+            from alpa_serve.experiments.trace_inputs import handle_of
 
             for source, trace in traces.items():
                 shared = handle_of(trace) if options.ray_address is None else trace

@@ -14,7 +14,7 @@ simulator penalties):
 The paper read these from separate long-sequence profiles that are not public; we use the main
 V100 reconstruction (alpa_serve/data/profiling_result.pkl).
 
-Run: ``python experiments/motivation/fig8_9_profile.py``.
+Run: ``python -m studies.motivation.fig8_9_profile``.
 """
 from __future__ import annotations
 
@@ -27,10 +27,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from experiments.motivation import common  # noqa: E402
+from studies.motivation import common
 
 logger = logging.getLogger(__name__)
 

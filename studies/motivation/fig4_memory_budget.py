@@ -11,7 +11,7 @@
 the run, p99 = np.percentile (linear) over all good latencies, both over the warm-up-trimmed
 requests (DESIGN 5.2); with an infinite SLO every request is good.
 
-Run: ``python experiments/motivation/fig4_memory_budget.py [--quick] [--serial]``.
+Run: ``python -m studies.motivation.fig4_memory_budget [--quick] [--serial]``.
 """
 from __future__ import annotations
 
@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from experiments.motivation import common  # noqa: E402
+from studies.motivation import common
 
 TSV = "fig4_memory_budget.tsv"
 NUM_DEVICES = 8

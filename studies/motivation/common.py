@@ -5,7 +5,7 @@
   variants of bert-2.6b, built as new profile objects (the database is never mutated);
 * :func:`run_cases`: the one path by which the many-case figures (4-7) are computed: their
   :class:`~alpa_serve.experiments.Case` objects go through the project's runner
-  (:func:`alpa_serve.experiments.runner.run_entries`: Ray fan-out, or in-process with
+  (:func:`alpa_serve.experiments.suite_runner.run_entries`: Ray fan-out, or in-process with
   ``serial``), which calls ``run_prepared`` (policy + simulator) for every case;
 * :func:`place_and_simulate`: the in-process path of Fig. 2, which needs per-request finish
   times (a runner row only holds summaries) and a 20%/80% rate split that
@@ -178,7 +178,7 @@ def run_cases(entries: Iterable[Any], db: Any, settings: Settings) -> dict[str, 
     same case (e.g. the sr-uniform line shared by Figs. 7a and 7b) run once, the first entry
     deciding the file. Raises RuntimeError if any case failed.
     """
-    from alpa_serve.experiments.runner import RunOptions, run_entries
+    from alpa_serve.experiments.suite_runner import RunOptions, run_entries
     from alpa_serve.experiments.tsv import read_rows
 
     unique: dict[str, Any] = {}

@@ -11,7 +11,7 @@ and (1,1,2) for both models.
 * (d) cluster utilisation over 0-40 s of a 500-s run at CV 3 (equal rates): each good request
   keeps one device busy over [finish - single latency, finish]; utilisation = busy devices / 2.
 
-Run: ``python experiments/motivation/fig2_two_models.py [--quick]``.
+Run: ``python -m studies.motivation.fig2_two_models [--quick]``.
 """
 from __future__ import annotations
 
@@ -23,10 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from experiments.motivation import common  # noqa: E402
+from studies.motivation import common
 
 logger = logging.getLogger(__name__)
 

@@ -102,7 +102,7 @@ def _synthetic_inputs(case: Case, spec: SyntheticWorkload) -> CaseInputs:
 
 def _trace_inputs(case: Case, spec: TraceWorkload, traces: Optional[Mapping[str, Any]]
                   ) -> CaseInputs:
-    from alpa_serve.experiments import traces as trace_adapter
+    from alpa_serve.experiments import trace_inputs as trace_adapter
 
     trace = trace_adapter.get_trace(spec.source, traces)
     test = trace_adapter.replay(trace, case, spec.test_window)
