@@ -15,13 +15,13 @@ from alpa_serve.placement import ModelPlacement
 from alpa_serve.profiling import (ConfigProfile, ModelProfile, ParallelConfig,
                                   ProfilingDatabase)
 from alpa_serve.simulator import compute_stats, simulate
+from alpa_serve.units import GiB
 from alpa_serve.workload import Workload
 from studies.motivation import common
 from studies.motivation import fig4_memory_budget, fig5_7a_sweeps
-from studies.motivation import fig7b_pipeline_overhead, fig8_9_profile
+from studies.motivation import fig2_two_models, fig7b_pipeline_overhead, fig8_9_profile
 from studies.motivation.fig2_two_models import utilisation
 
-GiB = 1 << 30
 
 
 def _profile(name: str, single: float, weight: float, pps=(1, 2, 4, 8), ops=(1, 2, 4, 8),
@@ -113,9 +113,11 @@ def test_latency_statistics_of_a_simulated_queue():
 
 
 def test_runner_rows_carry_the_trimmed_mean_and_linear_p99(tmp_path):
-    # The rows the figures plot (one runner case, in-process) agree with a direct simulation:
-    # mean over the trimmed requests, np.percentile over the trimmed good latencies.
-    from alpa_serve.experiments import SuiteEntry
+    # The rows the figures plot (one runner case) are those of the in-process path Fig. 2
+    # uses, and their statistics are the mean over the trimmed requests and np.percentile
+    # over the trimmed good latencies.
+    from alpa_serve.experiments import SuiteEntry, simulate_case
+    from alpa_serve.experiments.case_runner import result_row
 
     db = tiny_db()
     settings = common.Settings(quick=True, serial=True, progress=False,
@@ -124,9 +126,10 @@ def test_runner_rows_carry_the_trimmed_mean_and_linear_p99(tmp_path):
     rows = common.run_cases([SuiteEntry("t.tsv", case)], db, settings)
     row = rows[case.case_id]
 
-    res = common.place_and_simulate(["bert-2.6b"] * 8, [30.0 / 8] * 8, 3.0,
-                                    case.workload.duration, 3.0, "sr-uniform", 8,
-                                    case.mem_budget, db)
+    res = simulate_case(case, db)
+    direct = result_row(case, db, res)
+    assert {k: str(v) for k, v in direct.items() if k != "solver_seconds"} == {
+        k: v for k, v in row.items() if k != "solver_seconds"}
     lat = res.good_latencies()
     trim = res.stats.trim
     all_lat = res.stats.finish[trim] - res.workload.arrivals[trim]
@@ -137,58 +140,37 @@ def test_runner_rows_carry_the_trimmed_mean_and_linear_p99(tmp_path):
     assert common.run_cases([SuiteEntry("t.tsv", case)], db, settings)[case.case_id] == row
 
 
-# ------------------------------------------------------------------------------------------
-# Fig. 7(b) profile modification
-# ------------------------------------------------------------------------------------------
-def test_pipeline_overhead_profile_is_a_new_object():
-    base = tiny_db()
-    before = base.to_dict()
-    prof = base.get("bert-2.6b")
-    mod = common.with_pipeline_overhead(prof, 1.3)
-    assert mod.name == "bert-2.6b-alpha1.30"
-    cfg = ParallelConfig(1, 1, 8)
-    assert mod.latency(cfg, 1) == pytest.approx([1.3 * 0.238 / 8] * 8)
-    # Everything else is unchanged: other batch sizes, weights, other configurations, and the
-    # single-device latency that the SLOs are based on.
-    assert mod.latency(cfg, 2) == prof.latency(cfg, 2)
-    assert mod.weight_mem(cfg) == prof.weight_mem(cfg)
-    assert mod.act_mem(cfg, 1) == prof.act_mem(cfg, 1)
-    for c in prof.configs():
-        if c != cfg:
-            assert mod.profile(c) == prof.profile(c)
-    assert mod.single_latency == prof.single_latency
-    assert base.to_dict() == before  # the source database is untouched
+def test_fig2_cases_are_the_two_model_example_of_design_7_6():
+    # Through the one pipeline (Case -> simulate_case), Fig. 2(b) is exactly the hand-built
+    # example: Gamma arrivals at 20%/80% of 3 req/s (model i: seed i), SLO 1e9 x the
+    # single-device latency, the policy placing on the evaluated workload, 14 GiB per device.
+    from alpa_serve.experiments import simulate_case
+    from alpa_serve.placement import ClusterEnv, ModelData, get_policy
+    from alpa_serve.units import GiB
+    from alpa_serve.workload import GammaProcess
 
-    db = common.motivation_database(base)
-    assert db.model_names() == base.model_names() + [common.alpha_model_name(a)
-                                                     for a in common.ALPHAS]
-    assert base.to_dict() == before
-    with pytest.raises(ValueError):
-        common.with_pipeline_overhead(prof, 0.0)
+    db = tiny_db()
+    prof = db.get(fig2_two_models.MODEL)
+    shares, cv, duration = (0.2, 0.8), 1.0, 400.0
+    case = fig2_two_models.case("mp-search", shares, cv, duration)
+    assert case.mem_budget == 14 * GiB and case.num_devices == 2
+    res = simulate_case(case, db)
 
-
-# ------------------------------------------------------------------------------------------
-# Figs. 8-9 decomposition
-# ------------------------------------------------------------------------------------------
-def test_parallelism_costs_hand_profile():
-    prof = _profile("x", 0.2, 4e9)
-    costs = {c.n: c for c in fig8_9_profile.parallelism_costs(prof)}
-    c1, c4 = costs[1], costs[4]
-    assert c1.communication == 0 and c1.uneven == 0 and c1.op_overhead == pytest.approx(0)
-    assert c1.pp_throughput == pytest.approx(5.0) and c1.rep_throughput == pytest.approx(5.0)
-    # pp = 4: stages base = 0.2 * 1.12 / 4 = 0.056, first stage 0.0616; sum 0.2296.
-    assert c4.pp_latency == pytest.approx(0.2296)
-    assert c4.communication == pytest.approx(0.0296)
-    assert c4.uneven == pytest.approx(0.0616 * 4 - 0.0296 - 0.2)
-    assert c4.single + c4.communication + c4.uneven == pytest.approx(c4.pp_slowest * 4)
-    assert c4.pp_throughput == pytest.approx(1 / 0.0616)
-    assert c4.rep_throughput == pytest.approx(20.0)
-    # op = 4: 0.2 / 4 + 0.1 * 2 * 0.02 = 0.054 s; overhead 0.004 s.
-    assert c4.op_latency == pytest.approx(0.054)
-    assert c4.op_overhead == pytest.approx(0.004)
-    assert c4.pp_memory == pytest.approx(4e9)
-    assert c4.op_memory == pytest.approx(4e9)
-    assert c4.rep_memory == pytest.approx(16e9)
+    names = ["m0", "m1"]
+    slo = common.INFINITE_SLO_SCALE * prof.single_latency
+    rates = [3.0 * s for s in shares]
+    w = Workload.merge(*[GammaProcess(rates[i], cv).generate_workload(
+        i, 0.0, duration, slo, seed=i, model_names=names) for i in range(2)])
+    placement = get_policy("mp-search").place(
+        [ModelData(names[i], slo, rates[i], cv, prof) for i in range(2)],
+        ClusterEnv(2, 14 * GiB), train_workload=w)
+    stats = simulate(placement, [prof, prof], w)
+    assert res.placement == placement
+    for attr in ("arrivals", "model_ids", "slos"):
+        np.testing.assert_array_equal(getattr(res.workload, attr), getattr(w, attr))
+    np.testing.assert_array_equal(res.stats.finish, stats.finish)
+    np.testing.assert_array_equal(res.stats.good, stats.good)
+    assert res.stats.good.all()  # the "infinite" SLO is never missed
 
 
 # ------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-
+from alpa_serve.units import GiB
 from studies.motivation import common
 
 TSV = "fig4_memory_budget.tsv"
@@ -64,7 +64,7 @@ def grid(settings: common.Settings) -> list[Point]:
             case = Case(exp_name="latency_vs_mem_budget", model_set=model,
                         num_devices=NUM_DEVICES, num_models=NUM_MODELS, policy=policy,
                         slo_scale=common.INFINITE_SLO_SCALE, workload=workload,
-                        mem_budget=budget * common.GiB)
+                        mem_budget=budget * GiB)
             points.append(Point(model, line, budget, case))
     return points
 

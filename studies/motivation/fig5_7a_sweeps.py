@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-
+from alpa_serve.units import DEFAULT_MEM_BUDGET
 from studies.motivation import common
 
 MODEL = "bert-2.6b"
 NUM_DEVICES = 8
 NUM_MODELS = 8
-MEM_BUDGET = 13 * common.GiB
+MEM_BUDGET = DEFAULT_MEM_BUDGET  # 13 GiB
 NUM_POINTS = 20
 QUICK_POINTS = 5
 #: policy -> (legend label, colour, marker)

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-
+from alpa_serve.units import GiB
 from studies.motivation import common
 
 logger = logging.getLogger(__name__)
@@ -87,8 +87,8 @@ def make(settings: common.Settings, db: Any) -> list[Path]:
         logger.info("n=%d: pp %.4f s (slowest %.4f), op %.4f s; thr pp %.2f op %.2f rep %.2f "
                     "req/s; mem pp %.2f op %.2f rep %.2f GiB; comm %.4f uneven %.4f op-ovh %.4f s",
                     c.n, c.pp_latency, c.pp_slowest, c.op_latency, c.pp_throughput,
-                    c.op_throughput, c.rep_throughput, c.pp_memory / common.GiB,
-                    c.op_memory / common.GiB, c.rep_memory / common.GiB, c.communication,
+                    c.op_throughput, c.rep_throughput, c.pp_memory / GiB,
+                    c.op_memory / GiB, c.rep_memory / GiB, c.communication,
                     c.uneven, c.op_overhead)
     n = [c.n for c in costs]
     lines = {"Inter-op (pipeline)": ("tab:red", "o"), "Intra-op": ("tab:green", "^"),
@@ -100,9 +100,9 @@ def make(settings: common.Settings, db: Any) -> list[Path]:
         "Throughput (req/s)": {"Inter-op (pipeline)": [c.pp_throughput for c in costs],
                                "Intra-op": [c.op_throughput for c in costs],
                                "Replication": [c.rep_throughput for c in costs]},
-        "Memory (GiB)": {"Inter-op (pipeline)": [c.pp_memory / common.GiB for c in costs],
-                         "Intra-op": [c.op_memory / common.GiB for c in costs],
-                         "Replication": [c.rep_memory / common.GiB for c in costs]},
+        "Memory (GiB)": {"Inter-op (pipeline)": [c.pp_memory / GiB for c in costs],
+                         "Intra-op": [c.op_memory / GiB for c in costs],
+                         "Replication": [c.rep_memory / GiB for c in costs]},
     }
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     for ax, (ylabel, data) in zip(axes, series.items()):
