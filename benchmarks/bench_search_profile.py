@@ -19,8 +19,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
 from alpa_serve.experiments.case_runner import default_database, prepare_inputs, run_prepared
 from alpa_serve.experiments.suites import SuiteOptions, build_suite
 from alpa_serve.placement import greedy as greedy_mod

@@ -11,20 +11,36 @@ from pathlib import Path
 
 import pytest
 
-from alpa_serve.experiments import (Case, SyntheticWorkload, TraceWorkload, build_suite,
-                                    run_case)
-from alpa_serve.experiments import suite_runner as runner_mod
+from alpa_serve.experiments import (
+    Case,
+    SyntheticWorkload,
+    TraceWorkload,
+    build_suite,
+    run_case,
+    suite_runner as runner_mod,
+)
 from alpa_serve.experiments.__main__ import main as cli_main
 from alpa_serve.experiments.cases import model_names, model_types, parse_time_string
-from alpa_serve.experiments.suite_runner import RunOptions, RunnerError, run_entries
-from alpa_serve.experiments.suites import (SUITES, SuiteEntry, SuiteOptions,
-                                           UnknownSuiteError, calibration_targets,
-                                           default_calibration_targets, fig13_window_pairs)
-from alpa_serve.experiments.tsv import (COLUMNS, TsvFormatError, append_row,
-                                        finished_case_ids, read_rows, repair_partial_tail,
-                                        rows_without_timing)
-from alpa_serve.profiling import (ConfigProfile, ModelProfile, ParallelConfig,
-                                  ProfilingDatabase)
+from alpa_serve.experiments.suite_runner import RunnerError, RunOptions, run_entries
+from alpa_serve.experiments.suites import (
+    SUITES,
+    SuiteEntry,
+    SuiteOptions,
+    UnknownSuiteError,
+    calibration_targets,
+    default_calibration_targets,
+    fig13_window_pairs,
+)
+from alpa_serve.experiments.tsv import (
+    COLUMNS,
+    TsvFormatError,
+    append_row,
+    finished_case_ids,
+    read_rows,
+    repair_partial_tail,
+    rows_without_timing,
+)
+from alpa_serve.profiling import ConfigProfile, ModelProfile, ParallelConfig, ProfilingDatabase
 
 # A small hand-made profiling database, independent of the committed V100 reconstruction so
 # that the runner's tests do not depend on calibration (latencies in s, weights in bytes).
@@ -590,7 +606,6 @@ def test_seed_folder_missing_is_a_clear_error(tmp_path, db):
 
 
 def test_ray_run_resumes_serial_partial(tmp_path, db):
-    pytest.importorskip("ray")
     entries = _small_entries()
     opts = RunOptions(out_dir=tmp_path, serial=True, progress=False)
     run_entries(entries[:3], opts, db=db)
@@ -638,6 +653,7 @@ def test_cli_errors(tmp_path, capsys):
 def tiny_maf1(tmp_path, monkeypatch):
     """A one-day MAF1 raw file with 12 functions; $ALPA_SERVE_MAF1_PATH points at it."""
     import numpy as np
+
     from alpa_serve.experiments import trace_inputs as traces_mod
 
     raw = tmp_path / "maf1raw"
@@ -682,7 +698,6 @@ def test_trace_cases_serial_and_ray(tmp_path, db, tiny_maf1):
     assert summary.ok and summary.ran == len(entries)
     rows = read_rows(ser / "u.tsv")
     assert {r["train_window"] for r in rows} == {"0.5.0-0.6.0"}
-    pytest.importorskip("ray")
     par = tmp_path / "ray"
     summary = run_entries(entries, RunOptions(out_dir=par, num_cpus=2, progress=False), db=db)
     assert summary.ok, summary.failures
@@ -713,8 +728,11 @@ def test_same_simulation_in_two_sweeps_runs_once(tmp_path, db, monkeypatch):
     c = _case(exp_name="goodput_vs_rate", slo_scale=2)
     real = runner_mod.run_prepared
     calls = []
-    monkeypatch.setattr(runner_mod, "run_prepared",
-                        lambda case, db_, inputs, *rest: calls.append(case) or real(case, db_, inputs, *rest))
+    def counting(case, db_, inputs, *rest):
+        calls.append(case)
+        return real(case, db_, inputs, *rest)
+
+    monkeypatch.setattr(runner_mod, "run_prepared", counting)
     summary = run_entries([SuiteEntry("x.tsv", a), SuiteEntry("y.tsv", b), SuiteEntry("x.tsv", c)],
                           RunOptions(out_dir=tmp_path, serial=True, progress=False), db=db)
     assert summary.ok and summary.ran == 3 and len(calls) == 2

@@ -12,16 +12,19 @@ import numpy as np
 import pytest
 
 from alpa_serve.placement import ModelPlacement
-from alpa_serve.profiling import (ConfigProfile, ModelProfile, ParallelConfig,
-                                  ProfilingDatabase)
+from alpa_serve.profiling import ConfigProfile, ModelProfile, ParallelConfig, ProfilingDatabase
 from alpa_serve.simulator import compute_stats, simulate
 from alpa_serve.units import GiB
 from alpa_serve.workload import Workload
-from studies.motivation import common
-from studies.motivation import fig4_memory_budget, fig5_7a_sweeps
-from studies.motivation import fig2_two_models, fig7b_pipeline_overhead, fig8_9_profile
+from studies.motivation import (
+    common,
+    fig2_two_models,
+    fig4_memory_budget,
+    fig5_7a_sweeps,
+    fig7b_pipeline_overhead,
+    fig8_9_profile,
+)
 from studies.motivation.fig2_two_models import utilisation
-
 
 
 def _profile(name: str, single: float, weight: float, pps=(1, 2, 4, 8), ops=(1, 2, 4, 8),
@@ -174,6 +177,60 @@ def test_fig2_cases_are_the_two_model_example_of_design_7_6():
 
 
 # ------------------------------------------------------------------------------------------
+# Fig. 7(b) profile modification
+# ------------------------------------------------------------------------------------------
+def test_pipeline_overhead_profile_is_a_new_object():
+    base = tiny_db()
+    before = base.to_dict()
+    prof = base.get("bert-2.6b")
+    mod = common.with_pipeline_overhead(prof, 1.3)
+    assert mod.name == "bert-2.6b-alpha1.30"
+    cfg = ParallelConfig(1, 1, 8)
+    assert mod.latency(cfg, 1) == pytest.approx([1.3 * 0.238 / 8] * 8)
+    # Everything else is unchanged: other batch sizes, weights, other configurations, and the
+    # single-device latency that the SLOs are based on.
+    assert mod.latency(cfg, 2) == prof.latency(cfg, 2)
+    assert mod.weight_mem(cfg) == prof.weight_mem(cfg)
+    assert mod.act_mem(cfg, 1) == prof.act_mem(cfg, 1)
+    for c in prof.configs():
+        if c != cfg:
+            assert mod.profile(c) == prof.profile(c)
+    assert mod.single_latency == prof.single_latency
+    assert base.to_dict() == before  # the source database is untouched
+
+    db = common.motivation_database(base)
+    assert db.model_names() == base.model_names() + [common.alpha_model_name(a)
+                                                     for a in common.ALPHAS]
+    assert base.to_dict() == before
+    with pytest.raises(ValueError):
+        common.with_pipeline_overhead(prof, 0.0)
+
+
+# ------------------------------------------------------------------------------------------
+# Figs. 8-9 decomposition
+# ------------------------------------------------------------------------------------------
+def test_parallelism_costs_hand_profile():
+    prof = _profile("x", 0.2, 4e9)
+    costs = {c.n: c for c in fig8_9_profile.parallelism_costs(prof)}
+    c1, c4 = costs[1], costs[4]
+    assert c1.communication == 0 and c1.uneven == 0 and c1.op_overhead == pytest.approx(0)
+    assert c1.pp_throughput == pytest.approx(5.0) and c1.rep_throughput == pytest.approx(5.0)
+    # pp = 4: stages base = 0.2 * 1.12 / 4 = 0.056, first stage 0.0616; sum 0.2296.
+    assert c4.pp_latency == pytest.approx(0.2296)
+    assert c4.communication == pytest.approx(0.0296)
+    assert c4.uneven == pytest.approx(0.0616 * 4 - 0.0296 - 0.2)
+    assert c4.single + c4.communication + c4.uneven == pytest.approx(c4.pp_slowest * 4)
+    assert c4.pp_throughput == pytest.approx(1 / 0.0616)
+    assert c4.rep_throughput == pytest.approx(20.0)
+    # op = 4: 0.2 / 4 + 0.1 * 2 * 0.02 = 0.054 s; overhead 0.004 s.
+    assert c4.op_latency == pytest.approx(0.054)
+    assert c4.op_overhead == pytest.approx(0.004)
+    assert c4.pp_memory == pytest.approx(4e9)
+    assert c4.op_memory == pytest.approx(4e9)
+    assert c4.rep_memory == pytest.approx(16e9)
+
+
+# ------------------------------------------------------------------------------------------
 # Grids
 # ------------------------------------------------------------------------------------------
 def test_grids_match_design_7_6():
@@ -221,15 +278,36 @@ def test_fig4_budgets_give_the_intended_replica_counts():
 # ------------------------------------------------------------------------------------------
 # Smoke: every figure with --quick --serial
 # ------------------------------------------------------------------------------------------
+def _colours(png) -> set[tuple[int, int, int]]:
+    """Every RGB colour (0..255) of an image file."""
+    import matplotlib.image
+
+    rgb = (matplotlib.image.imread(png)[..., :3] * 255).round().astype(int)
+    return {tuple(c) for c in rgb.reshape(-1, 3)}
+
+
 def test_run_all_quick_serial_writes_every_figure(tmp_path):
+    import matplotlib.colors
+
     from studies.motivation import run_all
 
     assert run_all.main(["--quick", "--serial", "--no-progress", "--out", str(tmp_path)]) == 0
-    names = ["fig2a_latency_cdf", "fig2b_latency_cdf", "fig2c_latency_cdf", "fig2d_utilisation",
-             "fig4_memory_budget", "fig5_latency_vs_rate", "fig6_latency_vs_cv",
-             "fig7a_slo_attainment", "fig7b_pipeline_overhead", "fig8_parallelism_cost",
-             "fig9_overhead_decomposition"]
-    for name in names:
-        for suffix in (".pdf", ".png"):
-            path = tmp_path / f"{name}{suffix}"
-            assert path.exists() and path.stat().st_size > 1000, path
+    # Each figure's lines are drawn: its PNG holds the colours of its curves (model
+    # parallelism red, replication / simple placement blue, ...), not only axes and text.
+    both = ("tab:red", "tab:blue")
+    lines = {"fig2a_latency_cdf": both, "fig2b_latency_cdf": both, "fig2c_latency_cdf": both,
+             "fig2d_utilisation": both, "fig4_memory_budget": both,
+             "fig5_latency_vs_rate": both, "fig6_latency_vs_cv": both,
+             "fig7a_slo_attainment": both, "fig7b_pipeline_overhead": ("tab:blue",),
+             "fig8_parallelism_cost": ("tab:red", "tab:blue", "tab:green"),
+             "fig9_overhead_decomposition": ("tab:orange", "tab:purple")}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == sorted(
+        f"{name}{suffix}" for name in lines for suffix in (".pdf", ".png"))
+    for name, colours in lines.items():
+        found = _colours(tmp_path / f"{name}.png")
+        for colour in colours:
+            rgb = tuple(round(255 * c) for c in matplotlib.colors.to_rgb(colour))
+            assert rgb in found, (name, colour)
+        pdf = (tmp_path / f"{name}.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF"), name
+        assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") == 1, name

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_placement_util import gamma_workload, model_datas, synthetic_profile
 
 from alpa_serve.placement import (
     ClusterEnv,
@@ -12,18 +13,17 @@ from alpa_serve.placement import (
     get_policy,
     policy_names,
 )
-from alpa_serve.placement.training import generate_train_workload, train_duration
 from alpa_serve.placement.model_parallel import (
     candidate_group_partitions,
     cluster_models,
     enumerate_splits,
     select_splits,
 )
+from alpa_serve.placement.training import generate_train_workload, train_duration
 from alpa_serve.profiling import ParallelConfig
 from alpa_serve.simulator import simulate
 from alpa_serve.units import GiB
 from alpa_serve.workload import GammaProcess, Workload
-from test_placement_util import gamma_workload, model_datas, synthetic_profile
 
 
 def cfgs(*triples):

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_placement_util import gamma_workload, synthetic_profile
 
 from alpa_serve.placement import ClusterEnv, ModelData, ModelPlacement, get_policy
-from alpa_serve.placement.search_case import SearchCase, empty_placement
 from alpa_serve.placement.greedy import fast_greedy
-from alpa_serve.placement.training import generate_train_workload
 from alpa_serve.placement.model_parallel import (
     candidate_group_partitions,
     cluster_models,
     select_splits,
 )
+from alpa_serve.placement.search_case import SearchCase, empty_placement
+from alpa_serve.placement.training import generate_train_workload
 from alpa_serve.profiling import ParallelConfig
 from alpa_serve.simulator import SimTables
 from alpa_serve.units import GiB
-from test_placement_util import gamma_workload, synthetic_profile
 
 BUDGET = 13 * GiB
 

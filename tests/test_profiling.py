@@ -19,8 +19,8 @@ from alpa_serve.profiling import (
     ParallelConfig,
     ProfilingDatabase,
     UnknownModelError,
+    generate,
 )
-from alpa_serve.profiling import generate
 from alpa_serve.profiling.params import BATCH_SIZES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,8 +37,9 @@ def tiny_db() -> ProfilingDatabase:
     single = ConfigProfile({1: (0.2,), 2: (0.39,)}, {1: (1e6,), 2: (2e6,)}, (5e9,))
     pipe = ConfigProfile({1: (0.11, 0.1), 2: (0.2, 0.21)}, {1: (1e6, 1e6), 2: (2e6, 2e6)},
                          (2.6e9, 2.5e9))
-    return ProfilingDatabase([ModelProfile("m", {(1, 1, 2): pipe, ParallelConfig(1, 1, 1): single})],
-                             {"description": "toy"})
+    return ProfilingDatabase(
+        [ModelProfile("m", {(1, 1, 2): pipe, ParallelConfig(1, 1, 1): single})],
+        {"description": "toy"})
 
 
 def good_doc() -> dict:

@@ -5,8 +5,7 @@ import dataclasses
 
 import pytest
 
-from alpa_serve.profiling import ParallelConfig, ProfilingDatabase
-from alpa_serve.profiling import memory_evidence as me
+from alpa_serve.profiling import ParallelConfig, ProfilingDatabase, memory_evidence as me
 from alpa_serve.profiling.cost_model import CostModel, build_database
 from alpa_serve.profiling.params import (
     BATCH_SIZES,

@@ -11,15 +11,6 @@ Command line: ``python -m alpa_serve.experiments <suite> --out DIR [--quick] [--
 (see docs/experiments.md).
 """
 
-from alpa_serve.experiments.cases import (
-    Case,
-    DEFAULT_MEM_BUDGET,
-    MODEL_SETS,
-    SyntheticWorkload,
-    TraceWorkload,
-    model_names,
-    model_types,
-)
 from alpa_serve.experiments.case_runner import (
     CaseInputs,
     CaseResult,
@@ -28,6 +19,15 @@ from alpa_serve.experiments.case_runner import (
     run_case,
     run_prepared,
     simulate_case,
+)
+from alpa_serve.experiments.cases import (
+    DEFAULT_MEM_BUDGET,
+    MODEL_SETS,
+    Case,
+    SyntheticWorkload,
+    TraceWorkload,
+    model_names,
+    model_types,
 )
 from alpa_serve.experiments.suites import (
     SuiteEntry,

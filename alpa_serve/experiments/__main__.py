@@ -17,10 +17,15 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from alpa_serve.experiments.suite_runner import OutputWriteError, RunOptions, RunnerError, run_suite
-from alpa_serve.experiments.suites import (SUITE_ALIASES, SUITES, SuiteOptions,
-                                           UnknownFileError, UnknownSuiteError,
-                                           resolve_suite_name)
+from alpa_serve.experiments.suite_runner import OutputWriteError, RunnerError, RunOptions, run_suite
+from alpa_serve.experiments.suites import (
+    SUITE_ALIASES,
+    SUITES,
+    SuiteOptions,
+    UnknownFileError,
+    UnknownSuiteError,
+    resolve_suite_name,
+)
 from alpa_serve.experiments.tsv import TsvFormatError
 from alpa_serve.profiling import DatabaseFormatError
 from alpa_serve.workload.trace import TraceError

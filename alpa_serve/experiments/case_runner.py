@@ -115,7 +115,8 @@ def _trace_inputs(case: Case, spec: TraceWorkload, traces: Optional[Mapping[str,
 
 
 def prepare_inputs(case: Case, traces: Optional[Mapping[str, Any]] = None) -> CaseInputs:
-    """Build the workload-derived inputs of ``case`` (shared by cases with equal :func:`inputs_key`).
+    """Build the workload-derived inputs of ``case`` (shared by cases with equal
+    :func:`inputs_key`).
 
     ``traces`` maps a trace source name to a loaded trace (the runner shares them
     through Ray's object store); missing ones are loaded (and cached per process).

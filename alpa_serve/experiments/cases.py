@@ -34,7 +34,7 @@ MODEL_SETS: dict[str, tuple[str, ...]] = {
 #: Rate distributions of a synthetic workload over its models.
 RATE_DISTS: tuple[str, ...] = ("power_law", "uniform", "shares")
 
-TraceSource = Literal["maf1", "maf1-standin", "maf2", "maf2-standin"]
+#: Trace sources of a TraceWorkload (checked when one is made).
 TRACE_SOURCES: tuple[str, ...] = ("maf1", "maf1-standin", "maf2", "maf2-standin")
 
 
@@ -170,7 +170,7 @@ class TraceWorkload:
         interval_seconds: replay window length (s): 60 for MAF1, 5400 for MAF2 in Fig. 11.
     """
 
-    source: TraceSource
+    source: str
     rate_scale: float
     cv_scale: float
     test_window: tuple[str, str]

@@ -38,15 +38,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+from alpa_serve.experiments.case_runner import (
+    CaseInputs,
+    SearchResources,
+    default_database,
+    inputs_key,
+    prepare_inputs,
+    profile_fingerprint,
+    run_prepared,
+)
 from alpa_serve.experiments.cases import Case, TraceWorkload
-from alpa_serve.experiments.case_runner import (CaseInputs, SearchResources, default_database,
-                                        inputs_key, prepare_inputs, profile_fingerprint,
-                                        run_prepared)
-from alpa_serve.experiments.suites import SuiteEntry, SuiteOptions, build_suite, resolve_suite_name
 from alpa_serve.experiments.lock import FolderLockedError, folder_lock
-from alpa_serve.experiments.tsv import (COLUMNS, ResultFileState, append_row,
-                                        finished_case_ids, inspect_result_file, read_rows,
-                                        repair_partial_tail)
+from alpa_serve.experiments.suites import SuiteEntry, SuiteOptions, build_suite, resolve_suite_name
+from alpa_serve.experiments.tsv import (
+    COLUMNS,
+    ResultFileState,
+    append_row,
+    finished_case_ids,
+    inspect_result_file,
+    read_rows,
+    repair_partial_tail,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -334,7 +346,8 @@ def _check_reachable(address: str, timeout: float) -> None:
     try:
         port = int(port_text)
     except ValueError:
-        raise RunnerError(f"--ray-address {address!r}: port {port_text!r} is not a number") from None
+        raise RunnerError(
+            f"--ray-address {address!r}: port {port_text!r} is not a number") from None
     try:
         with socket.create_connection((host.strip("[]"), port), timeout=timeout):
             pass

@@ -27,8 +27,13 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from alpa_serve.experiments.cases import (Case, SyntheticWorkload, TraceWorkload,
-                                         parse_time_string)
+from alpa_serve.experiments.cases import (
+    Case,
+    SyntheticWorkload,
+    TraceWorkload,
+    WorkloadSpec,
+    parse_time_string,
+)
 from alpa_serve.results import FIG12_FILE, FIG14_FILE, fig11_file, fig11_title, fig13_file
 
 logger = logging.getLogger(__name__)
@@ -248,7 +253,7 @@ def _trace_sweeps(column: Fig11Column, options: SuiteOptions, policies: Sequence
 
 def fig11_suite(options: SuiteOptions) -> list[SuiteEntry]:
     """Fig. 11 (Section 6.2): six columns x four sweeps x (SR, Clockwork++, Beta)."""
-    entries = []
+    entries: list[SuiteEntry] = []
     for column in FIG11_COLUMNS:
         if column.trace == "maf1":
             window, interval = MAF1_WINDOW, MAF1_INTERVAL
@@ -256,9 +261,11 @@ def fig11_suite(options: SuiteOptions) -> list[SuiteEntry]:
             window, interval = MAF2_WINDOW, MAF2_INTERVAL
         if options.quick:
             window = quick_window(window, column.trace)
+        def cv_scale_of(exp_name: str, c: Fig11Column = column) -> float:
+            return c.cv_scale
+
         cases = _trace_sweeps(column, options, column.policies, window, interval,
-                              train_window_of=lambda policy: None,
-                              cv_scale_of=lambda exp_name, c=column: c.cv_scale)
+                              train_window_of=lambda policy: None, cv_scale_of=cv_scale_of)
         entries.extend(SuiteEntry(column.file, case) for case in cases)
     return entries
 
@@ -273,7 +280,7 @@ def fig12_suite(options: SuiteOptions) -> list[SuiteEntry]:
         ("goodput_vs_cv", "cv", (1, 2, 3, 4)),
         ("goodput_vs_slo", "slo_scale", (0.5, 1, 2, 4, 6, 8)),
     )
-    entries = []
+    entries: list[SuiteEntry] = []
     for exp_name, knobs in one_knob_sweeps(sweeps, lambda _: fixed, options.quick):
         for policy in policies:
             case = Case(exp_name=exp_name, model_set="S4", num_devices=64, num_models=4,
@@ -319,7 +326,7 @@ def fig13_suite(options: SuiteOptions) -> list[SuiteEntry]:
     and SLO sweeps of pairs 2 and 3 run at cv_scale 8 (the published driver's quirk).
     """
     policies = ("sr-greedy", "sr-replace-120", "mp-search")
-    entries = []
+    entries: list[SuiteEntry] = []
     for p, (train, test) in enumerate(fig13_window_pairs()):
         if options.quick:
             train, test = quick_window(train, "maf1"), quick_window(test, "maf1")
@@ -347,7 +354,7 @@ def fig14_suite(options: SuiteOptions) -> list[SuiteEntry]:
         ("goodput_vs_rate", "total_rate", (8, 16, 24, 32, 64, 96, 128)),
         ("goodput_vs_cv", "cv", (0.5, 1, 1.5, 2, 3, 4, 5, 6, 7)),
     )
-    entries = []
+    entries: list[SuiteEntry] = []
     for exp_name, knobs in one_knob_sweeps(sweeps, lambda _: fixed, options.quick):
         for policy in policies:
             case = Case(exp_name=exp_name, model_set="mixed", num_devices=32,
@@ -419,10 +426,7 @@ def calibration_targets(path: Optional[str | Path] = None,
         for lineno, row in enumerate(reader, start=2):
             try:
                 kwargs = _kwargs(row["workload_kwargs"])
-                common = dict(exp_name=row["experiment"], model_set=row["model_type"],
-                              num_devices=int(row["num_devices"]),
-                              num_models=int(row["num_models"]), policy=row["policy"],
-                              slo_scale=float(row["slo_scale"]))
+                workload: WorkloadSpec
                 if row["set"].startswith("S3@MAF"):
                     trace = "maf1" if row["set"] == "S3@MAF1" else "maf2"
                     window, interval = ((MAF1_WINDOW, MAF1_INTERVAL) if trace == "maf1"
@@ -436,7 +440,10 @@ def calibration_targets(path: Optional[str | Path] = None,
                                                  cv=kwargs["cv"], duration=200.0,
                                                  rate_dist="power_law",
                                                  train_workload="generated", train_seed=1234)
-                case = Case(workload=workload, **common)
+                case = Case(exp_name=row["experiment"], model_set=row["model_type"],
+                            num_devices=int(row["num_devices"]),
+                            num_models=int(row["num_models"]), policy=row["policy"],
+                            slo_scale=float(row["slo_scale"]), workload=workload)
                 targets.append(CalibrationTarget(
                     set=row["set"], x=row["x"], published=float(row["goodput"]),
                     chosen_group_configs=row["chosen_group_configs"], case=case, line=lineno))
@@ -450,7 +457,8 @@ def calibration_suite(options: SuiteOptions) -> list[SuiteEntry]:
     two points per set and policy)."""
     targets = calibration_targets(options.calibration_targets, options)
     if options.quick:
-        kept, seen = [], {}
+        kept: list[CalibrationTarget] = []
+        seen: dict[tuple[str, str], int] = {}
         for t in targets:
             if t.set.startswith("S3@MAF"):
                 continue

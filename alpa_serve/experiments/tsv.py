@@ -25,8 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
-from alpa_serve.results import (COLUMNS, TIMING_COLUMNS, PathLike, TsvFormatError,
-                                parse_table, read_table)
+from alpa_serve.results import (
+    COLUMNS,
+    TIMING_COLUMNS,
+    PathLike,
+    TsvFormatError,
+    parse_table,
+    read_table,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Sequence, Union
 
 from alpa_serve.profiling import ModelProfile, ParallelConfig
 from alpa_serve.units import DEFAULT_MEM_BUDGET
@@ -30,6 +30,10 @@ def normalization_order(group_models: Sequence[Sequence[int]]
 class _PlacementJson:
     """JSON round trip shared by both placement types (DESIGN 10): ``to_dict`` is the type's own;
     parsing dispatches on ``"type"`` (missing means ModelPlacement), so either class parses both."""
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict of DESIGN 10 (each placement type defines its own)."""
+        raise NotImplementedError
 
     def to_json(self) -> str:
         """Serialise as DESIGN 10's JSON (``{"type": ..., ...}``)."""
@@ -156,7 +160,7 @@ class ModelPlacementWithReplacement(_PlacementJson):
 
     def __post_init__(self) -> None:
         starts = tuple(float(s) for s in self.start_times)
-        placements = tuple(p if isinstance(p, ModelPlacement) else placement_from_dict(p)
+        placements = tuple(p if isinstance(p, ModelPlacement) else model_placement_from_dict(p)
                            for p in self.placements)
         if len(starts) != len(placements):
             raise ValueError(f"ModelPlacementWithReplacement has {len(starts)} start times but "
@@ -207,11 +211,20 @@ def placement_from_dict(obj: dict) -> Placement:
         if kind == "ModelPlacementWithReplacement":
             return ModelPlacementWithReplacement(
                 tuple(obj["start_times"]),
-                tuple(placement_from_dict(p) for p in obj["placements"]))
+                tuple(model_placement_from_dict(p) for p in obj["placements"]))
     except KeyError as e:
         raise ValueError(f"placement JSON of type {kind} lacks the field {e}") from None
     raise ValueError(f"unknown placement type {kind!r}; expected 'ModelPlacement' or "
                      f"'ModelPlacementWithReplacement'")
+
+
+def model_placement_from_dict(obj: dict) -> ModelPlacement:
+    """Parse a DESIGN 10 JSON object that must be a ModelPlacement (the windows of a
+    ModelPlacementWithReplacement, a stored sub-problem); ValueError otherwise."""
+    placement = placement_from_dict(obj)
+    if not isinstance(placement, ModelPlacement):
+        raise ValueError(f"expected a ModelPlacement, got a {type(placement).__name__}")
+    return placement
 
 
 @dataclass(frozen=True)

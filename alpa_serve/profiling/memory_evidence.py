@@ -1,8 +1,9 @@
 """Memory evidence from the published placements, as checkable constraints on profile weights.
 
 ``memory_evidence.tsv`` (published with the reference results; packaged in
-``alpa_serve/data/reference/``, see the README there) lists every group composition seen in the published placements: model
-family, policy, group config, the multiset of model types on the group, and how often. Each row
+``alpa_serve/data/reference/``, see the README there) lists every group composition seen in
+the published placements: model family, policy, group config, the multiset of model types on
+the group, and how often. Each row
 gives two kinds of facts about the per-device weight ``w(model, config)`` = the model's largest
 stage weight under that config (bytes):
 
@@ -149,7 +150,7 @@ def load_evidence(path: str | Path | None = None) -> list[EvidenceRow]:
     rows = []
     with open(path, newline="") as f:
         for rec in csv.DictReader(f, delimiter="\t"):
-            comp = {}
+            comp: dict[str, int] = {}
             for part in rec["group_composition"].split(","):
                 name, count = part.rsplit("x", 1)
                 comp[name] = comp.get(name, 0) + int(count)

@@ -8,7 +8,8 @@
 Runs every ``S3@MAF1`` / ``S3@MAF2`` row of ``calibration_targets.tsv`` (packaged in
 ``alpa_serve/data/reference/``; sr-greedy, 72 mixed models, 48 devices, SLO scale 5, rate_scale
 sweep) on the stand-in traces (``maf1-standin`` / ``maf2-standin``) whatever the targets file's
-source, serially in this process, and prints published vs ours per point and the mean absolute error per curve.
+source, serially in this process, and prints published vs ours per point and the mean absolute
+error per curve.
 
 ``--param kind.field=value`` (repeatable) overrides numbers of
 :class:`alpa_serve.workload.standin.StandinParams` for this run only (the stand-in is generated

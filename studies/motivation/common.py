@@ -87,8 +87,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-cpus", type=int, default=None,
                         help="CPUs of the embedded Ray instance (default: all cores)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    default = FIGURES_DIR.relative_to(HERE.parent.parent)
     parser.add_argument("--out", type=Path, default=None,
-                        help=f"figure folder (default: {FIGURES_DIR.relative_to(HERE.parent.parent)})")
+                        help=f"figure folder (default: {default})")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 

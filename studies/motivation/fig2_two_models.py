@@ -109,7 +109,7 @@ def make(settings: common.Settings, db: Any) -> list[Path]:
     for panel, (shares, cv) in PANELS.items():
         results = _run(db, shares, cv, duration)
         fig, ax = plt.subplots(figsize=(5.2, 3.6))
-        for (policy, label, color), res in zip(POLICIES, results):
+        for (_, label, color), res in zip(POLICIES, results):
             lat = np.sort(res.good_latencies())
             cdf = np.arange(1, len(lat) + 1) / len(lat)
             ax.plot(lat, cdf, color=color,

@@ -16,9 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-
-from studies.motivation import common
-from studies.motivation import fig5_7a_sweeps as sweeps
+from studies.motivation import common, fig5_7a_sweeps as sweeps
 
 TSV = "fig7b_alpha.tsv"
 MP_POLICY = "mp-greedy-8"

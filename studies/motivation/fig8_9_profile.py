@@ -66,7 +66,8 @@ def parallelism_costs(profile: Any, devices: Sequence[int] = DEVICES) -> list[Pa
     for n in devices:
         pp_stages = profile.latency(ParallelConfig(1, 1, n), 1)
         op_stages = profile.latency(ParallelConfig(1, n, 1), 1)
-        pp_sum, slowest, op_lat = float(sum(pp_stages)), float(max(pp_stages)), float(sum(op_stages))
+        pp_sum, slowest = float(sum(pp_stages)), float(max(pp_stages))
+        op_lat = float(sum(op_stages))
         comm = max(pp_sum - single, 0.0)
         out.append(ParallelismCost(
             n=n, single=single, pp_latency=pp_sum, pp_slowest=slowest, op_latency=op_lat,

@@ -18,10 +18,14 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-
-from studies.motivation import common
-from studies.motivation import (fig2_two_models, fig4_memory_budget,
-                                    fig5_7a_sweeps, fig7b_pipeline_overhead, fig8_9_profile)
+from studies.motivation import (
+    common,
+    fig2_two_models,
+    fig4_memory_budget,
+    fig5_7a_sweeps,
+    fig7b_pipeline_overhead,
+    fig8_9_profile,
+)
 
 logger = logging.getLogger("studies.motivation.run_all")
 
