@@ -330,3 +330,19 @@ def test_zero_rates_and_decimal_interval():
     for name in ("sr-uniform", "mp-round-robin", "mp-equal-1-1"):
         get_policy(name).place(mds, ClusterEnv(2))
     assert get_policy("sr-replace-7.5").name == "sr-replace-7.5"
+
+
+@pytest.mark.parametrize("name", ["sr-uniform", "mp-round-robin", "mp-equal-2-1"])
+def test_static_policies_get_no_training_workload(name, monkeypatch):
+    # Policies that place without requests (StaticPolicy) never make a training workload.
+    import alpa_serve.placement.base as base
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a static policy generated a training workload")
+
+    monkeypatch.setattr(base, "generate_train_workload", refuse)
+    policy = get_policy(name)
+    assert isinstance(policy, base.StaticPolicy)
+    mds = model_datas([synthetic_profile("m", 0.1, 2 * GiB)] * 4, [1.0] * 4)
+    policy.place(mds, ClusterEnv(4)).verify(mds, ClusterEnv(4).mem_budget)
+    assert not isinstance(get_policy("sr-greedy"), base.StaticPolicy)

@@ -68,6 +68,12 @@ def test_json_errors():
         ModelPlacement.from_json('{"type": "ModelPlacement", "group_configs": []}')
     with pytest.raises(ValueError, match="3 integers"):
         ModelPlacement.from_json('{"group_configs": [[1, 1]], "group_models": [[0]]}')
+    # A replacement window must be a plain ModelPlacement (the simulator switches between them).
+    inner = ModelPlacementWithReplacement((0.0,), (ModelPlacement((C1,), ((0,),)),)).to_dict()
+    nested = {"type": "ModelPlacementWithReplacement", "start_times": [0.0],
+              "placements": [inner]}
+    with pytest.raises(ValueError, match="expected a ModelPlacement"):
+        placement_from_dict(nested)
 
 
 def test_verify_errors_name_the_problem():
