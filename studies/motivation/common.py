@@ -113,10 +113,19 @@ def case_script_main(description: str, build_entries: Any, plot: Any,
                      argv: Optional[Sequence[str]] = None) -> int:
     """Command line shared by the many-case figure scripts (Figs. 4-7b): parse the common
     options, run the script's cases through the runner on the motivation database, plot."""
+    def make(settings: Settings, db: Any) -> None:
+        plot(run_cases(build_entries(settings), db, settings), settings)
+
+    return make_script_main(description, make, motivation_database, argv)
+
+
+def make_script_main(description: str, make: Any, database: Any,
+                     argv: Optional[Sequence[str]] = None) -> int:
+    """Command line shared by the figure scripts that build their figures in-process (Figs. 2,
+    8-9): parse the common options, then ``make(settings, database())``."""
     parser = argparse.ArgumentParser(description=description)
     add_common_arguments(parser)
-    settings = settings_from_args(parser.parse_args(argv))
-    plot(run_cases(build_entries(settings), motivation_database(), settings), settings)
+    make(settings_from_args(parser.parse_args(argv)), database())
     return 0
 
 

@@ -15,7 +15,6 @@ Run: ``python -m studies.motivation.fig2_two_models [--quick]``.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -145,11 +144,8 @@ def make(settings: common.Settings, db: Any) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common.add_common_arguments(parser)
-    settings = common.settings_from_args(parser.parse_args(argv))
-    make(settings, common.motivation_database())
-    return 0
+    return common.make_script_main(__doc__.splitlines()[0], make, common.motivation_database,
+                                   argv)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Run: ``python -m studies.motivation.fig8_9_profile``.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from dataclasses import dataclass
@@ -149,13 +148,10 @@ def make(settings: common.Settings, db: Any) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common.add_common_arguments(parser)
-    settings = common.settings_from_args(parser.parse_args(argv))
     from alpa_serve.profiling import ProfilingDatabase
 
-    make(settings, ProfilingDatabase.default())
-    return 0
+    return common.make_script_main(__doc__.splitlines()[0], make, ProfilingDatabase.default,
+                                   argv)
 
 
 if __name__ == "__main__":
