@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path,
                         help="output folder of the suite's TSV files")
     parser.add_argument("--quick", action="store_true",
-                        help="reduced grid (first and last point of each sweep) for smoke tests")
+                        help="reduced grid (first point of each sweep and the one nearest the "
+                             "fixed point, shorter windows) for smoke tests")
     parser.add_argument("--serial", action="store_true", help="run in-process without Ray")
     parser.add_argument("--ray-address", default=None,
                         help="join an existing Ray cluster (host:port, ray://host:port, auto) "
