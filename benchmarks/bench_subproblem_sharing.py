@@ -16,8 +16,12 @@ import platform
 import time
 from pathlib import Path
 
-from alpa_serve.experiments.run import default_database, prepare_inputs, run_prepared
-from alpa_serve.experiments.run import SearchResources
+from alpa_serve.experiments.case_runner import (
+    SearchResources,
+    default_database,
+    prepare_inputs,
+    run_prepared,
+)
 from alpa_serve.experiments.suites import SuiteOptions, build_suite
 
 

@@ -1,18 +1,13 @@
-"""The GEMM-shape model of intra-op efficiency (experiments/calibration/op_efficiency_shapes.py),
+"""The GEMM-shape model of intra-op efficiency (studies/calibration/op_efficiency_shapes.py),
 tried against the dense models' constant op_efficiency_loss and not adopted: these tests pin the
 physics and the facts docs/profiling.md ("Intra-op efficiency and GEMM shapes") relies on."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from alpa_serve.profiling import ParallelConfig, ProfilingDatabase  # noqa: E402
-from alpa_serve.profiling.params import DENSE_OP_EFFICIENCY_LOSS, MODEL_ARCHS  # noqa: E402
-from experiments.calibration.op_efficiency_shapes import (  # noqa: E402
+from alpa_serve.profiling import ParallelConfig, ProfilingDatabase
+from alpa_serve.profiling.params import DENSE_OP_EFFICIENCY_LOSS, MODEL_ARCHS
+from studies.calibration.op_efficiency_shapes import (
     Tile,
     build_shape_database,
     equivalent_loss,

@@ -13,9 +13,13 @@ from pathlib import Path
 import pytest
 
 import alpa_serve.placement as placement_pkg
-from alpa_serve.experiments.run import (default_database, prepare_inputs, profile_fingerprint,
-                                        run_prepared)
-from alpa_serve.experiments.runner import simulation_key
+from alpa_serve.experiments.case_runner import (
+    default_database,
+    prepare_inputs,
+    profile_fingerprint,
+    run_prepared,
+)
+from alpa_serve.experiments.suite_runner import simulation_key
 from alpa_serve.experiments.tsv import COLUMNS, TIMING_COLUMNS, format_value, read_rows
 from alpa_serve.placement import ModelPlacement
 from alpa_serve.workload.standin import DEFAULT_PARAMS
@@ -79,6 +83,7 @@ class _Fixed:
         return self.placement
 
 
+@pytest.mark.slow
 def test_rows_replay_exactly(shipped, monkeypatch):
     """Re-simulating each shipped placement reproduces goodput, latencies and request count.
 

@@ -15,6 +15,7 @@ import urllib.request
 import numpy as np
 import pytest
 import ray
+from test_placement_util import synthetic_profile
 
 from alpa_serve.placement import ModelPlacement
 from alpa_serve.profiling import ParallelConfig
@@ -22,8 +23,6 @@ from alpa_serve.runtime import Runtime, RuntimeConfig, replay
 from alpa_serve.simulator import SimTables
 from alpa_serve.simulator.dispatch import Dispatcher
 from alpa_serve.workload import Workload
-
-from test_placement_util import synthetic_profile
 
 C1, C2 = ParallelConfig(1, 1, 1), ParallelConfig(1, 1, 2)
 NAMES = ["a", "b", "c"]
@@ -199,8 +198,7 @@ def test_fidelity_point_and_figure(ray_instance, tmp_path):
     """One fidelity point end to end (Beta at SLO scale 4, first 20 s at 4x real time): the
     simulator column is the simulator on exactly the replayed requests, and the runtime agrees
     with it loosely (the full table's agreement is measured in docs/runtime.md)."""
-    from alpa_serve.runtime.fidelity import (COLUMNS, group_summary, plot, prepare_points,
-                                             run_point)
+    from alpa_serve.runtime.fidelity import COLUMNS, group_summary, plot, prepare_points, run_point
     from alpa_serve.simulator import simulate
 
     (point,) = prepare_points(["mp-search"], [4.0], duration=20.0)
@@ -216,4 +214,5 @@ def test_fidelity_point_and_figure(ray_instance, tmp_path):
     assert row["num_requests"] == len(point.workload) and row["speedup"] == 4.0
     assert abs(row["diff"]) <= 0.1 and row["decision_agreement"] >= 0.8
     written = plot([row], tmp_path / "fidelity", "test")
-    assert [p.suffix for p in written] == [".pdf", ".png"] and all(p.stat().st_size for p in written)
+    assert [p.suffix for p in written] == [".pdf", ".png"]
+    assert all(p.stat().st_size for p in written)

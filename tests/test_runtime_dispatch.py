@@ -9,13 +9,12 @@ import math
 
 import numpy as np
 import pytest
+from test_simulator import make_profile, make_workload, random_case
 
 from alpa_serve.placement import ModelPlacement, ModelPlacementWithReplacement
 from alpa_serve.profiling import ParallelConfig
 from alpa_serve.simulator import SimTables
 from alpa_serve.simulator.dispatch import Dispatcher
-
-from test_simulator import make_profile, make_workload, random_case
 
 
 def walk(placement, profiles, workload):

@@ -37,8 +37,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
+    from alpa_serve.experiments.case_runner import default_database, slo_base
     from alpa_serve.experiments.cases import model_names, model_types
-    from alpa_serve.experiments.run import default_database, slo_base
     from alpa_serve.placement import ModelPlacement
     from alpa_serve.runtime.runtime import Runtime, RuntimeConfig
 
@@ -52,6 +52,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         placement = ModelPlacement.from_json(text)
     except ValueError as exc:
         parser.error(f"--placement: cannot read the placement: {exc}")
+    if not isinstance(placement, ModelPlacement):
+        parser.error("--placement: the runtime serves one ModelPlacement; a placement with "
+                     "replacement (Clockwork++) is not supported")
     db = default_database()
     types = model_types(args.model_set, args.num_models)
     profiles = [db.get(t) for t in types]

@@ -6,8 +6,8 @@ The paper's fidelity case (24 x bert-2.6b on 16 devices, power-law Gamma arrival
 rate 40 and CV 4): for each SLO scale of the ``fidelity-bert2.6b-sim`` calibration set and
 each policy (SR = ``sr-greedy``, Beta = ``mp-search``), the case is built and placed exactly as
 the calibration suite builds it (``experiments.suites.calibration_targets``,
-``experiments.run``), the test workload is simulated and then replayed in real time (speed-up
-``K``) against a runtime serving the same placement over HTTP.
+``experiments.case_runner``), the test workload is simulated and then replayed in real time
+(speed-up ``K``) against a runtime serving the same placement over HTTP.
 
 Writes ``DIR/fidelity.tsv`` (one row per policy and SLO scale, see :data:`COLUMNS`) and
 ``DIR/fidelity.pdf`` / ``.png``: per policy, goodput of our runtime, our simulator and the
@@ -100,8 +100,14 @@ class FidelityPoint:
 def prepare_points(policies: Sequence[str], slo_scales: Optional[Sequence[float]],
                    duration: float, targets_path: Optional[str] = None) -> list[FidelityPoint]:
     """Build, place and simulate every case (the calibration suite's own code path)."""
-    from alpa_serve.experiments.run import (case_models, default_database, inputs_key,
-                                            prepare_inputs, run_prepared, with_slos)
+    from alpa_serve.experiments.case_runner import (
+        case_models,
+        default_database,
+        inputs_key,
+        prepare_inputs,
+        run_prepared,
+        with_slos,
+    )
     from alpa_serve.experiments.suites import calibration_targets
     from alpa_serve.placement import ModelPlacement
     from alpa_serve.simulator import SimTables
@@ -280,7 +286,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if tsv.exists():
         tsv.unlink()
     config = RuntimeConfig(speedup=args.speedup, address=args.address)
-    with Runtime.start(first.placement, first.profiles, first.workload.model_names, first.slos,
+    with Runtime.start(first.placement, first.profiles, first.workload.model_names,
+                       [float(s) for s in first.slos],
                        config) as runtime:
         for point in points:
             row = run_point(point, runtime)

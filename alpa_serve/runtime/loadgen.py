@@ -134,7 +134,7 @@ class _Connection(asyncio.Protocol):
                           if line[:15].lower() == b"content-length:")
         except (IndexError, ValueError, StopIteration):
             self.waiter.set_exception(HttpError(f"bad response head {head[:3]!r}"))
-            self.transport.close()
+            self._connected().close()
             return
         total = end + 4 + length
         if len(self.buffer) < total:
@@ -147,8 +147,13 @@ class _Connection(asyncio.Protocol):
 
     def request(self, data: bytes) -> asyncio.Future:
         self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(data)
+        self._connected().write(data)
         return self.waiter
+
+    def _connected(self) -> asyncio.Transport:
+        if self.transport is None:
+            raise HttpError("the connection is not open")
+        return self.transport
 
 
 class _Client:

@@ -22,7 +22,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
 from alpa_serve.runtime.backend import BACKENDS
 from alpa_serve.runtime.controller import Controller
@@ -89,7 +89,7 @@ class ServeActor:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        return int(site._server.sockets[0].getsockname()[1])
+        return int(self._runner.addresses[0][1])  # the bound port (port 0 picks a free one)
 
     async def deploy(self, placement_json: str, profiles: Sequence[Any],
                      model_names: Sequence[str], slos: Sequence[float],
@@ -128,7 +128,7 @@ def _init_ray(address: Optional[str]) -> bool:
     """Join ``address`` or start embedded Ray; True if this call started it (see the
     experiments runner, whose start-up and error messages this reuses). An embedded instance
     starts its workers at :data:`WORKER_NICENESS` unless ``RAY_worker_niceness`` is set."""
-    from alpa_serve.experiments.runner import RunOptions, _init_ray as init
+    from alpa_serve.experiments.suite_runner import RunOptions, init_ray as init
 
     key = "RAY_worker_niceness"
     previous = os.environ.get(key)
@@ -178,9 +178,9 @@ class Runtime:
             # On the driver's node, so that a loopback address is reachable from the caller.
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
                                                   soft=False)
-            serve = ray.remote(ServeActor).options(
+            serve = cast(Any, ray.remote(ServeActor)).options(
                 num_cpus=0, max_concurrency=_MAX_CONCURRENCY, scheduling_strategy=here).remote()
-            port = ray.get(serve.start_http.remote(config.host, int(config.port)))
+            port = int(ray.get(serve.start_http.remote(config.host, int(config.port))))
         except BaseException:
             if owns_ray:
                 ray.shutdown()

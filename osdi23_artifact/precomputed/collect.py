@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alpa_serve.experiments.run import default_database, profile_fingerprint
+from alpa_serve.experiments.case_runner import default_database, profile_fingerprint
 from alpa_serve.experiments.suites import SuiteOptions, build_suite
 from alpa_serve.experiments.tsv import COLUMNS, append_row, read_rows
 from alpa_serve.workload.standin import DEFAULT_PARAMS

@@ -1,7 +1,7 @@
 """Does GEMM shape (tile and wave quantisation on a V100) explain the intra-op efficiency loss?
 
-    python experiments/calibration/op_efficiency_shapes.py --table          # the physics only
-    python experiments/calibration/op_efficiency_shapes.py --scales 1,35 --tsv /tmp/shapes.tsv
+    python studies/calibration/op_efficiency_shapes.py --table          # the physics only
+    python studies/calibration/op_efficiency_shapes.py --scales 1,35 --tsv /tmp/shapes.tsv
 
 Tensor (op) parallelism in Megatron style shards every GEMM of a layer: per device the QKV and
 first FFN GEMMs are [T x h] x [h x 3h/op] and [T x h] x [h x 4h/op] (output dimension split),
@@ -142,7 +142,7 @@ def print_table(tiles: list[Tile]) -> None:
 
 def beta_rows(db, cache, log):
     """Goodput of every Beta (mp-search*) calibration row outside S3@MAF*."""
-    from alpa_serve.experiments import run as R
+    from alpa_serve.experiments import case_runner as R
     from alpa_serve.experiments.suites import calibration_targets
 
     out = []
@@ -161,7 +161,7 @@ def beta_rows(db, cache, log):
 
 def fig12_rows(db, cache, log):
     """Goodput of every Fig. 12 case."""
-    from alpa_serve.experiments import run as R
+    from alpa_serve.experiments import case_runner as R
     from alpa_serve.experiments.suites import SuiteOptions, build_suite
 
     out = []

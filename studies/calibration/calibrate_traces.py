@@ -1,14 +1,15 @@
 """Calibrate the Azure trace stand-ins: SR on the S3@MAF1 / S3@MAF2 targets.
 
-    python experiments/calibration/calibrate_traces.py                  # both sets, print table
-    python experiments/calibration/calibrate_traces.py --sets S3@MAF2 \
+    python studies/calibration/calibrate_traces.py                  # both sets, print table
+    python studies/calibration/calibrate_traces.py --sets S3@MAF2 \
         --param maf2.total_invocations=3000000                          # try other stand-in numbers
-    python experiments/calibration/calibrate_traces.py --tsv out.tsv --markdown out.md
+    python studies/calibration/calibrate_traces.py --tsv out.tsv --markdown out.md
 
 Runs every ``S3@MAF1`` / ``S3@MAF2`` row of ``calibration_targets.tsv`` (packaged in
 ``alpa_serve/data/reference/``; sr-greedy, 72 mixed models, 48 devices, SLO scale 5, rate_scale
 sweep) on the stand-in traces (``maf1-standin`` / ``maf2-standin``) whatever the targets file's
-source, serially in this process, and prints published vs ours per point and the mean absolute error per curve.
+source, serially in this process, and prints published vs ours per point and the mean absolute
+error per curve.
 
 ``--param kind.field=value`` (repeatable) overrides numbers of
 :class:`alpa_serve.workload.standin.StandinParams` for this run only (the stand-in is generated
@@ -45,7 +46,7 @@ def parse_params(overrides):
 
 def run(sets, params, log=print):
     """Rows (set, x, published, ours, diff, num_requests) for the S3@MAF targets in ``sets``."""
-    from alpa_serve.experiments import run as R
+    from alpa_serve.experiments import case_runner as R
     from alpa_serve.experiments.suites import calibration_targets
     from alpa_serve.workload.trace import load_trace
 
