@@ -194,7 +194,10 @@ def main(argv=None) -> int:
     scales = [s for s in args.scales.split(",") if s]
     if not scales:
         return 0
-    tile = Tile(*(int(v) for v in args.tile.split("x")))
+    parts = args.tile.split("x")
+    if len(parts) != 3 or not all(v.isdigit() and int(v) > 0 for v in parts):
+        ap.error(f"--tile {args.tile!r}: give three positive integers MxNxK, e.g. 128x256x32")
+    tile = Tile(*(int(v) for v in parts))
     cache: dict = {}
     rows = []
     for s in ([] if args.no_const else ["const"]) + scales:
@@ -217,6 +220,17 @@ def main(argv=None) -> int:
     print("\n| set | policy | variant | MAE | max |\n|---|---|---|---|---|")
     for (st, p, v), d in groups.items():
         print(f"| {st} | {p} | {v} | {np.mean(d):.4f} | {np.max(d):.3f} |")
+    points = collections.OrderedDict()
+    for r in rows:
+        if r["kind"] == "fig12":
+            points.setdefault((r["variant"], r["set"], r["x"]), {})[r["policy"]] = r["ours"]
+    below = collections.OrderedDict()
+    for (v, st, x), by_policy in points.items():
+        best_fixed = max(g for p, g in by_policy.items() if p != "mp-search")
+        if by_policy["mp-search"] < best_fixed:
+            below.setdefault(v, []).append(f"{st} {x}")
+    for v in dict.fromkeys(k[0] for k in points):
+        print(f"Fig. 12, {v}: Beta below a fixed split at {', '.join(below.get(v, [])) or 'none'}")
     if args.tsv:
         cols = ["variant", "kind", "set", "policy", "x", "published", "ours"]
         with open(args.tsv, "w", encoding="utf-8") as f:
