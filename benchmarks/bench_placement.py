@@ -1,4 +1,4 @@
-"""Placement benchmark (DESIGN 8, issue 3): wall time of three search cases.
+"""Placement benchmark (DESIGN 8): wall time of three search cases.
 
 1. mp-search, 32 x bert-1.3b on 32 devices, power-law total rate 64 req/s, CV 4, 200 s; the
    training workload is the test workload (model i: Gamma(rate_i, 4), seed i, start 0,
@@ -20,6 +20,7 @@ Usage: ``python benchmarks/bench_placement.py [--runs 5] [--cases 1,2,2t,3] [--w
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -136,7 +137,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         policy = get_policy(policy_name, **kwargs)
         env = ClusterEnv(devices)
         train = w if train_is_test else None
-        times, cpu, placement = time_runs(lambda: policy.place(mds, env, train), runs)
+        times, cpu, placement = time_runs(functools.partial(policy.place, mds, env, train), runs)
         med = statistics.median(times)
         logger.info("case %s: %s (workers %d)\n  wall median %.3f s over %d runs (min %.3f, "
                     "max %.3f), CPU median %.3f s; %d test requests; result: %s", key, title,

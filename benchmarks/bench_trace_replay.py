@@ -1,4 +1,4 @@
-"""Trace replay speed (issue 4): wall time of the Fig. 11 replays once the caches exist.
+"""Trace replay speed: wall time of the Fig. 11 replays once the caches exist.
 
 Goals: a full MAF2 day ("13.0.0"-"13.23.60", 5400 s windows) for 72 models at rate_scale 32
 in under 5 s, and MAF1's first hour ("0.0.0"-"0.1.0", 60 s windows) for 72 models in under 2 s.

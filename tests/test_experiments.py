@@ -11,20 +11,36 @@ from pathlib import Path
 
 import pytest
 
-from alpa_serve.experiments import (Case, SyntheticWorkload, TraceWorkload, build_suite,
-                                    run_case)
-from alpa_serve.experiments import runner as runner_mod
+from alpa_serve.experiments import (
+    Case,
+    SyntheticWorkload,
+    TraceWorkload,
+    build_suite,
+    run_case,
+    suite_runner as runner_mod,
+)
 from alpa_serve.experiments.__main__ import main as cli_main
 from alpa_serve.experiments.cases import model_names, model_types, parse_time_string
-from alpa_serve.experiments.runner import RunOptions, RunnerError, run_entries
-from alpa_serve.experiments.suites import (SUITES, SuiteEntry, SuiteOptions,
-                                           UnknownSuiteError, calibration_targets,
-                                           default_calibration_targets, fig13_window_pairs)
-from alpa_serve.experiments.tsv import (COLUMNS, TsvFormatError, append_row,
-                                        finished_case_ids, read_rows, repair_partial_tail,
-                                        rows_without_timing)
-from alpa_serve.profiling import (ConfigProfile, ModelProfile, ParallelConfig,
-                                  ProfilingDatabase)
+from alpa_serve.experiments.suite_runner import RunnerError, RunOptions, run_entries
+from alpa_serve.experiments.suites import (
+    SUITES,
+    SuiteEntry,
+    SuiteOptions,
+    UnknownSuiteError,
+    calibration_targets,
+    default_calibration_targets,
+    fig13_window_pairs,
+)
+from alpa_serve.experiments.tsv import (
+    COLUMNS,
+    TsvFormatError,
+    append_row,
+    finished_case_ids,
+    read_rows,
+    repair_partial_tail,
+    rows_without_timing,
+)
+from alpa_serve.profiling import ConfigProfile, ModelProfile, ParallelConfig, ProfilingDatabase
 
 # A small hand-made profiling database, independent of the committed V100 reconstruction so
 # that the runner's tests do not depend on calibration (latencies in s, weights in bytes).
@@ -96,6 +112,30 @@ def test_case_id_known_value():
         '"total_rate":4.0,"train_seed":0,"train_workload":"test"}}')
 
 
+def test_rate_shares_split_the_total_rate():
+    # rate_i = total_rate x share_i (Fig. 2(b)'s 20%/80%); the field enters the canonical form
+    # only when given, so every other case keeps its id (pinned above).
+    wl = SyntheticWorkload(total_rate=3, cv=1, duration=60, rate_dist="shares",
+                           rate_shares=(0.2, 0.8))
+    c = _case(model_set="bert-1.3b", num_models=2, workload=wl)
+    assert '"rate_shares":[0.2,0.8]' in c.canonical_json()
+    assert Case.from_json_dict(json.loads(c.canonical_json())) == c
+    assert '"rate_shares"' not in _case().canonical_json()
+    from alpa_serve.experiments import prepare_inputs
+
+    assert prepare_inputs(c).rates == (3 * 0.2, 3 * 0.8)
+    equal = c.replace(workload=SyntheticWorkload(3, 1, 60, rate_dist="uniform"))
+    halves = c.replace(workload=SyntheticWorkload(3, 1, 60, rate_dist="shares",
+                                                  rate_shares=(0.5, 0.5)))
+    assert prepare_inputs(equal).rates == prepare_inputs(halves).rates == (1.5, 1.5)
+    for bad in ({"rate_dist": "shares"}, {"rate_shares": (0.5, 0.5)},
+                {"rate_dist": "shares", "rate_shares": (0.5, -1)}):
+        with pytest.raises(ValueError, match="rate_shares"):
+            SyntheticWorkload(3, 1, 60, **bad)
+    with pytest.raises(ValueError, match="2 rate_shares for 3 models"):
+        c.replace(num_models=3)
+
+
 def test_trace_case_roundtrip_and_windows():
     wl = TraceWorkload(source="maf1-standin", rate_scale=2e-3, cv_scale=4,
                        test_window=("0.0.0", "0.1.0"), interval_seconds=60)
@@ -154,6 +194,37 @@ def test_fig11_grid_sizes():
     assert len(set(ids)) == len(ids)
 
 
+def test_fig11_columns_are_the_plotted_ones():
+    # The suite writes one file per column of the shared Fig. 11 layout, in its order, and
+    # the plotting code reads exactly those files.
+    from alpa_serve import results
+    from alpa_serve.experiments.suites import FIG11_COLUMNS
+    from alpa_serve.plotting.figures import FIG11_PANELS
+
+    assert [(c.model_set, c.trace) for c in FIG11_COLUMNS] == list(results.FIG11_COLUMNS)
+    assert [(c.file, c.name) for c in FIG11_COLUMNS] == list(FIG11_PANELS)
+    assert FIG11_PANELS[0] == ("S1_maf1.tsv", "S1@MAF1")
+    files = list(dict.fromkeys(e.file for e in build_suite("fig11")))
+    assert files == [c.file for c in FIG11_COLUMNS]
+
+
+def test_one_knob_sweeps_move_one_knob_from_the_fixed_point():
+    from alpa_serve.experiments.suites import one_knob_sweeps
+
+    sweeps = (("vs_a", "a", (1, 2, 3, 4)), ("vs_b", "b", (10, 20)))
+    fixed = {"a": 3, "b": 20, "c": 7}
+    assert one_knob_sweeps(sweeps, lambda _: fixed, quick=False) == [
+        ("vs_a", {"a": 1, "b": 20, "c": 7}), ("vs_a", {"a": 2, "b": 20, "c": 7}),
+        ("vs_a", {"a": 3, "b": 20, "c": 7}), ("vs_a", {"a": 4, "b": 20, "c": 7}),
+        ("vs_b", {"a": 3, "b": 10, "c": 7}), ("vs_b", {"a": 3, "b": 20, "c": 7})]
+    # quick: the first value and the one nearest the fixed point; the fixed point may depend
+    # on the sweep (Fig. 13's legacy CV scale).
+    assert one_knob_sweeps(sweeps, lambda e: {**fixed, "a": 2 if e == "vs_a" else 3},
+                           quick=True) == [
+        ("vs_a", {"a": 1, "b": 20, "c": 7}), ("vs_a", {"a": 2, "b": 20, "c": 7}),
+        ("vs_b", {"a": 3, "b": 10, "c": 7}), ("vs_b", {"a": 3, "b": 20, "c": 7})]
+
+
 def test_traces_auto(monkeypatch):
     monkeypatch.delenv("ALPA_SERVE_MAF2_PATH", raising=False)
     monkeypatch.setenv("ALPA_SERVE_MAF1_PATH", "/somewhere")
@@ -205,7 +276,7 @@ def test_fig13_pairs_and_legacy_quirk():
 
 
 def test_calibration_suite_matches_targets():
-    path = default_calibration_targets()  # shared/reference/ beside the repository (as in CI)
+    path = default_calibration_targets()  # packaged in alpa_serve/data/reference/
     with open(path, newline="") as f:
         n = sum(1 for _ in csv.DictReader(f, delimiter="\t"))
     targets = calibration_targets(path)
@@ -223,8 +294,6 @@ def test_calibration_suite_matches_targets():
 
 def test_quick_suites_are_small_and_cover_every_file_and_policy():
     for name in SUITES:
-        if name == "calibration" and not default_calibration_targets().exists():
-            continue
         full = build_suite(name)
         quick = build_suite(name, SuiteOptions(quick=True))
         assert 0 < len(quick) < len(full)
@@ -337,7 +406,10 @@ def test_run_case_tiny(db):
     row = run_case(_case(), db)
     assert set(COLUMNS) <= set(row)
     assert 0 <= row["goodput"] <= 1 and row["goodput"] == round(row["goodput"], 3)
-    assert row["num_requests"] > 0 and row["profile"] == db.fingerprint()
+    assert row["num_requests"] > 0
+    # The profile column covers exactly the case's model types.
+    assert row["profile"] == db.fingerprint(_case().model_types) == db.get(
+        _case().model_types[0]).fingerprint()
     placement = json.loads(row["placement"])
     assert placement["type"] == "ModelPlacement"
     again = run_case(_case(), db)
@@ -360,6 +432,26 @@ def test_run_case_mixed_generated(db):
     row = run_case(c, db)
     assert row["train_workload"] == "generated" and row["train_seed"] == 1234
     assert 0 <= row["goodput"] <= 1
+
+
+def test_simulate_case_gives_the_row_and_the_requests(db):
+    # run_case's row is result_row of simulate_case's result; the result keeps the requests
+    # (with their SLOs) and the per-request outcome the row summarises.
+    from alpa_serve.experiments import simulate_case
+    from alpa_serve.experiments.case_runner import result_row, slo_base
+
+    case = _case(policy="sr-greedy", slo_scale=3)
+    res = simulate_case(case, db)
+    row = run_case(case, db)
+    assert {k: v for k, v in result_row(case, db, res).items() if k != "solver_seconds"} == {
+        k: v for k, v in row.items() if k != "solver_seconds"}
+    assert set(res.workload.slos) == {3 * slo_base(db.get("bert-1.3b"))}
+    trim = res.stats.trim
+    all_lat = res.stats.finish[trim] - res.workload.arrivals[trim]
+    good = res.good_latencies()
+    assert len(good) == int(res.stats.good[trim].sum()) > 0
+    assert row["goodput"] == round(len(good) / len(all_lat), 3)
+    assert row["latency_mean"] == pytest.approx(all_lat.mean(), rel=1e-12)
 
 
 def test_run_case_default_database():
@@ -395,11 +487,11 @@ def test_resume_after_crash_serial(tmp_path, db, monkeypatch):
     real = runner_mod.run_prepared
     calls = {"n": 0}
 
-    def crashing(case, db_, inputs):
+    def crashing(case, db_, inputs, *rest):
         calls["n"] += 1
         if calls["n"] == 5:
             raise KeyboardInterrupt("simulated kill")
-        return real(case, db_, inputs)
+        return real(case, db_, inputs, *rest)
 
     monkeypatch.setattr(runner_mod, "run_prepared", crashing)
     with pytest.raises(KeyboardInterrupt):
@@ -434,14 +526,30 @@ def test_failed_case_is_reported_and_others_run(tmp_path, db):
     assert summary.ran == len(entries) - 1
 
 
+def test_rows_stay_valid_when_another_model_type_changes(tmp_path, db):
+    """A result depends on the profiles of its model types only: changing another model in
+    the database neither marks it stale nor makes a rerun compute it again."""
+    entries = _small_entries()[:2]
+    opts = RunOptions(out_dir=tmp_path, serial=True, progress=False)
+    run_entries(entries, opts, db=db)
+    used = set(entries[0].case.model_types)
+    other = next(n for n in db.model_names() if n not in used)
+    changed = ProfilingDatabase([p if p.name != other else ModelProfile(
+        p.name, {c: p.profile(c) for c in p.configs()[:-1]}) for p in
+        (db.get(n) for n in db.model_names())], db.hardware)
+    assert changed.fingerprint() != db.fingerprint()
+    summary = run_entries(entries, opts, db=changed)
+    assert summary.ok and summary.ran == 0 and summary.skipped == 2
+
+
 def test_force_and_stale_profile(tmp_path, db):
     entries = _small_entries()[:2]
     opts = RunOptions(out_dir=tmp_path, serial=True, progress=False)
     run_entries(entries, opts, db=db)
     path = tmp_path / "a.tsv"
-    text = path.read_text().replace(db.fingerprint(), "0ldpr0f11e00")
+    text = path.read_text().replace(db.fingerprint(entries[0].case.model_types), "0ldpr0f11e00")
     path.write_text(text)
-    with pytest.raises(RunnerError, match="another profiling database"):
+    with pytest.raises(RunnerError, match="other profiles of their model types"):
         run_entries(entries, opts, db=db)
     summary = run_entries(entries, RunOptions(out_dir=tmp_path, serial=True, progress=False,
                                               force=True), db=db)
@@ -462,9 +570,9 @@ def test_seed_rows_are_copied_and_not_recomputed(tmp_path, db, monkeypatch):
     ran: list[str] = []
     real = runner_mod.run_prepared
 
-    def counting(case, db_, inputs):
+    def counting(case, db_, inputs, *rest):
         ran.append(case.case_id)
-        return real(case, db_, inputs)
+        return real(case, db_, inputs, *rest)
 
     monkeypatch.setattr(runner_mod, "run_prepared", counting)
     out = tmp_path / "out"
@@ -498,7 +606,6 @@ def test_seed_folder_missing_is_a_clear_error(tmp_path, db):
 
 
 def test_ray_run_resumes_serial_partial(tmp_path, db):
-    pytest.importorskip("ray")
     entries = _small_entries()
     opts = RunOptions(out_dir=tmp_path, serial=True, progress=False)
     run_entries(entries[:3], opts, db=db)
@@ -546,7 +653,8 @@ def test_cli_errors(tmp_path, capsys):
 def tiny_maf1(tmp_path, monkeypatch):
     """A one-day MAF1 raw file with 12 functions; $ALPA_SERVE_MAF1_PATH points at it."""
     import numpy as np
-    from alpa_serve.experiments import traces as traces_mod
+
+    from alpa_serve.experiments import trace_inputs as traces_mod
 
     raw = tmp_path / "maf1raw"
     raw.mkdir()
@@ -590,7 +698,6 @@ def test_trace_cases_serial_and_ray(tmp_path, db, tiny_maf1):
     assert summary.ok and summary.ran == len(entries)
     rows = read_rows(ser / "u.tsv")
     assert {r["train_window"] for r in rows} == {"0.5.0-0.6.0"}
-    pytest.importorskip("ray")
     par = tmp_path / "ray"
     summary = run_entries(entries, RunOptions(out_dir=par, num_cpus=2, progress=False), db=db)
     assert summary.ok, summary.failures
@@ -621,8 +728,11 @@ def test_same_simulation_in_two_sweeps_runs_once(tmp_path, db, monkeypatch):
     c = _case(exp_name="goodput_vs_rate", slo_scale=2)
     real = runner_mod.run_prepared
     calls = []
-    monkeypatch.setattr(runner_mod, "run_prepared",
-                        lambda case, db_, inputs: calls.append(case) or real(case, db_, inputs))
+    def counting(case, db_, inputs, *rest):
+        calls.append(case)
+        return real(case, db_, inputs, *rest)
+
+    monkeypatch.setattr(runner_mod, "run_prepared", counting)
     summary = run_entries([SuiteEntry("x.tsv", a), SuiteEntry("y.tsv", b), SuiteEntry("x.tsv", c)],
                           RunOptions(out_dir=tmp_path, serial=True, progress=False), db=db)
     assert summary.ok and summary.ran == 3 and len(calls) == 2
@@ -655,7 +765,7 @@ def test_quick_windows():
 
 
 def test_slo_base_is_single_latency_or_published_whole_model_latency():
-    from alpa_serve.experiments.run import slo_base
+    from alpa_serve.experiments.case_runner import slo_base
     db = ProfilingDatabase.default()
     assert slo_base(db.get("bert-2.6b")) == db.get("bert-2.6b").single_latency
     # DESIGN 4.2: bert-103.5b's SLOs are slo_scale x 4.6 s exactly, not its profile's stage sum.

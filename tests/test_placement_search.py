@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_placement_util import gamma_workload, synthetic_profile
 
 from alpa_serve.placement import ClusterEnv, ModelData, ModelPlacement, get_policy
-from alpa_serve.placement.base import SearchCase, empty_placement, fast_greedy
+from alpa_serve.placement.greedy import fast_greedy
 from alpa_serve.placement.model_parallel import (
     candidate_group_partitions,
     cluster_models,
     select_splits,
 )
+from alpa_serve.placement.search_case import SearchCase, empty_placement
+from alpa_serve.placement.training import generate_train_workload
+from alpa_serve.profiling import ParallelConfig
 from alpa_serve.simulator import SimTables
-from test_placement_util import GB, gamma_workload, synthetic_profile
+from alpa_serve.units import GiB
 
-BUDGET = 13 * GB
+BUDGET = 13 * GiB
 
 
 def reference_greedy(init, profiles, workload, budget, kind="stable"):
@@ -88,7 +92,7 @@ def random_case(rng, max_models=6, max_devices=8, duration=30.0):
     kinds = []
     for k in range(int(rng.integers(1, 4))):
         lat = float(rng.uniform(0.02, 0.4))
-        weight = float(rng.uniform(1, 12)) * GB
+        weight = float(rng.uniform(1, 12)) * GiB
         pps = (1, 2, 4, 8, 16) if rng.random() < 0.7 else (1, 2)
         kinds.append(synthetic_profile(f"k{k}", lat, weight, ops=(1, 2, 4), pps=pps,
                                        op_efficiency=float(rng.uniform(0.5, 1.0))))
@@ -177,6 +181,33 @@ def test_mp_search_and_sep_match_literal_algorithm():
         assert sep == reference_mp_search_sep(mds, w, env.num_devices, env.mem_budget)
         separated_wins += sep != plain
     assert separated_wins >= 1  # the separated path is exercised, not only plain mp-search
+
+
+def test_mp_greedy_k_is_the_literal_greedy_on_pipelines_of_k():
+    # DESIGN 6: N/k groups of (1,1,k) filled by the fast greedy from empty groups. DESIGN 4.1:
+    # without a training workload (Fig. 14) the policy generates its own with train_seed.
+    rng = np.random.default_rng(14)
+    checked = 0
+    for _ in range(60):
+        mds, env, _ = random_case(rng, max_models=6, max_devices=8)
+        k = int(rng.choice([1, 2, 4]))
+        if env.num_devices % k:
+            continue
+        profiles = [d.profile for d in mds]
+        groups = [ParallelConfig(1, 1, k)] * (env.num_devices // k)
+        for seed in (0, 7):
+            try:
+                got = get_policy(f"mp-greedy-{k}").place(mds, env, train_seed=seed)
+            except ValueError as e:
+                assert "fit no group configuration" in str(e)
+                break
+            train = generate_train_workload(mds, seed)
+            ref, _ = reference_greedy(empty_placement(groups), profiles, train, env.mem_budget)
+            assert got == ref
+            checked += 1
+        if checked >= 8:
+            break
+    assert checked >= 8
 
 
 POLICIES = ["sr-greedy", "mp-search", "mp-search-sep", "mp-round-robin", "sr-replace-10",

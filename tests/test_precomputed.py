@@ -15,8 +15,13 @@ from pathlib import Path
 import pytest
 
 import alpa_serve.placement as placement_pkg
-from alpa_serve.experiments.run import default_database, prepare_inputs, run_prepared
-from alpa_serve.experiments.runner import seed_rows, simulation_key
+from alpa_serve.experiments.case_runner import (
+    default_database,
+    prepare_inputs,
+    profile_fingerprint,
+    run_prepared,
+)
+from alpa_serve.experiments.suite_runner import seed_rows, simulation_key
 from alpa_serve.experiments.suites import SuiteEntry
 from alpa_serve.experiments.tsv import COLUMNS, TIMING_COLUMNS, format_value, read_rows
 from alpa_serve.placement import ModelPlacement
@@ -45,7 +50,9 @@ def shipped():
 def test_manifest_matches_current_inputs(shipped):
     rows, cases = shipped
     manifest = json.loads((PRECOMPUTED / "manifest.json").read_text())
-    assert manifest["profile"] == default_database().fingerprint()
+    db = default_database()
+    assert manifest["profiles"] == {t: db.get(t).fingerprint()
+                                    for t in sorted(set(next(iter(cases.values())).model_types))}
     assert manifest["maf2_standin_digest"] == DEFAULT_PARAMS.digest("maf2")
     assert manifest["cases_shipped"] == len(rows)
     assert manifest["cases_in_grid"] == len(cases)
@@ -59,11 +66,11 @@ def test_rows_are_cases_of_the_current_grid(shipped):
     rows, cases = shipped
     ids = [r["case_id"] for r in rows]
     assert len(ids) == len(set(ids))
-    fingerprint = default_database().fingerprint()
+    db = default_database()
     for r in rows:
         case = cases.get(r["case_id"])
         assert case is not None, f"shipped row {r['case_id']} is no case of the current grid"
-        assert r["profile"] == fingerprint
+        assert r["profile"] == profile_fingerprint(case, db)
         for key, value in case.to_row_fields().items():
             assert r[key] == format_value(value), (r["case_id"], key)
 
@@ -79,6 +86,7 @@ class _Fixed:
         return self.placement
 
 
+@pytest.mark.slow
 def test_rows_replay_exactly(shipped, monkeypatch):
     """Re-simulating each shipped placement reproduces goodput, latencies and request count.
 
@@ -93,7 +101,8 @@ def test_rows_replay_exactly(shipped, monkeypatch):
         seen.add(simulation_key(case))
         placement = ModelPlacement.from_json(r["placement"])
         assert isinstance(placement, ModelPlacement)
-        monkeypatch.setattr(placement_pkg, "get_policy", lambda name, p=placement: _Fixed(p))
+        monkeypatch.setattr(placement_pkg, "get_policy",
+                            lambda name, p=placement, **options: _Fixed(p))
         again = run_prepared(case, db, prepare_inputs(case))
         for key in COLUMNS:
             if key not in TIMING_COLUMNS:
@@ -117,6 +126,8 @@ def test_collect_drops_rows_of_another_standin(tmp_path):
     assert read_rows(shipped, columns=COLUMNS) == []
     out = tmp_path / "out"
     out.mkdir()
-    assert seed_rows([SuiteEntry("S3_maf2.tsv", c) for c in collect.grid()], out, shipped.parent,
-                     default_database().fingerprint()) == 0
+    grid = collect.grid()
+    db = default_database()
+    assert seed_rows([SuiteEntry("S3_maf2.tsv", c) for c in grid], out, shipped.parent,
+                     {c.case_id: profile_fingerprint(c, db) for c in grid}) == 0
     assert not (out / "S3_maf2.tsv").exists()

@@ -2,22 +2,20 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
-from alpa_serve.profiling import ParallelConfig, ProfilingDatabase
-from alpa_serve.profiling import memory_evidence as me
+from alpa_serve.profiling import ParallelConfig, ProfilingDatabase, memory_evidence as me
 from alpa_serve.profiling.cost_model import CostModel, build_database
 from alpa_serve.profiling.params import (
     BATCH_SIZES,
     DEFAULT_COST_PARAMS,
     MODEL_ARCHS,
+    HardwareParams,
 )
+from alpa_serve.units import DEFAULT_MEM_BUDGET as BUDGET
 
-GiB = 2**30
-BUDGET = 13 * GiB
-EVIDENCE = Path(__file__).resolve().parent / "data" / "memory_evidence.tsv"
+EVIDENCE = me.default_evidence_path()  # the packaged copy (alpa_serve/data/reference/)
 DENSE = ["bert-1.3b", "bert-2.6b", "bert-6.7b"]
 SMALL = DENSE + ["moe-1.3b", "moe-2.4b", "moe-5.3b"]
 
@@ -116,6 +114,89 @@ def test_cross_node_pipeline_boundary_costs_more():
 
 
 # ---------------------------------------------------------------------------------------------
+# stage boundaries and nodes (DESIGN 3.3; docs/profiling.md "Stage boundaries, nodes, network")
+# ---------------------------------------------------------------------------------------------
+LARGE = "bert-103.5b"
+
+
+def large_model(hw: HardwareParams | None = None) -> CostModel:
+    return CostModel(MODEL_ARCHS[LARGE], DEFAULT_COST_PARAMS[LARGE], hw)
+
+
+@pytest.mark.parametrize("op,pp", [(1, 16), (2, 8), (4, 4), (8, 2), (4, 8), (2, 16), (1, 32),
+                                   (8, 8)])
+def test_large_model_pays_one_network_send_per_node_boundary(op, pp):
+    hw = HardwareParams()
+    act = MODEL_ARCHS[LARGE].activation_bytes(1)
+    assert act == 1024 * 8192 * 2                      # seq x hidden x fp16, batch 1
+    costs = large_model(hw).stage_costs(ParallelConfig(1, op, pp))
+    network = act / hw.net_bandwidth + hw.net_latency  # whole tensor through one 25 Gbps NIC
+    nvlink = act / op / hw.p2p_bandwidth + hw.p2p_latency
+    # stage i holds devices [i*op, (i+1)*op) of a group that starts on a node boundary
+    crossing = {i for i in range(pp - 1) if (i + 1) * op % 8 == 0}
+    assert len(crossing) == op * pp // 8 - 1           # one per node boundary inside the group
+    for i, c in enumerate(costs):
+        if i == pp - 1:
+            assert c.send == 0.0
+        elif i in crossing:
+            assert c.send == pytest.approx(network)
+        else:
+            assert c.send == pytest.approx(nvlink)
+
+
+def test_sixteen_stage_pipeline_crosses_once_between_stage_7_and_8():
+    hw = HardwareParams()
+    costs = large_model(hw).stage_costs(ParallelConfig(1, 1, 16))
+    sends = [c.send for c in costs]
+    # 16.8 MB over 25 Gbps: 5.4 ms; over NVLink 0.44 ms
+    assert sends[7] == pytest.approx(16_777_216 / (25e9 / 8) + hw.net_latency)
+    assert sends[7] == pytest.approx(5.42e-3, rel=0.01)
+    assert all(s == pytest.approx(sends[0]) for i, s in enumerate(sends[:-1]) if i != 7)
+    assert sends[0] < sends[7] / 10
+
+
+def test_fixed_splits_of_sixteen_devices_pay_the_same_network_time():
+    # Every 16-device group of Fig. 12 spans two nodes and crosses once, whatever its split;
+    # the 32-device mp-search candidate (1,4,8) crosses three times.
+    hw = HardwareParams()
+    model = large_model(hw)
+    net_send = dataclasses.replace(hw, p2p_bandwidth=float("inf"), p2p_latency=0.0)
+    only_net = CostModel(MODEL_ARCHS[LARGE], DEFAULT_COST_PARAMS[LARGE], net_send)
+    per_split = [sum(c.send for c in only_net.stage_costs(ParallelConfig(1, op, pp)))
+                 for op, pp in ((1, 16), (2, 8), (4, 4), (8, 2))]
+    assert per_split == pytest.approx([per_split[0]] * 4)
+    assert per_split[0] == pytest.approx(model.send_time(16_777_216, 1, crosses_node=True))
+    assert (sum(c.send for c in only_net.stage_costs(ParallelConfig(1, 4, 8)))
+            == pytest.approx(3 * per_split[0]))
+
+
+def test_network_parameters_touch_only_groups_larger_than_a_node(db):
+    hw = HardwareParams()
+    slow = build_database(hardware=dataclasses.replace(hw, net_bandwidth=hw.net_bandwidth / 2,
+                                                       net_latency=2 * hw.net_latency))
+    for name in db.model_names():
+        for cfg in db.get(name).configs():
+            base = db.get(name).latency(cfg, 1)
+            changed = slow.get(name).latency(cfg, 1)
+            if cfg.op * cfg.pp <= hw.devices_per_node:
+                assert changed == base, (name, cfg)
+            else:
+                extra = [b - a for a, b in zip(base, changed)]
+                crossing = [i for i in range(cfg.pp - 1) if (i + 1) * cfg.op % 8 == 0]
+                act = MODEL_ARCHS[name].activation_bytes(1)
+                step = act / hw.net_bandwidth + hw.net_latency
+                for i, e in enumerate(extra):
+                    assert e == pytest.approx(step if i in crossing else 0.0, abs=1e-8), \
+                        (name, cfg, i)
+
+
+@pytest.mark.parametrize("op", [3, 16])
+def test_stage_spanning_nodes_is_refused(op):
+    with pytest.raises(ValueError, match="span nodes"):
+        large_model().stage_costs(ParallelConfig(1, op, 2))
+
+
+# ---------------------------------------------------------------------------------------------
 # parameters: calibration changes numbers only
 # ---------------------------------------------------------------------------------------------
 def test_parameters_drive_the_numbers():
@@ -165,13 +246,6 @@ def test_large_model_fits_its_smallest_group(db):
     assert w(db, "bert-103.5b", 1, 16) <= BUDGET
 
 
-def test_vendored_evidence_is_the_reference_copy():
-    assert EVIDENCE.read_bytes() == me.default_evidence_path().read_bytes()
-    shared = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
-    if (shared / "memory_evidence.tsv").exists():
-        assert EVIDENCE.read_bytes() == (shared / "memory_evidence.tsv").read_bytes()
-
-
 def test_full_memory_evidence(db):
     rows = me.load_evidence(EVIDENCE)
     assert len(rows) == 1233
@@ -202,8 +276,13 @@ def test_derive_constraints_rules():
         me.EvidenceRow("all_transformers", "mp-round-robin", cfg, (("bert-6.7b", 1),), 5),
         me.EvidenceRow("mixed", "mp-search-sep", cfg, (("moe-1.3b", 10),), 5),
     ]
+    rows.append(me.EvidenceRow("mixed", "mp-greedy-4", ParallelConfig(1, 1, 4),
+                               (("bert-6.7b", 3),), 11))
     cons = me.derive_constraints(rows)
     full = {(c.source.occurrences, c.added) for c in cons if c.kind == "full"}
+    # mp-greedy-<k> is the fast greedy on fixed groups (DESIGN 6): it fills groups too
+    assert {(11, t) for t in me.FAMILY_TYPES["mixed"]} <= full
+    assert me.fills_groups("mp-greedy-8") and not me.fills_groups("mp-round-robin")
     # bert-1.3bx4 from sr-greedy: every family type is a candidate
     assert {(27, "bert-1.3b"), (27, "bert-2.6b"), (27, "bert-6.7b")} <= full
     # bert-1.3bx3 + one bert-1.3b is observed to fit (x4): not full for that type
@@ -211,6 +290,17 @@ def test_derive_constraints_rules():
     # round robin never fills; a group already holding all 10 copies can take no more
     assert not any(o in (5,) for o, _ in full)
     assert sum(c.kind == "fits" for c in cons) == len(rows)
+
+
+def test_published_greedy_4_groups_are_full(db):
+    # The published mp-greedy-4 (1,1,4) groups leave no room for one more model of the case's
+    # family, e.g. [bert-1.3b x3, bert-6.7b x2, moe-2.4b, moe-5.3b] takes no moe-1.3b: this
+    # pins the pp=4 weights (docs/profiling.md).
+    rows = [r for r in me.load_evidence(EVIDENCE) if r.policy == "mp-greedy-4"]
+    assert len(rows) == 184 and {r.config for r in rows} == {ParallelConfig(1, 1, 4)}
+    full = [c for c in me.derive_constraints(rows) if c.kind == "full"]
+    assert len(full) > 800
+    assert me.check_weights(me.database_weight_fn(db), full) == []
 
 
 def test_solver_brackets_the_committed_allowances():

@@ -8,8 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from alpa_serve.workload import standin as S
-from alpa_serve.workload import trace as tr
+from alpa_serve.workload import standin as S, trace as tr
 
 SMALL1 = S.Maf1StandinParams(num_functions=400, num_days=2, late_birth_fraction=0.2)
 SMALL2 = S.Maf2StandinParams(num_functions=30, num_apps=8, total_invocations=20_000)

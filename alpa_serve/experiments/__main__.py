@@ -1,9 +1,11 @@
 """Command line: ``python -m alpa_serve.experiments <suite> --out DIR [options]``.
 
-Runs every case of a suite (DESIGN 7.2) not yet in its TSV file; see docs/experiments.md.
-Exit status: 0 when every case has a row, 1 when some case failed, 2 for a usage error
-(unknown suite, unreachable Ray cluster, stale results), 130 when interrupted (Ctrl-C or
-SIGTERM; rerun to resume).
+Runs every case of a suite (DESIGN 7.2) not yet in its TSV file; see docs/experiments.md
+(section "Guarantees"). Exit status: 0 when every case has a row; 1 when some case failed or
+a row could not be written (disk full); 2 when the run is refused before any case runs
+(unknown suite, unusable or locked output folder, a file this runner did not write, stale
+results, a malformed profile or trace, unreachable Ray cluster); 130 when interrupted (Ctrl-C
+or SIGTERM; rerun to resume). Every error is one line, without a traceback (-v adds it).
 """
 
 from __future__ import annotations
@@ -15,11 +17,18 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from alpa_serve.experiments.runner import RunOptions, RunnerError, run_suite
-from alpa_serve.experiments.suites import (SUITE_ALIASES, SUITES, SuiteOptions,
-                                           UnknownFileError, UnknownSuiteError,
-                                           resolve_suite_name)
+from alpa_serve.experiments.suite_runner import OutputWriteError, RunnerError, RunOptions, run_suite
+from alpa_serve.experiments.suites import (
+    SUITE_ALIASES,
+    SUITES,
+    SuiteOptions,
+    UnknownFileError,
+    UnknownSuiteError,
+    resolve_suite_name,
+)
 from alpa_serve.experiments.tsv import TsvFormatError
+from alpa_serve.profiling import DatabaseFormatError
+from alpa_serve.workload.trace import TraceError
 
 logger = logging.getLogger("alpa_serve.experiments")
 
@@ -34,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path,
                         help="output folder of the suite's TSV files")
     parser.add_argument("--quick", action="store_true",
-                        help="reduced grid (first and last point of each sweep) for smoke tests")
+                        help="reduced grid (first point of each sweep and the one nearest the "
+                             "fixed point, shorter windows) for smoke tests")
     parser.add_argument("--serial", action="store_true", help="run in-process without Ray")
     parser.add_argument("--ray-address", default=None,
                         help="join an existing Ray cluster (host:port, ray://host:port, auto) "
@@ -42,8 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-cpus", type=int, default=None,
                         help="CPUs of the embedded Ray instance (default: all cores)")
     parser.add_argument("--force", action="store_true",
-                        help="recompute every case: start the TSV files afresh (old ones are "
-                             "kept as *.tsv.bak)")
+                        help="recompute every case: start the TSV files afresh (each old one "
+                             "is moved to a new backup name, NAME.bak, NAME.bak1, ...; no "
+                             "backup is overwritten)")
     parser.add_argument("--legacy-fig13", action="store_true",
                         help="fig13: reproduce the published driver's quirk (device and SLO "
                              "sweeps of pairs 2 and 3 at cv_scale 8)")
@@ -52,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "$ALPA_SERVE_MAF2_PATH), generated 'standin's, or 'auto' (default): "
                              "the real trace where its variable is set, else the stand-in")
     parser.add_argument("--targets", default=None,
-                        help="calibration suite: path of calibration_targets.tsv (default: "
-                             "shared/reference/ inside or beside the repository)")
+                        help="calibration suite: path of calibration_targets.tsv (default: the "
+                             "copy packaged in alpa_serve/data/reference/)")
     parser.add_argument("--only", default="", metavar="FILE[,FILE...]",
                         help="run only the cases of these TSV files of the suite, e.g. "
                              "S1_maf1.tsv (one column of Fig. 11)")
@@ -66,7 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
                              "those cases are not computed; ignored with --force. "
                              "gen_data_sec6_2_e2e.sh uses osdi23_artifact/precomputed/sec6_2_data")
     parser.add_argument("--connect-timeout", type=float, default=15.0,
-                        help="seconds to wait for --ray-address to answer (default 15)")
+                        help="seconds within which --ray-address must answer and ray.init "
+                             "complete (default 15)")
+    parser.add_argument("--split-cases", action="store_true",
+                        help="also run each case's independent greedy searches as Ray tasks "
+                             "(one case over all workers of a cluster; identical rows)")
+    parser.add_argument("--no-subproblem-cache", action="store_true",
+                        help="do not keep solved mp-search-sep sub-problems in OUT/.subproblems "
+                             "(cases of a device sweep then solve them again; identical rows, "
+                             "longer solver_seconds)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -79,6 +98,12 @@ def _file_list(text: str) -> tuple[str, ...]:
 
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _log_error(message: str, exc: BaseException) -> None:
+    """One error line; the traceback only at debug level (-v)."""
+    logger.error("%s", message)
+    logger.debug("details", exc_info=exc)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -95,20 +120,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     options = RunOptions(out_dir=args.out, serial=args.serial, ray_address=args.ray_address,
                          num_cpus=args.num_cpus, force=args.force,
                          connect_timeout=args.connect_timeout, progress=not args.no_progress,
-                         seed_dir=args.seed_from)
+                         seed_dir=args.seed_from, split_cases=args.split_cases,
+                         share_subproblems=not args.no_subproblem_cache)
     suite_options = SuiteOptions(quick=args.quick, legacy_fig13=args.legacy_fig13,
                                  traces=args.traces, calibration_targets=args.targets,
                                  only_files=_file_list(args.only),
                                  exclude_files=_file_list(args.exclude))
-    signal.signal(signal.SIGTERM, _terminate)  # clean Ray shutdown on `kill`
+    signal.signal(signal.SIGTERM, _terminate)  # SIGTERM = Ctrl-C: rows kept, Ray shut down
     try:
         summary = run_suite(suite, options, suite_options)
-    except (RunnerError, TsvFormatError, FileNotFoundError, UnknownFileError) as exc:
-        logger.error("%s", exc)
+    except DatabaseFormatError as exc:
+        _log_error(f"the profiling database cannot be used: {exc}; reinstall the package or "
+                   f"regenerate it with `python -m alpa_serve.profiling.generate`", exc)
+        return 2
+    except (RunnerError, TsvFormatError, FileNotFoundError, UnknownFileError, TraceError) as exc:
+        _log_error(str(exc), exc)
+        return 2
+    except OutputWriteError as exc:
+        _log_error(str(exc), exc)
+        return 1
+    except OSError as exc:  # an unexpected I/O failure: one line, the traceback with -v
+        _log_error(f"{exc}", exc)
         return 2
     except KeyboardInterrupt:
-        logger.error("%s: interrupted; finished cases are in %s, rerun the same command to "
-                     "resume", suite, args.out)
+        if args.force:
+            how = ("rerun without --force to resume (with --force the files would be moved to "
+                   "new backups and started again)")
+        else:
+            how = "rerun the same command to resume"
+        logger.error("%s: interrupted; finished cases are in %s; %s", suite, args.out, how)
         return 130
     logger.info("%s: %d case(s) in the grid, %d skipped (already done, %d of them copied from "
                 "precomputed rows), %d run, %d failed, %.1f s; files: %s", suite, summary.total,

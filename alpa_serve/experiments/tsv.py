@@ -1,40 +1,44 @@
-"""Result TSV files: one header line, then one row per finished case (DESIGN 7.3).
+"""Writing and checking result TSV files: one header line, then one row per finished case
+(DESIGN 7.3). The columns, the parser and the error type are those of :mod:`alpa_serve.results`
+(shared with the plotting code).
 
 Rows are appended as cases finish, each flushed and fsync'ed, so a crash loses
 at most the row being written. A row is a plain tab-joined line of the
 :data:`COLUMNS` values (no quoting: values never contain tabs or newlines; the
 placement column holds compact JSON). Floats are written with ``repr`` so equal
 values always give equal text.
+
+A file is only ever changed after :func:`inspect_result_file` has recognised it as a
+result file of this runner (UTF-8 text whose first line is the header): files written
+by anything else are refused untouched.
 """
 
 from __future__ import annotations
 
-import csv
+import codecs
+import io
 import logging
 import math
 import os
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, Optional
+
+from alpa_serve.results import (
+    COLUMNS,
+    TIMING_COLUMNS,
+    PathLike,
+    TsvFormatError,
+    parse_table,
+    read_table,
+)
 
 logger = logging.getLogger(__name__)
 
-#: Column order of every result TSV (DESIGN 7.3 plus case bookkeeping).
-COLUMNS: tuple[str, ...] = (
-    "exp_name", "workload", "model_set", "num_devices", "num_models", "mem_budget",
-    "total_rate", "rate_scale", "cv", "cv_scale", "slo_scale", "duration", "policy",
-    "goodput", "latency_mean", "latency_p99", "num_requests", "solver_seconds",
-    "placement", "train_window", "test_window", "train_workload", "train_seed",
-    "profile", "case_id",
-)
-
-#: Columns that may differ between two runs of the same case.
-TIMING_COLUMNS: tuple[str, ...] = ("solver_seconds",)
-
-PathLike = Union[str, os.PathLike]
-
-
-class TsvFormatError(ValueError):
-    """A result TSV cannot be read; the message names the file and line number."""
+__all__ = ["COLUMNS", "TIMING_COLUMNS", "TsvFormatError", "format_value", "format_row",
+           "append_row", "read_rows", "ResultFileState", "inspect_result_file",
+           "repair_partial_tail", "finished_case_ids", "rows_without_timing"]
 
 
 def format_value(value: Any) -> str:
@@ -105,9 +109,14 @@ def append_row(path: PathLike, row: Mapping[str, Any], columns: Iterable[str] = 
 
 
 def _read_header(path: Path) -> list[str]:
-    with open(path, "r", encoding="utf-8", newline="") as f:
+    with open(path, "rb") as f:
         first = f.readline()
-    return first.rstrip("\n").rstrip("\r").split("\t")
+    try:
+        text = first.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TsvFormatError(f"{path}:1: not a text file (not UTF-8); it was not written by "
+                             f"this runner: move it away or use another --out folder") from None
+    return text.rstrip("\n").rstrip("\r").split("\t")
 
 
 def read_rows(path: PathLike, columns: Optional[Iterable[str]] = None) -> list[dict[str, str]]:
@@ -115,53 +124,105 @@ def read_rows(path: PathLike, columns: Optional[Iterable[str]] = None) -> list[d
 
     Raises:
         FileNotFoundError: the file does not exist.
-        TsvFormatError: the header is missing or lacks ``columns``, or a row has a
-            different number of fields than the header (message: ``file:line: ...``).
+        TsvFormatError: the file is not UTF-8 text, the header is missing or lacks
+            ``columns``, or a row is blank or has a different number of fields than the
+            header (message: ``file:line: ...``).
+    """
+    return read_table(path, columns or ()).dicts()
+
+
+@dataclass(frozen=True)
+class ResultFileState:
+    """What an existing result file holds (see :func:`inspect_result_file`).
+
+    Attributes:
+        path: the file.
+        rows: its complete rows (header keys), in file order.
+        lines: the 1-based line number of each row.
+        partial_tail: bytes of an incomplete last line (a write cut short by a crash;
+            :func:`repair_partial_tail` drops them), 0 if none.
+    """
+
+    path: Path
+    rows: list[dict[str, str]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    partial_tail: int = 0
+
+    def duplicates(self) -> dict[str, list[int]]:
+        """``case_id -> line numbers`` of the case ids that have more than one row."""
+        where: dict[str, list[int]] = defaultdict(list)
+        for row, line in zip(self.rows, self.lines):
+            where[row["case_id"]].append(line)
+        return {cid: lines for cid, lines in where.items() if len(lines) > 1}
+
+
+def _not_ours(path: Path, why: str) -> TsvFormatError:
+    return TsvFormatError(f"{path}: {why}, so it is not a result file of this runner; it was "
+                          f"left unchanged: move it away or write to another --out folder")
+
+
+def inspect_result_file(path: PathLike, columns: Iterable[str] = COLUMNS) -> ResultFileState:
+    """Check an existing result file without changing it.
+
+    A missing or empty file gives an empty state. A file is recognised as ours when it is
+    UTF-8 text without NUL bytes whose first line is the ``columns`` header (a file cut
+    short while its header was written, i.e. a prefix of the header, counts as ours).
+
+    Raises:
+        TsvFormatError: the file is not ours (binary, another header, e.g. a TSV of the
+            original artifact) or one of its complete rows is unreadable; the message
+            names the file (and line) and the file is untouched.
+        OSError: the file cannot be read.
     """
     path = Path(path)
-    rows: list[dict[str, str]] = []
-    with open(path, "r", encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header: Optional[list[str]] = None
-        for lineno, fields in enumerate(reader, start=1):
-            if header is None:
-                header = fields
-                if not header or header == [""]:
-                    raise TsvFormatError(f"{path}:{lineno}: empty header line")
-                if columns is not None:
-                    missing = [c for c in columns if c not in header]
-                    if missing:
-                        raise TsvFormatError(f"{path}:{lineno}: header lacks columns {missing}")
-                continue
-            if not fields or fields == [""]:
-                raise TsvFormatError(f"{path}:{lineno}: unreadable row: empty line")
-            if len(fields) != len(header):
-                shown = "\t".join(fields)
-                raise TsvFormatError(
-                    f"{path}:{lineno}: unreadable row: {len(fields)} fields, header has "
-                    f"{len(header)} ({shown[:120]!r})")
-            rows.append(dict(zip(header, fields)))
-    if header is None:
-        raise TsvFormatError(f"{path}:1: file is empty (no header)")
-    return rows
+    columns = tuple(columns)
+    if not path.exists():
+        return ResultFileState(path)
+    if not path.is_file():
+        raise _not_ours(path, "it is not a regular file")
+    data = path.read_bytes()
+    if not data:
+        return ResultFileState(path)
+    cut = data.rfind(b"\n") + 1
+    complete, tail = data[:cut], data[cut:]
+    if b"\0" in data:
+        raise _not_ours(path, "it holds NUL bytes (not text)")
+    try:
+        text = complete.decode("utf-8")
+        # final=False: a multi-byte character cut by a crash is not an error.
+        codecs.getincrementaldecoder("utf-8")().decode(tail, final=False)
+    except UnicodeDecodeError:
+        raise _not_ours(path, "it is not UTF-8 text") from None
+    header = "\t".join(columns)
+    if not complete:
+        if (header + "\n").encode("utf-8").startswith(tail):
+            return ResultFileState(path, partial_tail=len(tail))
+        raise _not_ours(path, f"its first line is not this runner's header (it starts with "
+                              f"{tail[:60].decode('utf-8', 'replace')!r})")
+    first = text.split("\n", 1)[0]
+    if first != header:
+        raise _not_ours(path, f"its header differs from this runner's columns (file starts "
+                              f"with {first[:60]!r})")
+    table = parse_table(io.StringIO(text, newline=""), path, columns)
+    return ResultFileState(path, table.dicts(), table.lines, len(tail))
 
 
-def repair_partial_tail(path: PathLike) -> bool:
+def repair_partial_tail(path: PathLike, columns: Iterable[str] = COLUMNS) -> bool:
     """Drop an incomplete last line (no trailing newline), left by a crash mid-write.
 
     Returns True if the file was changed. Rows are written with one ``write`` of
     a whole line followed by fsync, so only the very last line can be partial.
+    The file is checked first (:func:`inspect_result_file`): a file that is not a result
+    file of this runner raises TsvFormatError and is not changed.
     """
     path = Path(path)
-    if not path.exists():
+    state = inspect_result_file(path, columns)
+    if not state.partial_tail:
         return False
-    with open(path, "rb") as f:
-        data = f.read()
-    if not data or data.endswith(b"\n"):
-        return False
-    cut = data.rfind(b"\n") + 1
+    size = path.stat().st_size
+    cut = size - state.partial_tail
     logger.warning("%s: dropping an incomplete last line (%d bytes) left by an interrupted run",
-                   path, len(data) - cut)
+                   path, state.partial_tail)
     with open(path, "r+b") as f:
         f.truncate(cut)
         f.flush()
@@ -175,37 +236,6 @@ def finished_case_ids(path: PathLike) -> dict[str, str]:
     if not path.exists() or path.stat().st_size == 0:
         return {}
     return {r["case_id"]: r["profile"] for r in read_rows(path, columns=("case_id", "profile"))}
-
-
-def remove_rows(path: PathLike, case_ids: set[str]) -> int:
-    """Rewrite ``path`` without the rows whose case_id is in ``case_ids``; returns the count.
-
-    The rewrite goes to a temporary file first and replaces the original atomically.
-    """
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return 0
-    with open(path, "r", encoding="utf-8", newline="") as f:
-        lines = f.readlines()
-    read_rows(path, columns=("case_id",))  # validate before rewriting
-    header = lines[0].rstrip("\n").split("\t")
-    idx = header.index("case_id")
-    kept = [lines[0]]
-    removed = 0
-    for line in lines[1:]:
-        if line.rstrip("\n").split("\t")[idx] in case_ids:
-            removed += 1
-        else:
-            kept.append(line)
-    if removed:
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.writelines(kept)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    return removed
 
 
 def rows_without_timing(path: PathLike) -> list[tuple[str, ...]]:

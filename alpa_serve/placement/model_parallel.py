@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from alpa_serve.placement.base import (
-    GreedyJob,
-    Policy,
-    SearchCase,
-    binary_parts,
-    empty_placement,
-    fast_greedy,
-    first_best,
-    run_greedy_jobs,
-)
+from alpa_serve.placement.base import Policy, StaticPolicy, binary_parts
+from alpa_serve.placement.executors import GreedyExecutor, GreedyJob, first_best
+from alpa_serve.placement.greedy import fast_greedy
+from alpa_serve.placement.search_case import SearchCase, empty_placement
+from alpa_serve.placement.subproblems import subproblem_key, workload_digest
 from alpa_serve.placement.types import ClusterEnv, ModelData, ModelPlacement
 from alpa_serve.profiling import ParallelConfig
 from alpa_serve.simulator import SimTables
@@ -69,11 +64,11 @@ def mp_search_jobs(case: SearchCase, num_devices: int) -> list[GreedyJob]:
     return [(case, configs) for configs in candidate_group_partitions(num_devices)]
 
 
-def mp_search_candidates(case: SearchCase, num_devices: int, num_workers: int = 1
+def mp_search_candidates(case: SearchCase, num_devices: int, executor: GreedyExecutor
                          ) -> tuple[ModelPlacement, float]:
     """The mp-search candidate loop: fast greedy on every candidate partition, in order; the
     first candidate with the highest score wins (strict >). Returns it with its score."""
-    return first_best(run_greedy_jobs(mp_search_jobs(case, num_devices), num_workers))
+    return first_best(executor.run(mp_search_jobs(case, num_devices)))
 
 
 def _all_candidate_configs(num_devices: int) -> list[ParallelConfig]:
@@ -128,7 +123,7 @@ def enumerate_splits(num_devices: int, num_clusters: int, per_node: int = 8
     def rec(n: int, k: int) -> list[list[int]]:
         if k == 1:
             return [[n]] if n >= 1 else []
-        out = []
+        out: list[list[int]] = []
         for part in range(1, n):
             if _part_allowed(part, n, per_node):
                 out.extend(p + [part] for p in rec(n - part, k - 1))
@@ -194,7 +189,8 @@ class ModelParallelismSearch(Policy):
     def solve(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,
               train_workload: Workload) -> ModelPlacement:
         case = self.make_case(model_datas, cluster_env, train_workload)
-        placement, _ = mp_search_candidates(case, cluster_env.num_devices, self.num_workers)
+        placement, _ = mp_search_candidates(case, cluster_env.num_devices,
+                                            self.greedy_executor(self.num_workers))
         return placement
 
 
@@ -228,33 +224,55 @@ class ModelParallelismSearchSep(Policy):
                                cluster_env.num_devices_per_node) if len(clusters) > 1 else []
         logger.debug("mp-search-sep: clusters %s, %d splits", clusters, len(splits))
         # Each (cluster, devices) sub-problem is solved once, even when several splits share
-        # it (3+ clusters). One SearchCase per cluster (its models, the full training workload
-        # with every other model's requests marked -1) serves all its sub-problems. All greedy
-        # runs (plain and sub-problems) form one batch so that workers stay busy.
+        # it (3+ clusters), and not at all when the sub-problem store already holds it (a case
+        # of the same sweep solved it). One SearchCase per cluster (its models, the full
+        # training workload with every other model's requests marked -1) serves all its
+        # sub-problems. All greedy runs (plain and sub-problems) form one batch so that
+        # workers stay busy.
+        store = self.subproblem_store
         sub_cases: dict[int, SearchCase] = {}
+        digests: dict[int, str] = {}
+        keys: dict[tuple[int, int], str] = {}
+        solved: dict[tuple[int, int], ModelPlacement] = {}
         slices: dict[tuple[int, int], slice] = {}
         for split in splits:
             for c, devices in enumerate(split):
-                if (c, devices) in slices:
+                if (c, devices) in slices or (c, devices) in solved:
                     continue
                 if c not in sub_cases:
                     sub_cases[c] = self._cluster_case(model_datas, clusters[c], cluster_env,
                                                       train_workload)
+                if store is not None:
+                    sub = sub_cases[c]
+                    if c not in digests:
+                        digests[c] = workload_digest(sub.workload)
+                    keys[(c, devices)] = store_key = subproblem_key(
+                        sub.profiles, digests[c], sub.mem_budget, devices, self.argsort_kind)
+                    hit = store.get(store_key)
+                    if hit is not None:
+                        solved[(c, devices)] = hit[0]
+                        continue
                 start = len(jobs)
                 jobs.extend(mp_search_jobs(sub_cases[c], devices))
                 slices[(c, devices)] = slice(start, len(jobs))
-        results = run_greedy_jobs(jobs, self.num_workers)
+        logger.debug("mp-search-sep: %d sub-problems to solve, %d stored", len(slices),
+                     len(solved))
+        results = self.greedy_executor(self.num_workers).run(jobs)
         num_plain = len(candidate_group_partitions(cluster_env.num_devices))
         best, best_score = first_best(results[:num_plain])
-        solved = {key: first_best(results[sl])[0] for key, sl in slices.items()}
+        for key, sl in slices.items():
+            placement, score = first_best(results[sl])
+            solved[key] = placement
+            if store is not None:
+                store.put(keys[key], placement, score)
         for split in splits:
             configs: list[ParallelConfig] = []
             groups: list[tuple[int, ...]] = []
             for c, devices in enumerate(split):
-                sub = solved[(c, devices)]
-                configs.extend(sub.group_configs)
+                part = solved[(c, devices)]
+                configs.extend(part.group_configs)
                 # Local index j of the cluster is global model clusters[c][j].
-                groups.extend(tuple(clusters[c][j] for j in ms) for ms in sub.group_models)
+                groups.extend(tuple(clusters[c][j] for j in ms) for ms in part.group_models)
             combined = ModelPlacement(tuple(configs), tuple(groups))
             score = case.simulate(combined).score
             if score > best_score:
@@ -314,12 +332,10 @@ def round_robin_configs(num_devices: int) -> list[ParallelConfig]:
 
 
 @dataclass
-class ModelParallelismRoundRobin(Policy):
+class ModelParallelismRoundRobin(StaticPolicy):
     """``mp-round-robin``: pass over models 0..M-1 repeatedly with a group pointer starting at 0;
     a model that is not on the pointed group and fits is added and the pointer advances (only
     after an add); stop after a full pass adds nothing. Not normalised."""
-
-    needs_workload = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -328,8 +344,8 @@ class ModelParallelismRoundRobin(Policy):
     def candidate_configs(self, cluster_env: ClusterEnv) -> list[ParallelConfig]:
         return sorted(set(round_robin_configs(cluster_env.num_devices)))
 
-    def solve(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,
-              train_workload: Optional[Workload]) -> ModelPlacement:
+    def solve_static(self, model_datas: Sequence[ModelData],
+                     cluster_env: ClusterEnv) -> ModelPlacement:
         configs = round_robin_configs(cluster_env.num_devices)
         budget = cluster_env.mem_budget
         weights = [[d.profile.max_stage_weight(c) for d in model_datas] for c in configs]
@@ -349,14 +365,12 @@ class ModelParallelismRoundRobin(Policy):
 
 
 @dataclass
-class ModelParallelismEqual(Policy):
+class ModelParallelismEqual(StaticPolicy):
     """``mp-equal-<pp>-<op>`` (Fig. 12): G = N / (pp * op) groups of (1, op, pp); group i
     hosts model i only (needs pp * op to divide N and G <= M)."""
 
     pp: int = 1
     op: int = 1
-    needs_workload = False
-
     def __post_init__(self) -> None:
         super().__post_init__()
         for what, v in (("pp", self.pp), ("op", self.op)):
@@ -376,8 +390,8 @@ class ModelParallelismEqual(Policy):
         self._num_groups(cluster_env)
         return [ParallelConfig(1, self.op, self.pp)]
 
-    def solve(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,
-              train_workload: Optional[Workload]) -> ModelPlacement:
+    def solve_static(self, model_datas: Sequence[ModelData],
+                     cluster_env: ClusterEnv) -> ModelPlacement:
         num_groups = self._num_groups(cluster_env)
         if num_groups > len(model_datas):
             raise ValueError(f"{self.name}: {num_groups} groups on {cluster_env.num_devices} "

@@ -138,13 +138,32 @@ class CostModel:
 
     def boundary_crosses_node(self, cfg: ParallelConfig, stage: int) -> bool:
         """True if the link from ``stage`` to ``stage + 1`` leaves a node (groups start at a
-        node boundary and stage i holds devices [i*op, (i+1)*op))."""
+        node boundary and stage i holds devices [i*op, (i+1)*op)).
+
+        A group of n devices thus pays n / devices_per_node - 1 network sends, one per node
+        boundary, and a group of at most devices_per_node devices none (docs/profiling.md).
+        """
         return ((stage + 1) * cfg.op) % self.hw.devices_per_node == 0
+
+    def check_layout(self, cfg: ParallelConfig) -> None:
+        """Raise ValueError if a stage's op devices would straddle a node.
+
+        The model prices intra-op all-reduces over NVLink only, which holds when op divides
+        devices_per_node (op in {1, 2, 4, 8} on 8-GPU nodes): every stage then lies inside one
+        node and only stage-to-stage sends can cross the network.
+        """
+        per_node = self.hw.devices_per_node
+        if cfg.op > per_node or per_node % cfg.op:
+            raise ValueError(
+                f"{self.arch.name}: op={cfg.op} does not divide devices_per_node={per_node}, so "
+                f"a stage of {cfg} would span nodes and its all-reduces would cross the network, "
+                f"which the cost model does not price; use op in the divisors of {per_node}")
 
     # -- per-stage numbers ------------------------------------------------------------------
     def stage_costs(self, cfg: ParallelConfig, batch_size: int = 1) -> list[StageCost]:
         """Latency breakdown (seconds) of every stage of ``cfg`` at ``batch_size``."""
         cfg = ParallelConfig(*cfg)
+        self.check_layout(cfg)
         op, pp = cfg.op, cfg.pp
         flops = self.arch.total_flops(batch_size)
         rate = self.hw.peak_flops * self.efficiency * self.op_efficiency(op)

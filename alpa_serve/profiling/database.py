@@ -35,7 +35,7 @@ import math
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping, NamedTuple, Optional
 
 logger = logging.getLogger(__name__)
 
@@ -113,13 +113,16 @@ class ParallelConfig(NamedTuple):
         """Devices in a group with this configuration (dp * op * pp)."""
         return self.dp * self.op * self.pp
 
-
-def _as_config(cfg: Any) -> ParallelConfig:
-    """Accept a ParallelConfig or any 3-sequence of ints (e.g. a tuple read from JSON)."""
-    if isinstance(cfg, ParallelConfig):
-        return cfg
-    dp, op, pp = cfg
-    return ParallelConfig(int(dp), int(op), int(pp))
+    @classmethod
+    def coerce(cls, value: Any) -> "ParallelConfig":
+        """``value`` as a ParallelConfig: a ParallelConfig itself, or any sequence of three
+        integers ``[dp, op, pp]`` (e.g. a list read from JSON)."""
+        if isinstance(value, ParallelConfig):
+            return value
+        items = tuple(int(v) for v in value)
+        if len(items) != 3:
+            raise ValueError(f"a parallel config needs 3 integers [dp, op, pp], got {value!r}")
+        return cls(*items)
 
 
 @dataclass(frozen=True)
@@ -134,11 +137,6 @@ class ConfigProfile:
     latency: dict[int, tuple[float, ...]]
     act_mem: dict[int, tuple[float, ...]]
     weight_mem: tuple[float, ...]
-
-    @property
-    def num_stages(self) -> int:
-        """Number of pipeline stages (= pp)."""
-        return len(self.weight_mem)
 
     @property
     def batch_sizes(self) -> list[int]:
@@ -158,7 +156,7 @@ class ModelProfile:
     _table: dict[ParallelConfig, ConfigProfile] = field(repr=False)
 
     def __init__(self, name: str, configs: Mapping[Any, ConfigProfile]):
-        table = {_as_config(k): v for k, v in configs.items()}
+        table = {ParallelConfig.coerce(k): v for k, v in configs.items()}
         # Sorted storage: iteration order is then independent of construction order.
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "_table", dict(sorted(table.items())))
@@ -174,13 +172,13 @@ class ModelProfile:
     def has_config(self, cfg: Any) -> bool:
         """True if ``cfg`` (a ParallelConfig or (dp, op, pp) tuple) is profiled."""
         try:
-            return _as_config(cfg) in self._table
+            return ParallelConfig.coerce(cfg) in self._table
         except (TypeError, ValueError):
             return False
 
     def profile(self, cfg: Any) -> ConfigProfile:
         """The ConfigProfile of ``cfg``; raises ConfigNotProfiledError if absent."""
-        key = _as_config(cfg)
+        key = ParallelConfig.coerce(cfg)
         try:
             return self._table[key]
         except KeyError:
@@ -192,9 +190,9 @@ class ModelProfile:
         try:
             return list(getattr(prof, table)[batch_size])
         except KeyError:
+            where = _fmt_cfg(ParallelConfig.coerce(cfg))
             raise ConfigNotProfiledError(self.name, batch_size, prof.batch_sizes,
-                                         what=f"batch size under {_fmt_cfg(_as_config(cfg))}:"
-                                         ) from None
+                                         what=f"batch size under {where}:") from None
 
     def latency(self, cfg: Any, batch_size: int = 1) -> list[float]:
         """Per-stage latency in seconds of one batch of ``batch_size`` requests under ``cfg``."""
@@ -213,11 +211,33 @@ class ModelProfile:
 
         ``inf`` lets placement code treat an unprofiled configuration as "never fits".
         """
-        key = _as_config(cfg)
+        key = ParallelConfig.coerce(cfg)
         prof = self._table.get(key)
         if prof is None:
             return math.inf
         return float(max(prof.weight_mem))
+
+    def to_dict(self) -> dict[str, Any]:
+        """This model's entry of the on-disk document: ``{"configs": [...]}`` (plain types,
+        deterministic order)."""
+        cfg_list = []
+        for cfg in self.configs():
+            cp = self.profile(cfg)
+            cfg_list.append({
+                "dp": int(cfg.dp), "op": int(cfg.op), "pp": int(cfg.pp),
+                "latency": {str(b): [float(x) for x in cp.latency[b]]
+                            for b in sorted(cp.latency)},
+                "act_mem": {str(b): [float(x) for x in cp.act_mem[b]]
+                            for b in sorted(cp.act_mem)},
+                "weight_mem": [float(x) for x in cp.weight_mem],
+            })
+        return {"configs": cfg_list}
+
+    def fingerprint(self) -> str:
+        """Short stable hash (12 hex chars of sha256) of this model's name and numbers: what a
+        result that uses only this model type depends on in the database."""
+        canon = json.dumps({self.name: self.to_dict()}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:12]
 
     @property
     def single_latency(self) -> float:
@@ -299,20 +319,7 @@ class ProfilingDatabase:
     # -- plain-document conversion -----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The on-disk document (plain dicts/lists/floats/ints/strings, deterministic order)."""
-        models: dict[str, Any] = {}
-        for name, prof in self._profiles.items():
-            cfg_list = []
-            for cfg in prof.configs():
-                cp = prof.profile(cfg)
-                cfg_list.append({
-                    "dp": int(cfg.dp), "op": int(cfg.op), "pp": int(cfg.pp),
-                    "latency": {str(b): [float(x) for x in cp.latency[b]]
-                                for b in sorted(cp.latency)},
-                    "act_mem": {str(b): [float(x) for x in cp.act_mem[b]]
-                                for b in sorted(cp.act_mem)},
-                    "weight_mem": [float(x) for x in cp.weight_mem],
-                })
-            models[name] = {"configs": cfg_list}
+        models = {name: prof.to_dict() for name, prof in self._profiles.items()}
         return {"format": FORMAT_TAG, "hardware": _plain(self.hardware), "models": models}
 
     @classmethod
@@ -328,6 +335,8 @@ class ProfilingDatabase:
         models = doc.get("models")
         if not isinstance(models, dict):
             raise bad("missing or non-dict 'models'")
+        if not models:
+            raise bad("'models' is empty (the database has no models)")
         hardware = doc.get("hardware", {})
         if not isinstance(hardware, dict):
             raise bad("'hardware' must be a dict")
@@ -337,6 +346,8 @@ class ProfilingDatabase:
                 raise bad(f"model name {name!r} is not a string")
             if not isinstance(mdoc, dict) or not isinstance(mdoc.get("configs"), list):
                 raise bad(f"model {name!r}: missing or non-list 'configs'")
+            if not mdoc["configs"]:
+                raise bad(f"model {name!r} has no configurations ('configs' is empty)")
             table: dict[ParallelConfig, ConfigProfile] = {}
             for i, cdoc in enumerate(mdoc["configs"]):
                 where = f"model {name!r} config #{i}"
@@ -402,13 +413,18 @@ class ProfilingDatabase:
                 f"{path} is missing; regenerate it with: python -m alpa_serve.profiling.generate")
         return cls.load(path)
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, models: Optional[Iterable[str]] = None) -> str:
         """Short stable hash (12 hex chars of sha256) of the models' numbers.
 
         Computed over the canonical JSON of the ``models`` section only, so that editing the
         free-form hardware description does not change it; any number change does.
+        ``models``: hash only these models' entries (what a result that uses just these model
+        types depends on; a model added to or changed in the database elsewhere leaves it
+        unchanged); None: every model.
         """
-        canon = json.dumps(self.to_dict()["models"], sort_keys=True, separators=(",", ":"))
+        names = self.model_names() if models is None else sorted(set(models))
+        entries = {name: self.get(name).to_dict() for name in names}
+        canon = json.dumps(entries, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:12]
 
 
@@ -478,6 +494,11 @@ def _parse_config(cdoc: Any, bad) -> tuple[ParallelConfig, ConfigProfile]:
         dims.append(v)
     cfg = ParallelConfig(*dims)
     latency = _parse_batch_table(cdoc["latency"], cfg.pp, "latency", bad)
+    for b, stages in latency.items():
+        # A stage that takes no time serves unbounded load: a damaged or placeholder profile.
+        if min(stages) <= 0:
+            raise bad(f"latency[{b}] {list(stages)} has a zero stage latency; latencies are "
+                      f"seconds and must be > 0")
     act_mem = _parse_batch_table(cdoc["act_mem"], cfg.pp, "act_mem", bad)
     if set(latency) != set(act_mem):
         raise bad(f"latency batch sizes {sorted(latency)} differ from act_mem's {sorted(act_mem)}")

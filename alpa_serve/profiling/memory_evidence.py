@@ -1,22 +1,25 @@
 """Memory evidence from the published placements, as checkable constraints on profile weights.
 
-``memory_evidence.tsv`` (a copy of ``shared/reference/memory_evidence.tsv`` ships in
-``alpa_serve/data/``) lists every group composition seen in the published placements: model
-family, policy, group config, the multiset of model types on the group, and how often. Each row
+``memory_evidence.tsv`` (published with the reference results; packaged in
+``alpa_serve/data/reference/``, see the README there) lists every group composition seen in
+the published placements: model family, policy, group config, the multiset of model types on
+the group, and how often. Each row
 gives two kinds of facts about the per-device weight ``w(model, config)`` = the model's largest
 stage weight under that config (bytes):
 
 * **fits** (every row): sum over the composition of count x w <= budget (13 GiB);
 * **full** ("never more"): the greedy policies fill a group until no further model fits. For a
-  row of a filling policy (sr-greedy, mp-search, mp-search-sep) and each model type t that the
-  policy could still have put on the group, adding one more t must exceed the budget. The
+  row of a filling policy (every policy built on the fast greedy of DESIGN 6: sr-greedy,
+  mp-search, mp-search-sep, mp-greedy-<k>) and each model type t that the policy could still
+  have put on the group, adding one more t must exceed the budget. The
   candidate types are every type of the case's family, except for mp-search-sep, which clusters
   model types into separate groups: there only types already on the group count. We skip t when
   (a) the group already holds every copy of t that the case has (14 per type in
   ``all_transformers``, at least 10 in ``mixed``, 24 in ``bert-2.6b only``), or (b) the
   composition plus one t is itself contained in some observed composition of the same config
   (then it provably fits, so the group was not full, e.g. the policy stopped early at low load).
-  Round-robin and greedy-4 placements do not fill groups and give "fits" facts only.
+  Round-robin placements do not fill groups (a pass stops at the pointed group) and give
+  "fits" facts only.
 
 Run ``python -m alpa_serve.profiling.memory_evidence`` to check the committed database
 (exit status 1 on any violation), ``--db PATH`` for another one, and ``--solve`` to print the
@@ -27,18 +30,19 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Mapping, Sequence
 
 from alpa_serve.profiling.database import ParallelConfig, ProfilingDatabase
+from alpa_serve.units import DEFAULT_MEM_BUDGET
 
 logger = logging.getLogger(__name__)
 
-#: Memory budget per device used by the published experiments, bytes.
-BUDGET = 13 * 2**30
-#: Policies that add models to a group until none fits.
+#: Policies that add models to a group until none fits (the fast greedy of DESIGN 6), besides
+#: mp-greedy-<k> (see :func:`fills_groups`).
 FILL_POLICIES = ("sr-greedy", "mp-search", "mp-search-sep")
 #: Filling policies whose groups only receive types of their own cluster.
 CLUSTERED_POLICIES = ("mp-search-sep",)
@@ -54,8 +58,8 @@ FAMILY_COPIES: dict[str, int] = {"all_transformers": 14, "mixed": 10, "bert-2.6b
 
 
 def default_evidence_path() -> Path:
-    """The vendored copy of memory_evidence.tsv inside the package (alpa_serve/data/)."""
-    return Path(__file__).resolve().parent.parent / "data" / "memory_evidence.tsv"
+    """The packaged copy of memory_evidence.tsv (alpa_serve/data/reference/)."""
+    return Path(__file__).resolve().parents[1] / "data" / "reference" / "memory_evidence.tsv"
 
 
 @dataclass(frozen=True)
@@ -98,13 +102,13 @@ class Constraint:
         return sum(c * weight(m, self.config) for m, c in self.counts)
 
     def slack(self, weight: Callable[[str, ParallelConfig], float],
-              budget: float = BUDGET) -> float:
+              budget: float = DEFAULT_MEM_BUDGET) -> float:
         """Bytes by which the constraint holds (negative: violated; 'full' needs > 0)."""
         load = self.load(weight)
         return budget - load if self.kind == "fits" else load - budget
 
     def holds(self, weight: Callable[[str, ParallelConfig], float],
-              budget: float = BUDGET) -> bool:
+              budget: float = DEFAULT_MEM_BUDGET) -> bool:
         """True if the constraint is satisfied by ``weight``."""
         s = self.slack(weight, budget)
         return s >= 0 if self.kind == "fits" else s > 0
@@ -141,12 +145,12 @@ def _parse_config(text: str) -> ParallelConfig:
 
 
 def load_evidence(path: str | Path | None = None) -> list[EvidenceRow]:
-    """Rows of memory_evidence.tsv (default: the vendored copy)."""
+    """Rows of memory_evidence.tsv (default: the packaged copy)."""
     path = Path(path) if path is not None else default_evidence_path()
     rows = []
     with open(path, newline="") as f:
         for rec in csv.DictReader(f, delimiter="\t"):
-            comp = {}
+            comp: dict[str, int] = {}
             for part in rec["group_composition"].split(","):
                 name, count = part.rsplit("x", 1)
                 comp[name] = comp.get(name, 0) + int(count)
@@ -160,6 +164,12 @@ def _contained(small: Mapping[str, int], big: Mapping[str, int]) -> bool:
     return all(big.get(m, 0) >= c for m, c in small.items())
 
 
+def fills_groups(policy: str) -> bool:
+    """True for the policies whose placements come from the fast greedy, which stops only
+    when no (group, model) pair fits (DESIGN 6): FILL_POLICIES and every mp-greedy-<k>."""
+    return policy in FILL_POLICIES or re.fullmatch(r"mp-greedy-\d+", policy) is not None
+
+
 def derive_constraints(rows: Sequence[EvidenceRow]) -> list[Constraint]:
     """All 'fits' and 'full' constraints implied by ``rows`` (rules in the module docstring)."""
     by_config: dict[ParallelConfig, list[dict[str, int]]] = {}
@@ -169,7 +179,7 @@ def derive_constraints(rows: Sequence[EvidenceRow]) -> list[Constraint]:
     for row in rows:
         counts = row.counts()
         out.append(Constraint("fits", row.config, row.composition, None, row))
-        if row.policy not in FILL_POLICIES:
+        if not fills_groups(row.policy):
             continue
         if row.family not in FAMILY_TYPES:
             raise ValueError(f"unknown model family {row.family!r} in memory evidence")
@@ -190,7 +200,8 @@ def derive_constraints(rows: Sequence[EvidenceRow]) -> list[Constraint]:
 # Checking
 # --------------------------------------------------------------------------------------------
 def check_weights(weight: Callable[[str, ParallelConfig], float],
-                  constraints: Iterable[Constraint], budget: float = BUDGET) -> list[Violation]:
+                  constraints: Iterable[Constraint],
+                  budget: float = DEFAULT_MEM_BUDGET) -> list[Violation]:
     """Violated constraints for the weight function ``weight(model, config)`` (bytes)."""
     return [Violation(c, c.load(weight), budget)
             for c in constraints if not c.holds(weight, budget)]
@@ -204,8 +215,8 @@ def database_weight_fn(db: ProfilingDatabase) -> Callable[[str, ParallelConfig],
 
 
 def check_database(db: ProfilingDatabase, rows: Sequence[EvidenceRow] | None = None,
-                   budget: float = BUDGET) -> list[Violation]:
-    """Violations of the evidence (default: the vendored file) by the weights of ``db``."""
+                   budget: float = DEFAULT_MEM_BUDGET) -> list[Violation]:
+    """Violations of the evidence (default: the packaged file) by the weights of ``db``."""
     rows = load_evidence() if rows is None else rows
     return check_weights(database_weight_fn(db), derive_constraints(rows), budget)
 
@@ -229,8 +240,8 @@ class AllowanceSolution:
     max_margin: float
 
 
-def solve_allowances(rows: Sequence[EvidenceRow] | None = None, budget: float = BUDGET,
-                     archs=None) -> AllowanceSolution:
+def solve_allowances(rows: Sequence[EvidenceRow] | None = None,
+                     budget: float = DEFAULT_MEM_BUDGET, archs=None) -> AllowanceSolution:
     """Intervals of the weight allowance per (model, pp) allowed by the evidence.
 
     The cost model's stage weight is ``stage_weight(param_bytes, A[model, pp], op, pp)``, linear
@@ -324,8 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m alpa_serve.profiling.memory_evidence",
         description="Check profile weights against the published placements' memory evidence.")
     parser.add_argument("--db", help="database (.pkl or .json); default: the committed one")
-    parser.add_argument("--evidence", help="memory_evidence.tsv; default: the vendored copy")
-    parser.add_argument("--budget", type=float, default=BUDGET,
+    parser.add_argument("--evidence", help="memory_evidence.tsv; default: the packaged copy")
+    parser.add_argument("--budget", type=float, default=DEFAULT_MEM_BUDGET,
                         help="bytes per device (default 13 GiB)")
     parser.add_argument("--solve", action="store_true",
                         help="also print allowance intervals and a chosen point for the cost model")

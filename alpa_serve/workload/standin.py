@@ -27,7 +27,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -35,6 +34,7 @@ from typing import Optional, Union
 import numpy as np
 
 from alpa_serve.workload import trace as tr
+from alpa_serve.workload.tempdirs import make_temp_dir, remove_stale_temp_dirs
 
 __all__ = ["Maf1StandinParams", "Maf2StandinParams", "StandinParams", "DEFAULT_PARAMS",
            "generate_maf1_standin", "generate_maf2_standin", "ensure_standin", "trace_report",
@@ -541,22 +541,34 @@ def _is_on(regime: tuple[np.ndarray, np.ndarray], t: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- cache
 
+def _standin_temp_prefix(kind: str) -> str:
+    """Prefix of the hidden folder a stand-in is generated in (renamed when complete)."""
+    return f".{kind}-standin-"
+
+
+def _standin_temp_dir(root: Path, kind: str) -> Path:
+    """A new temporary generation folder under ``root`` naming its owner (see tempdirs)."""
+    return make_temp_dir(root, _standin_temp_prefix(kind))
+
+
 def ensure_standin(kind: str, cache_root: Optional[PathLike] = None,
                    params: Optional[StandinParams] = None) -> Path:
     """Raw stand-in files for ``kind`` ("maf1"/"maf2") under ``cache_root``, generated if absent.
 
     The directory is ``<cache_root>/<kind>-standin-raw-<params digest>``; generation writes a
-    temporary directory and renames it, so an interrupted run leaves nothing half-written.
+    temporary directory and renames it, so an interrupted run leaves nothing half-written;
+    temporary directories of runs that died are removed here (``tempdirs``).
     """
     if kind not in ("maf1", "maf2"):
         raise ValueError(f"kind must be 'maf1' or 'maf2', got {kind!r}")
     params = params or DEFAULT_PARAMS
     root = Path(cache_root) if cache_root else tr.default_cache_dir()
     out = root / f"{kind}-standin-raw-{params.digest(kind)}"
+    remove_stale_temp_dirs(root, (_standin_temp_prefix(kind),))
     if (out / "DONE").is_file():
         return out
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{kind}-standin-", dir=root))
+    tmp = _standin_temp_dir(root, kind)
     try:
         logger.info("generating the %s stand-in into %s (one time)", kind, out)
         if kind == "maf1":

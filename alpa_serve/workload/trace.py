@@ -31,7 +31,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from alpa_serve.workload.arrival import GammaProcess
+from alpa_serve.workload.tempdirs import make_temp_dir, remove_stale_temp_dirs
 from alpa_serve.workload.workload import Workload
 
 __all__ = [
@@ -70,6 +70,9 @@ ENV_CACHE = "ALPA_SERVE_CACHE"
 
 # Bump when the preprocessed layout changes: old caches are then ignored, not misread.
 _CACHE_VERSION = 1
+# Hidden temporary folders of the preprocessing (removed when stale, see tempdirs).
+_TMP_PREFIX = ".tmp-"
+_BUILD_PREFIX = ".build-"
 # Added to MAF2 inter-arrival gaps before the Gamma fit (DESIGN 4.3): identical invocation
 # times would give zero gaps, on which the Gamma log-likelihood is undefined.
 _GAP_EPS = 1e-6
@@ -226,7 +229,7 @@ def preprocess_maf1(raw_dir: PathLike, out_dir: PathLike) -> Path:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     index: dict[str, int] = {}
     ids: list[str] = []
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out_dir.parent))
+    tmp = make_temp_dir(out_dir.parent, _TMP_PREFIX)
     try:
         indptr_parts = [np.zeros(1, dtype=np.int64)]
         nnz = 0
@@ -262,7 +265,7 @@ def preprocess_maf1(raw_dir: PathLike, out_dir: PathLike) -> Path:
         u16 = np.iinfo(np.uint16).max
         func_dt = np.uint16 if len(ids) - 1 <= u16 else np.int32
         count_dt = np.uint16 if max_count <= u16 else np.int32
-        build = Path(tempfile.mkdtemp(prefix=".build-", dir=tmp))
+        build = make_temp_dir(tmp, _BUILD_PREFIX)
         func_mm = np.lib.format.open_memmap(build / "func.npy", mode="w+", dtype=func_dt,
                                             shape=(nnz,))
         count_mm = np.lib.format.open_memmap(build / "count.npy", mode="w+", dtype=count_dt,
@@ -341,15 +344,20 @@ def preprocess_maf2(raw_file: PathLike, out_dir: PathLike) -> Path:
     indptr = np.zeros(len(uniques) + 1, dtype=np.int64)
     indptr[1:] = np.cumsum(np.bincount(codes, minlength=len(uniques)))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir.parent))
-    np.save(build / "indptr.npy", indptr)
-    np.save(build / "times.npy", times[order])
-    np.save(build / "function_ids.npy", np.array([str(u) for u in uniques], dtype=np.str_))
-    np.save(build / "app_ids.npy", np.array([str(apps[r]) for r in first_row], dtype=np.str_))
-    (build / "meta.json").write_text(json.dumps({
-        "kind": "maf2", "version": _CACHE_VERSION, "num_days": MAF_DAYS,
-        "num_functions": len(uniques), "num_invocations": int(len(times)),
-        "files": [raw_file.name]}, indent=1))
+    build = make_temp_dir(out_dir.parent, _BUILD_PREFIX)
+    try:
+        np.save(build / "indptr.npy", indptr)
+        np.save(build / "times.npy", times[order])
+        np.save(build / "function_ids.npy", np.array([str(u) for u in uniques], dtype=np.str_))
+        np.save(build / "app_ids.npy", np.array([str(apps[r]) for r in first_row],
+                                                dtype=np.str_))
+        (build / "meta.json").write_text(json.dumps({
+            "kind": "maf2", "version": _CACHE_VERSION, "num_days": MAF_DAYS,
+            "num_functions": len(uniques), "num_invocations": int(len(times)),
+            "files": [raw_file.name]}, indent=1))
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
     _publish(build, out_dir)
     return out_dir
 
@@ -503,6 +511,7 @@ class Trace:
                     f"(CSV: app,func,end_timestamp,duration). " + _standin_hint("maf2"))
             files = [raw_file]
         out = cache_root / "preprocessed" / f"{self.source}-{_fingerprint(files)}"
+        remove_stale_temp_dirs(out.parent, (_TMP_PREFIX, _BUILD_PREFIX))
         if not (out / "meta.json").is_file():
             out.parent.mkdir(parents=True, exist_ok=True)
             logger.info("preprocessing %s trace from %s into %s", self.source, raw, out)

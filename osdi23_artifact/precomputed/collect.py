@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alpa_serve.experiments.run import default_database
+from alpa_serve.experiments.case_runner import default_database, profile_fingerprint
 from alpa_serve.experiments.suites import SuiteOptions, build_suite
 from alpa_serve.experiments.tsv import COLUMNS, append_row, read_rows
 from alpa_serve.workload.standin import DEFAULT_PARAMS
@@ -64,9 +64,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tsv", nargs="*", type=Path, help="result TSV files of S3@MAF2 runs")
     args = parser.parse_args(argv)
-    fingerprint = default_database().fingerprint()
+    db = default_database()
     digest = DEFAULT_PARAMS.digest("maf2")
     cases = grid()
+    expected = {c.case_id: profile_fingerprint(c, db) for c in cases}
     order = {c.case_id: i for i, c in enumerate(cases)}
     rows: dict[str, dict] = {}
     keep_shipped = SHIPPED.exists() and shipped_rows_current(MANIFEST, digest)
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
     sources = ([SHIPPED] if keep_shipped else []) + list(args.tsv)
     for path in sources:
         for r in read_rows(path, columns=COLUMNS):
-            if r["case_id"] in order and r["profile"] == fingerprint:
+            if r["case_id"] in order and r["profile"] == expected[r["case_id"]]:
                 rows.setdefault(r["case_id"], r)
     write_rows(SHIPPED, [rows[cid] for cid in sorted(rows, key=order.__getitem__)])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
         "cases_shipped": len(rows),
         "cases_in_grid": len(cases),
         "missing": [c.describe() for c in cases if c.case_id not in rows],
-        "profile": fingerprint,
+        "profiles": {t: db.get(t).fingerprint() for t in sorted(set(cases[0].model_types))},
         "maf2_standin_digest": digest,
         "solver_cpu_note": "solver_seconds are wall seconds of the producing machine",
         "machine": f"{platform.platform()}, {os.cpu_count()} cores",

@@ -1,0 +1,87 @@
+"""The workload inputs of trace cases: adapter between experiment cases and the Azure trace
+replay (``alpa_serve.workload.trace``).
+
+Keeps every use of the trace API in one place: loading a trace by source name
+(cached per process) and replaying a window for a case's models.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from alpa_serve.experiments.cases import Case, TraceWorkload
+from alpa_serve.workload import trace as trace_module
+
+logger = logging.getLogger(__name__)
+
+_CACHE: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A replayed window: the merged workload (SLOs unset) and per-model rate (req/s) and CV."""
+
+    workload: Any
+    rates: tuple[float, ...]
+    cvs: tuple[float, ...]
+
+
+def load_trace(source: str) -> Any:
+    """Load (or build and cache) the trace of ``source`` (``maf1``, ``maf1-standin``, ...)."""
+    if source not in _CACHE:
+        logger.info("loading trace %s", source)
+        _CACHE[source] = trace_module.load_trace(source)
+    return _CACHE[source]
+
+
+@dataclass(frozen=True)
+class TraceHandle:
+    """A reference to a preprocessed trace cache on a shared file system.
+
+    Workers on the same machine open it memory-mapped (:meth:`open`), so a trace
+    of a gigabyte is shared through the page cache instead of being copied into
+    every worker or the object store.
+    """
+
+    source: str
+    cache_path: str
+
+    def open(self) -> Any:
+        """The :class:`~alpa_serve.workload.trace.Trace` (cached per process)."""
+        key = f"{self.source}@{self.cache_path}"
+        if key not in _CACHE:
+            _CACHE[key] = trace_module.Trace(self.source, self.cache_path)
+        return _CACHE[key]
+
+
+def handle_of(trace: Any) -> TraceHandle:
+    """A :class:`TraceHandle` of a loaded trace."""
+    return TraceHandle(source=str(trace.source), cache_path=str(trace.cache_path))
+
+
+def get_trace(source: str, traces: Optional[Mapping[str, Any]] = None) -> Any:
+    """The trace of ``source``: from ``traces`` if given there (a loaded trace or a
+    :class:`TraceHandle`), else :func:`load_trace`."""
+    if traces is not None and source in traces:
+        trace = traces[source]
+        return trace.open() if isinstance(trace, TraceHandle) else trace
+    return load_trace(source)
+
+
+def replay(trace: Any, case: Case, window: tuple[str, str]) -> Replay:
+    """Replay ``window`` of ``trace`` for the models of ``case`` (DESIGN 4.3).
+
+    The seed counter starts at 0 for every replay (train and test replays are
+    independent); the workload's SLOs are left at 0 for the case to set.
+    """
+    spec = case.workload
+    if not isinstance(spec, TraceWorkload):
+        raise TypeError(f"case {case.case_id} has no trace workload")
+    result = trace.replay(case.model_names, window[0], window[1],
+                          interval_seconds=spec.interval_seconds,
+                          rate_scale=spec.rate_scale, cv_scale=spec.cv_scale, seed=0)
+    workload = result.to_workload(0.0, model_names=case.model_names)
+    return Replay(workload=workload, rates=tuple(float(r) for r in result.rates),
+                  cvs=tuple(float(c) for c in result.cvs))
