@@ -10,11 +10,11 @@
 
 Runs every ``S3@MAF1`` / ``S3@MAF2`` row of ``calibration_targets.tsv`` (packaged in
 ``alpa_serve/data/reference/``; sr-greedy, 72 mixed models, 48 devices; S3@MAF1: rate_scale
-sweep; S3@MAF2: the rate_scale, cv_scale and SLO-scale sweeps around rate_scale 32, cv_scale
-1, SLO scale 5) on the stand-in traces (``maf1-standin`` / ``maf2-standin``) whatever the
-targets file's source, serially in this process, and prints published vs ours per point and the mean absolute error and largest error
-per sweep (set, experiment). A point shared by several sweeps (the S3@MAF2 fixed point) is
-simulated once.
+sweep; S3@MAF2: the rate_scale, cv_scale and SLO-scale sweeps around rate_scale 32, cv_scale 1,
+SLO scale 5) on the stand-in traces (``maf1-standin`` / ``maf2-standin``) whatever the targets
+file's source, serially in this process, and prints published vs ours per point and the mean
+absolute error and largest error per sweep (set, experiment). A point shared by several sweeps
+(the S3@MAF2 fixed point) is simulated once.
 
 ``--param kind.field=value`` (repeatable) overrides numbers of
 :class:`alpa_serve.workload.standin.StandinParams` for this run only (the stand-in is generated

@@ -8,9 +8,9 @@ Builds the Fig. 11 cases of one column file (stand-in traces) at one point of on
 each policy's placement on the shared replay and simulates it with per-request results
 (``CaseResult.stats.good``), then prints, per policy: goodput; goodput and share of the lost
 requests by the time since the start of the replay window the request falls in (the replay
-starts a fresh Gamma process at every window start, DESIGN 4.3); the models and windows that lose most; and,
-for each pair of policies, the requests one loses and the other serves. Serial, one process;
-a Beta (mp-search) case of S1@MAF2 takes minutes.
+starts a fresh Gamma process at every window start, DESIGN 4.3); the models and windows that
+lose most; and, for each pair of policies, the requests one loses and the other serves. Serial,
+one process; a Beta (mp-search) case of S1@MAF2 takes minutes.
 """
 from __future__ import annotations
 
