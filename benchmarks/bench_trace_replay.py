@@ -43,7 +43,7 @@ def run(repeat: int) -> list[dict]:
         for _ in range(repeat):
             t0 = time.perf_counter()
             # Includes opening the cached (memory-mapped) trace, as a fresh process would.
-            trace = tr.Trace(source, trace.cache_path)
+            trace = tr.open_trace(source, trace.cache_path)
             rep = trace.replay(72, start, end, interval, rs, cs, seed=0)
             w = rep.to_workload(5.0)
             times.append(time.perf_counter() - t0)

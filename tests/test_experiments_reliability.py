@@ -437,7 +437,7 @@ def test_standin_generation_killed_leaves_nothing_after_the_next_run(tmp_path, m
 
 
 def test_trace_preprocessing_leftovers_are_removed(tmp_path):
-    from alpa_serve.workload.trace import Trace
+    from alpa_serve.workload.trace import open_trace
 
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -452,7 +452,7 @@ def test_trace_preprocessing_leftovers_are_removed(tmp_path):
     for d in left:
         d.mkdir()
         (d / "func00.npy").write_bytes(b"z")
-    trace = Trace("maf1", raw, cache_dir=tmp_path / "cache")
+    trace = open_trace("maf1", raw, cache_dir=tmp_path / "cache")
     assert trace.cache_path.parent == pre
     assert sorted(p.name for p in pre.iterdir()) == [trace.cache_path.name]
 

@@ -15,12 +15,12 @@ DATA = Path(__file__).parent / "data" / "traces"
 
 @pytest.fixture
 def maf1(tmp_path):
-    return tr.Trace("maf1", DATA / "maf1", cache_dir=tmp_path)
+    return tr.open_trace("maf1", DATA / "maf1", cache_dir=tmp_path)
 
 
 @pytest.fixture
 def maf2(tmp_path):
-    return tr.Trace("maf2", DATA / "maf2", cache_dir=tmp_path)
+    return tr.open_trace("maf2", DATA / "maf2", cache_dir=tmp_path)
 
 
 def gamma(rate, cv, start, dur, seed):
@@ -49,9 +49,9 @@ def test_maf1_preprocess_order_and_cache(maf1, tmp_path):
     mt = maf1.minute_totals()
     assert len(mt) == 2 * 1440 and mt[0] == 3 and mt[1440] == 9 and mt.sum() == 36
     # Cached: a second Trace reuses the preprocessed directory, and it loads directly too.
-    again = tr.Trace("maf1", DATA / "maf1", cache_dir=tmp_path)
+    again = tr.open_trace("maf1", DATA / "maf1", cache_dir=tmp_path)
     assert again.cache_path == maf1.cache_path
-    direct = tr.Trace("maf1", maf1.cache_path)
+    direct = tr.open_trace("maf1", maf1.cache_path)
     assert list(direct.function_ids) == list(maf1.function_ids)
 
 
@@ -281,12 +281,12 @@ def test_to_workload(maf1):
 
 def test_missing_files_errors(tmp_path, monkeypatch):
     with pytest.raises(tr.TraceNotFoundError, match="maf1-standin"):
-        tr.Trace("maf1", tmp_path / "nope", cache_dir=tmp_path)
+        tr.open_trace("maf1", tmp_path / "nope", cache_dir=tmp_path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(tr.TraceNotFoundError, match="d01"):
-        tr.Trace("maf1", tmp_path / "empty", cache_dir=tmp_path)
+        tr.open_trace("maf1", tmp_path / "empty", cache_dir=tmp_path)
     with pytest.raises(tr.TraceNotFoundError, match="maf2-standin"):
-        tr.Trace("maf2", tmp_path / "empty", cache_dir=tmp_path)
+        tr.open_trace("maf2", tmp_path / "empty", cache_dir=tmp_path)
     monkeypatch.delenv("ALPA_SERVE_MAF1_PATH", raising=False)
     with pytest.raises(tr.TraceNotFoundError, match="ALPA_SERVE_MAF1_PATH.*maf1-standin"):
         tr.load_trace("maf1", cache_dir=tmp_path)
@@ -304,39 +304,39 @@ def test_malformed_maf1(tmp_path):
     text = src.read_text().split("\n")
     (d / src.name).write_text("\n".join([text[0].replace("HashApp", "App")] + text[1:]))
     with pytest.raises(tr.TraceFormatError, match="expected HashOwner"):
-        tr.Trace("maf1", d, cache_dir=tmp_path)
+        tr.open_trace("maf1", d, cache_dir=tmp_path)
     cells = text[1].split(",")
     cells[10] = "x"
     (d / src.name).write_text("\n".join([text[0], ",".join(cells)] + text[2:]))
     with pytest.raises(tr.TraceFormatError, match="integers"):
-        tr.Trace("maf1", d, cache_dir=tmp_path)
+        tr.open_trace("maf1", d, cache_dir=tmp_path)
     # Non-contiguous days.
     shutil.copy(src, d / src.name)
     shutil.copy(src, d / "invocations_per_function_md.anon.d03.csv")
     with pytest.raises(tr.TraceFormatError, match="contiguous"):
-        tr.Trace("maf1", d, cache_dir=tmp_path)
+        tr.open_trace("maf1", d, cache_dir=tmp_path)
 
 
 def test_malformed_maf2(tmp_path):
     f = tmp_path / tr.MAF2_FILE_NAME
     f.write_text("app,func,end\na,b,1.0\n")
     with pytest.raises(tr.TraceFormatError, match="columns"):
-        tr.Trace("maf2", f, cache_dir=tmp_path)
+        tr.open_trace("maf2", f, cache_dir=tmp_path)
     f.write_text("app,func,end_timestamp,duration\na,b,1.0,zz\n")
     with pytest.raises(tr.TraceFormatError, match="numbers"):
-        tr.Trace("maf2", f, cache_dir=tmp_path)
+        tr.open_trace("maf2", f, cache_dir=tmp_path)
     f.write_text("app,func,end_timestamp,duration\na,b,1.0,\n")
     with pytest.raises(tr.TraceFormatError, match="empty"):
-        tr.Trace("maf2", f, cache_dir=tmp_path)
+        tr.open_trace("maf2", f, cache_dir=tmp_path)
 
 
 def test_corrupt_cache(tmp_path, maf1):
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "meta.json").write_text("{not json")
     with pytest.raises(tr.TraceFormatError, match="delete it"):
-        tr.Trace("maf1", tmp_path / "c")
+        tr.open_trace("maf1", tmp_path / "c")
     with pytest.raises(tr.TraceFormatError, match="kind=maf1"):
-        tr.Trace("maf2", maf1.cache_path)
+        tr.open_trace("maf2", maf1.cache_path)
 
 
 def test_default_cache_dir(monkeypatch, tmp_path):

@@ -1,4 +1,5 @@
-"""Stand-in generators: real raw formats, determinism, caching, the report (small parameters)."""
+"""Stand-in generators: real raw formats, determinism, caching, the report tool (small
+parameters)."""
 
 import dataclasses
 import gzip
@@ -8,7 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from alpa_serve.workload import standin as S, trace as tr
+from alpa_serve.workload import standin as S, trace as tr, trace_defs
+from studies.traces import standin_report as R
 
 SMALL1 = S.Maf1StandinParams(num_functions=400, num_days=2, late_birth_fraction=0.2)
 SMALL2 = S.Maf2StandinParams(num_functions=30, num_apps=8, total_invocations=20_000)
@@ -29,7 +31,7 @@ def test_maf1_standin_format_and_determinism(tmp_path):
         assert gzip.decompress(x.read_bytes()) == gzip.decompress(y.read_bytes())
     lines = gzip.decompress(a[0].read_bytes()).decode().split("\n")
     header = lines[0].split(",")
-    assert header == tr.MAF1_COLUMNS
+    assert header == trace_defs.MAF1_COLUMNS
     rows = [ln.split(",") for ln in lines[1:] if ln]
     assert all(len(r) == 1444 for r in rows)
     assert len({r[2] for r in rows}) == len(rows)          # unique function ids per day
@@ -52,8 +54,8 @@ def test_maf1_standin_loads_and_replays(tmp_path):
     assert r.num_requests() > 0
     # Cached: a second call reuses the raw files.
     assert S.ensure_standin("maf1", tmp_path, SMALL) == raw
-    rep = S.trace_report(t, num_models=8)
-    text = S.format_report(rep)
+    rep = R.trace_report(t, num_models=8)
+    text = R.format_report(rep)
     assert "maf1-standin" in text and "top 1%" in text
     assert 0 <= rep["frac_functions_le_1_per_hour"] <= rep["frac_functions_le_1_per_minute"] <= 1
     assert len(rep["hour_of_day_profile"]) == 24
@@ -62,7 +64,7 @@ def test_maf1_standin_loads_and_replays(tmp_path):
 def test_maf2_standin_format_and_determinism(tmp_path):
     a = S.generate_maf2_standin(tmp_path / "a", SMALL2)
     b = S.generate_maf2_standin(tmp_path / "b", SMALL2)
-    assert a.name == tr.MAF2_FILE_NAME
+    assert a.name == trace_defs.MAF2_FILE_NAME
     assert digest(a) == digest(b)
     lines = a.read_text().split("\n")
     assert lines[0] == "app,func,end_timestamp,duration"
@@ -76,12 +78,34 @@ def test_maf2_standin_format_and_determinism(tmp_path):
 def test_maf2_standin_is_bursty(tmp_path):
     t = tr.load_trace("maf2-standin", cache_dir=tmp_path, params=SMALL)
     assert t.num_functions == SMALL2.num_functions
-    rep = S.trace_report(t, num_models=4)
+    rep = R.trace_report(t, num_models=4)
     # Far burstier than Poisson within windows: median fitted CV per model window above 1.
     assert rep["fitted_cv_per_model_window"]["p50"] > 1.0
-    fig = tmp_path / "f.png"
-    S.plot_report([rep], [t], fig)
-    assert fig.stat().st_size > 0
+
+
+def test_report_figure_shows_the_report(tmp_path):
+    import matplotlib.pyplot as plt
+
+    t = tr.load_trace("maf2-standin", cache_dir=tmp_path, params=SMALL)
+    rep = R.trace_report(t, num_models=4)
+    fig = R.report_figure([rep], [t])
+    fig.canvas.draw()
+    cdf, hourly, cvs = fig.axes
+    # Rate CDF: every function's mean daily invocations, sorted, up to 1.
+    x, y = cdf.lines[0].get_data()
+    assert np.array_equal(x, np.sort(t.function_totals() / t.num_days))
+    assert len(y) == t.num_functions and y[-1] == 1.0 and np.all(np.diff(y) > 0)
+    # Invocations per hour: 24 points a day summing to the report's daily totals.
+    _, per_hour = hourly.lines[0].get_data()
+    assert np.array_equal(per_hour.reshape(t.num_days, 24).sum(axis=1), rep["daily_totals"])
+    # CV bars: the report's per-model-window percentiles, labelled by percentile.
+    cv = rep["fitted_cv_per_model_window"]
+    assert [b.get_height() for b in cvs.patches] == list(cv.values())
+    assert [lab.get_text() for lab in cvs.get_xticklabels()] == list(cv)
+    plt.close(fig)
+    out = tmp_path / "f.png"
+    R.plot_report([rep], [t], out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_params_digest_changes_with_numbers():
@@ -95,7 +119,7 @@ def test_params_digest_changes_with_numbers():
 
 def test_cli_small(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(S, "DEFAULT_PARAMS", SMALL)
-    assert S.main(["--out", str(tmp_path), "--which", "maf2", "--report"]) == 0
+    assert R.main(["--out", str(tmp_path), "--which", "maf2", "--report"]) == 0
     out = capsys.readouterr().out
     assert "maf2-standin" in out and "fitted_cv_per_model_window" in out
 

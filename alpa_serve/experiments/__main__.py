@@ -28,7 +28,7 @@ from alpa_serve.experiments.suites import (
 )
 from alpa_serve.experiments.tsv import TsvFormatError
 from alpa_serve.profiling import DatabaseFormatError
-from alpa_serve.workload.trace import TraceError
+from alpa_serve.workload.trace_defs import TraceError
 
 logger = logging.getLogger("alpa_serve.experiments")
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
 from alpa_serve.units import DEFAULT_MEM_BUDGET
+from alpa_serve.workload.trace import SOURCES as TRACE_SOURCES
+from alpa_serve.workload.trace_defs import parse_time
 
 #: Model type lists of the named model sets (DESIGN 7.1 and 3.3). Model i of a
 #: set has type ``types[i % len(types)]``.
@@ -33,9 +35,6 @@ MODEL_SETS: dict[str, tuple[str, ...]] = {
 
 #: Rate distributions of a synthetic workload over its models.
 RATE_DISTS: tuple[str, ...] = ("power_law", "uniform", "shares")
-
-#: Trace sources of a TraceWorkload (checked when one is made).
-TRACE_SOURCES: tuple[str, ...] = ("maf1", "maf1-standin", "maf2", "maf2-standin")
 
 
 def model_set_types(model_set: str) -> tuple[str, ...]:
@@ -84,21 +83,6 @@ def _as_int(obj: Any, name: str) -> None:
         else:
             raise TypeError(f"{type(obj).__name__}.{name} must be an integer, got {value!r}")
     object.__setattr__(obj, name, int(value))
-
-
-def parse_time_string(text: str) -> float:
-    """Seconds since the start of a trace for a ``"day.hour.minute"`` string.
-
-    ``"0.1.0"`` is 3600 s; ``"13.23.60"`` (the end of day 14) is 14 * 86400 s.
-    """
-    parts = text.split(".")
-    if len(parts) != 3:
-        raise ValueError(f"time string {text!r} is not of the form 'day.hour.minute'")
-    try:
-        day, hour, minute = (int(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"time string {text!r} is not of the form 'day.hour.minute'") from None
-    return float(day * 86400 + hour * 3600 + minute * 60)
 
 
 def window_string(window: Optional[tuple[str, str]]) -> str:
@@ -191,7 +175,7 @@ class TraceWorkload:
             window = tuple(window)
             if len(window) != 2:
                 raise ValueError(f"{name} must be a (start, end) pair, got {window!r}")
-            if parse_time_string(window[1]) <= parse_time_string(window[0]):
+            if parse_time(window[1]) <= parse_time(window[0]):
                 raise ValueError(f"{name} {window!r} is empty")
             object.__setattr__(self, name, (str(window[0]), str(window[1])))
 
@@ -203,7 +187,7 @@ class TraceWorkload:
     @property
     def duration(self) -> float:
         """Length of the test window (s)."""
-        return parse_time_string(self.test_window[1]) - parse_time_string(self.test_window[0])
+        return float(parse_time(self.test_window[1]) - parse_time(self.test_window[0]))
 
 
 WorkloadSpec = Union[SyntheticWorkload, TraceWorkload]

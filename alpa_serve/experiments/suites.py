@@ -32,9 +32,10 @@ from alpa_serve.experiments.cases import (
     SyntheticWorkload,
     TraceWorkload,
     WorkloadSpec,
-    parse_time_string,
 )
 from alpa_serve.results import FIG12_FILE, FIG14_FILE, fig11_file, fig11_title, fig13_file
+from alpa_serve.workload.trace import TRACE_PATH_VARIABLES
+from alpa_serve.workload.trace_defs import STANDIN_SUFFIX, parse_time
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +93,8 @@ QUICK_WINDOW_MINUTES = {"maf1": 20, "maf2": 90}
 
 def quick_window(window: tuple[str, str], trace: str) -> tuple[str, str]:
     """The first :data:`QUICK_WINDOW_MINUTES` of ``window`` (itself if shorter)."""
-    start = parse_time_string(window[0])
-    end = min(parse_time_string(window[1]), start + 60 * QUICK_WINDOW_MINUTES[trace])
+    start = float(parse_time(window[0]))
+    end = min(float(parse_time(window[1])), start + 60 * QUICK_WINDOW_MINUTES[trace])
     day, rest = divmod(int(end), 86400)
     hour, rest = divmod(rest, 3600)
     if hour == 0 and end > start and day > int(start) // 86400:  # the end of a day
@@ -202,18 +203,15 @@ def one_knob_sweeps(sweeps: Sequence[tuple[str, str, Sequence[float]]],
     return points
 
 
-#: Environment variables naming the real trace files (as alpa_serve.workload.trace reads them).
-TRACE_PATH_VARIABLES = {"maf1": "ALPA_SERVE_MAF1_PATH", "maf2": "ALPA_SERVE_MAF2_PATH"}
-
-
 def _source(trace: str, options: SuiteOptions) -> str:
     """Workload source of ``trace`` ("maf1"/"maf2") under ``options.traces``."""
     if options.traces == "real":
         return trace
     if options.traces == "standin":
-        return f"{trace}-standin"
+        return f"{trace}{STANDIN_SUFFIX}"
     if options.traces == "auto":
-        return trace if os.environ.get(TRACE_PATH_VARIABLES[trace]) else f"{trace}-standin"
+        return (trace if os.environ.get(TRACE_PATH_VARIABLES[trace])
+                else f"{trace}{STANDIN_SUFFIX}")
     raise ValueError(f"traces must be 'auto', 'standin' or 'real', got {options.traces!r}")
 
 

@@ -52,7 +52,7 @@ class TraceHandle:
         """The :class:`~alpa_serve.workload.trace.Trace` (cached per process)."""
         key = f"{self.source}@{self.cache_path}"
         if key not in _CACHE:
-            _CACHE[key] = trace_module.Trace(self.source, self.cache_path)
+            _CACHE[key] = trace_module.open_trace(self.source, self.cache_path)
         return _CACHE[key]
 
 

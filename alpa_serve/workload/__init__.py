@@ -24,13 +24,16 @@ from alpa_serve.workload.arrival import (
 from alpa_serve.workload.trace import (
     SOURCES as TRACE_SOURCES,
     Trace,
+    TraceReplay,
+    load_trace,
+    open_trace,
+)
+from alpa_serve.workload.trace_defs import (
     TraceError,
     TraceFormatError,
     TraceNotFoundError,
-    TraceReplay,
     TraceWindowError,
     default_cache_dir,
-    load_trace,
     parse_time,
 )
 from alpa_serve.workload.workload import Workload, WorkloadFormatError
@@ -55,5 +58,6 @@ __all__ = [
     "TraceWindowError",
     "default_cache_dir",
     "load_trace",
+    "open_trace",
     "parse_time",
 ]

@@ -7,18 +7,15 @@ replay then runs on them unchanged. Every number that shapes the stand-ins lives
 dataclasses below, so calibration (docs/calibration.md) changes numbers, not code; the cache
 directory name includes a hash of the parameters, so changed numbers regenerate automatically.
 
-Targeted statistics and their sources are listed in ``docs/traces.md``.
-
-Command line::
-
-    python -m alpa_serve.workload.standin --out DIR [--which maf1|maf2|both] [--report]
-                                          [--figure PATH]
+Targeted statistics and their sources are listed in ``docs/traces.md``; the statistics report,
+its figure and a command line that generates the stand-ins are in
+``studies/traces/standin_report.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import functools
 import gzip
 import hashlib
 import json
@@ -26,21 +23,29 @@ import logging
 import math
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 
-from alpa_serve.workload import trace as tr
 from alpa_serve.workload.tempdirs import make_temp_dir, remove_stale_temp_dirs
+from alpa_serve.workload.trace_defs import (
+    MAF1_COLUMNS,
+    MAF1_FILE_TEMPLATE,
+    MAF2_FILE_NAME,
+    MINUTES_PER_DAY,
+    SECONDS_PER_DAY,
+    default_cache_dir,
+)
 
 __all__ = ["Maf1StandinParams", "Maf2StandinParams", "StandinParams", "DEFAULT_PARAMS",
-           "generate_maf1_standin", "generate_maf2_standin", "ensure_standin", "trace_report",
-           "format_report", "plot_report", "main"]
+           "STANDIN_KINDS", "generate_maf1_standin", "generate_maf2_standin", "ensure_standin"]
 
 logger = logging.getLogger(__name__)
+
+#: Trace formats with a stand-in generator (source names ``<kind>-standin``).
+STANDIN_KINDS: tuple[str, ...] = ("maf1", "maf2")
 
 PathLike = Union[str, os.PathLike]
 
@@ -191,10 +196,10 @@ def _maf1_population(p: Maf1StandinParams) -> dict:
     is_timer = rng.random(F) < p.timer_fraction
     daily = _maf1_daily_rates(p, rng)
     periods = np.asarray(p.timer_periods_minutes, dtype=np.float64)
-    want = tr.MINUTES_PER_DAY / daily          # minutes between invocations
+    want = MINUTES_PER_DAY / daily          # minutes between invocations
     period = periods[np.argmin(np.abs(np.log(want[:, None] / periods[None, :])), axis=1)]
     period = period.astype(np.int64)
-    fires = np.maximum(1, np.round(daily / tr.MINUTES_PER_DAY)).astype(np.int32)
+    fires = np.maximum(1, np.round(daily / MINUTES_PER_DAY)).astype(np.int32)
     fires[period > 1] = 1
     phase = (rng.random(F) * period).astype(np.int64)
     tw = np.asarray(p.trigger_weights, dtype=np.float64)
@@ -245,7 +250,7 @@ def _maf1_daily_rates(p: Maf1StandinParams, rng: np.random.Generator) -> np.ndar
 def _maf1_day_counts(p: Maf1StandinParams, pop: dict, day: int,
                      burst_state: np.ndarray) -> np.ndarray:
     """int32 counts [F, 1440] of one day (function index order). Updates ``burst_state``."""
-    F, T = p.num_functions, tr.MINUTES_PER_DAY
+    F, T = p.num_functions, MINUTES_PER_DAY
     counts = np.zeros((F, T), dtype=np.int32)
     alive = (pop["birth"] <= day) & (day < pop["death"])
     minutes = np.arange(T, dtype=np.float64)
@@ -307,21 +312,21 @@ def _maf1_day_counts(p: Maf1StandinParams, pop: dict, day: int,
     return counts
 
 
-_LUT = None
+@functools.lru_cache(maxsize=1)
+def _count_strings() -> np.ndarray:
+    """Decimal strings of 0..65535 (object array): dense rows are written by lookup."""
+    return np.array([str(i) for i in range(1 << 16)], dtype=object)
 
 
 def _csv_row(row: np.ndarray, zeros: list[str]) -> str:
-    global _LUT
     nz = np.flatnonzero(row)
     if len(nz) < 200:
         parts = zeros.copy()
         for i in nz:
             parts[i] = str(int(row[i]))
         return ",".join(parts)
-    if _LUT is None:
-        _LUT = np.array([str(i) for i in range(1 << 16)], dtype=object)
     if row.max() < (1 << 16):
-        return ",".join(_LUT[row].tolist())
+        return ",".join(_count_strings()[row].tolist())
     return ",".join(map(str, row.tolist()))
 
 
@@ -339,13 +344,13 @@ def generate_maf1_standin(out_dir: PathLike, params: Maf1StandinParams = Maf1Sta
     order = pop["order"]
     burst_state = _rng(p.seed, 4).random(int(pop["is_bursty"].sum())) < \
         pop["duty"][pop["is_bursty"]]
-    zeros = ["0"] * tr.MINUTES_PER_DAY
-    header = ",".join(tr.MAF1_COLUMNS) + "\n"
+    zeros = ["0"] * MINUTES_PER_DAY
+    header = ",".join(MAF1_COLUMNS) + "\n"
     paths = []
     for day in range(p.num_days):
         counts = _maf1_day_counts(p, pop, day, burst_state)
         present = counts.sum(axis=1) > 0
-        name = tr.MAF1_FILE_TEMPLATE.format(day=day + 1) + (".gz" if p.compress else "")
+        name = MAF1_FILE_TEMPLATE.format(day=day + 1) + (".gz" if p.compress else "")
         path = out_dir / name
         opener = (lambda q: gzip.open(q, "wt", compresslevel=1, newline="")) if p.compress \
             else (lambda q: open(q, "w", newline=""))
@@ -377,7 +382,7 @@ def _maf2_population(p: Maf2StandinParams) -> dict:
     """
     F = p.num_functions
     rng = _rng(p.seed, 11)
-    horizon = p.num_days * tr.SECONDS_PER_DAY
+    horizon = p.num_days * SECONDS_PER_DAY
     weights = 10.0 ** rng.normal(0, p.log10_weight_sigma, F)
     expected = weights / weights.sum() * p.total_invocations
     is_timer = rng.random(F) < p.timer_fraction
@@ -407,7 +412,7 @@ def _maf2_function(p: Maf2StandinParams, pop: dict, f: int) -> tuple[np.ndarray,
     """Invocation start times (s, in [0, horizon), unsorted for timers) and durations (s) of
     function ``f``, from the function's own random stream."""
     r = _rng(p.seed, 12, f)
-    horizon = p.num_days * tr.SECONDS_PER_DAY
+    horizon = p.num_days * SECONDS_PER_DAY
     expected = float(pop["expected"][f])
     if pop["is_timer"][f]:
         # Timers: the period closest to the expected volume, small jitter (low CV).
@@ -473,7 +478,7 @@ def generate_maf2_standin(out_dir: PathLike, params: Maf2StandinParams = Maf2Sta
     df = pd.DataFrame({"app": np.asarray(pop["apps"], dtype=object)[pop["app_of"][fid[order]]],
                        "func": np.asarray(pop["funcs"], dtype=object)[fid[order]],
                        "end_timestamp": end[order], "duration": dur[order]})
-    path = out_dir / tr.MAF2_FILE_NAME
+    path = out_dir / MAF2_FILE_NAME
     df.to_csv(path, index=False, float_format=f"%.{dec}f")
     logger.info("maf2-standin: %d functions, %d invocations", F, len(df))
     return path
@@ -553,16 +558,17 @@ def _standin_temp_dir(root: Path, kind: str) -> Path:
 
 def ensure_standin(kind: str, cache_root: Optional[PathLike] = None,
                    params: Optional[StandinParams] = None) -> Path:
-    """Raw stand-in files for ``kind`` ("maf1"/"maf2") under ``cache_root``, generated if absent.
+    """Raw stand-in files for ``kind`` (one of :data:`STANDIN_KINDS`) under ``cache_root``,
+    generated if absent.
 
     The directory is ``<cache_root>/<kind>-standin-raw-<params digest>``; generation writes a
     temporary directory and renames it, so an interrupted run leaves nothing half-written;
     temporary directories of runs that died are removed here (``tempdirs``).
     """
-    if kind not in ("maf1", "maf2"):
-        raise ValueError(f"kind must be 'maf1' or 'maf2', got {kind!r}")
+    if kind not in STANDIN_KINDS:
+        raise ValueError(f"stand-in kind must be one of {STANDIN_KINDS}, got {kind!r}")
     params = params or DEFAULT_PARAMS
-    root = Path(cache_root) if cache_root else tr.default_cache_dir()
+    root = Path(cache_root) if cache_root else default_cache_dir()
     out = root / f"{kind}-standin-raw-{params.digest(kind)}"
     remove_stale_temp_dirs(root, (_standin_temp_prefix(kind),))
     if (out / "DONE").is_file():
@@ -586,234 +592,3 @@ def ensure_standin(kind: str, cache_root: Optional[PathLike] = None,
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-# ----------------------------------------------------------------------------- report
-
-_PCTS = (10, 25, 50, 75, 90, 99, 99.9)
-
-
-def _pct(x: np.ndarray, weights: Optional[np.ndarray] = None) -> dict[str, float]:
-    """Percentiles of ``x``; with ``weights``, of the distribution that gives each value its
-    weight (the smallest value whose cumulative weight share reaches q%)."""
-    x = np.asarray(x, dtype=np.float64)
-    if len(x) == 0:
-        return {f"p{q:g}": float("nan") for q in _PCTS}
-    if weights is None:
-        return {f"p{q:g}": float(np.percentile(x, q)) for q in _PCTS}
-    o = np.argsort(x, kind="stable")
-    cum = np.cumsum(np.asarray(weights, dtype=np.float64)[o])
-    cum /= cum[-1]
-    return {f"p{q:g}": float(x[o][min(np.searchsorted(cum, q / 100), len(x) - 1)])
-            for q in _PCTS}
-
-
-#: Fitted-CV classes of the volume shares in the MAF2 report: regular, Poisson-like, bursty.
-_CV_CLASSES = ((0.0, 0.5), (0.5, 1.0), (1.0, 2.0), (2.0, math.inf))
-
-
-def _volume_shares(cvs: np.ndarray, volume: np.ndarray) -> dict[str, float]:
-    """Share of ``volume`` in windows whose fitted CV is in each of :data:`_CV_CLASSES`."""
-    tot = max(float(np.sum(volume)), 1e-300)
-    return {f"cv {lo:g}-{hi:g}": float(np.sum(volume[(cvs >= lo) & (cvs < hi)]) / tot)
-            for lo, hi in _CV_CLASSES}
-
-
-def trace_report(trace: tr.Trace, num_models: int = 72,
-                 window: Optional[tuple[str, str, float]] = None) -> dict:
-    """Statistics of a trace (real or stand-in) as a JSON-able dict.
-
-    Per-function mean daily invocations (percentiles, share <= 1/hour and <= 1/minute), share
-    of invocations in the top 1% (and 18.6%) of functions, hourly diurnal profile and daily
-    totals, and the per-window CV distribution: for MAF2 the Gamma-fitted CV
-    (:func:`trace.fit_gamma_window`) per function and per stripe-mapped model (``num_models``)
-    on ``window`` (default the Fig. 11 day); for MAF1 (minute counts only) the CV of per-minute
-    counts per function within each hour of the first day.
-    """
-    totals = trace.function_totals()
-    days = trace.num_days
-    per_day = totals / days
-    tot = int(totals.sum())
-    srt = np.sort(totals)[::-1]
-    F = len(totals)
-    top = lambda frac: float(srt[:max(1, int(round(frac * F)))].sum() / max(tot, 1))
-    minutes = trace.minute_totals().astype(np.float64)
-    hourly = minutes.reshape(days * 24, 60).sum(axis=1)
-    hod = hourly.reshape(days, 24).mean(axis=0)
-    daily = minutes.reshape(days, tr.MINUTES_PER_DAY).sum(axis=1)
-    rep = {
-        "source": trace.source, "num_functions": F, "num_days": days,
-        "total_invocations": tot, "invocations_per_day": tot / days,
-        "daily_invocations_per_function": _pct(per_day),
-        "frac_functions_le_1_per_hour": float(np.mean(per_day <= 24)),
-        "frac_functions_le_1_per_minute": float(np.mean(per_day <= 1440)),
-        "share_top_1pct_functions": top(0.01),
-        "share_top_18.6pct_functions": top(0.186),
-        "hour_of_day_profile": (hod / hod.mean()).round(3).tolist() if hod.mean() > 0 else [],
-        "diurnal_peak_to_trough": float(hod.max() / max(hod.min(), 1e-12)),
-        "daily_totals": daily.astype(np.int64).tolist(),
-    }
-    if trace.kind == "maf2":
-        start, end, interval = window or ("13.0.0", "13.23.60", 5400.0)
-        s, e = tr.parse_time(start), tr.parse_time(end)
-        edges = np.arange(s, e + 1e-9, interval)
-        f_cvs, f_n = [], []
-        for f in range(F):
-            t = trace.function_times(f)
-            b = np.searchsorted(t, edges)
-            for k in range(len(edges) - 1):
-                fit = tr.fit_gamma_window(t[b[k]:b[k + 1]], interval)
-                if fit:
-                    f_cvs.append(fit[1])
-                    f_n.append(b[k + 1] - b[k])
-        f_cvs, f_n = np.asarray(f_cvs), np.asarray(f_n, dtype=np.float64)
-        rp = trace.replay(num_models, start, end, interval, 1.0, 1.0, 0)
-        used = rp.window_cvs > 0
-        m_cvs, m_vol = rp.window_cvs[used], rp.window_rates[used]
-        rep["cv_window"] = f"{start}-{end}, {interval:g} s windows"
-        rep["fitted_cv_per_function_window"] = _pct(f_cvs)
-        rep["frac_function_windows_cv_gt_1"] = float(np.mean(f_cvs > 1)) \
-            if len(f_cvs) else float("nan")
-        # Weighted by invocations (function windows) or by replayed rate (model windows): the
-        # CV that a request sees, on which cv_scale acts.
-        rep["fitted_cv_per_function_window_by_volume"] = _pct(f_cvs, f_n)
-        rep["volume_share_function_windows"] = _volume_shares(f_cvs, f_n)
-        rep["fitted_cv_per_model_window"] = _pct(m_cvs)
-        rep["frac_model_windows_cv_gt_1"] = float(np.mean(m_cvs > 1)) if len(m_cvs) else \
-            float("nan")
-        rep["fitted_cv_per_model_window_by_volume"] = _pct(m_cvs, m_vol)
-        rep["volume_share_model_windows"] = _volume_shares(m_cvs, m_vol)
-        rep["replay_rate_per_model"] = _pct(rp.rates)
-        model_vol = np.sort(rp.rates)[::-1]
-        rep["replay_share_top_5_models"] = float(model_vol[:5].sum() /
-                                                 max(model_vol.sum(), 1e-300))
-    else:
-        cvs = []
-        for h in range(24):
-            lo, hi = int(trace.indptr[h * 60]), int(trace.indptr[(h + 1) * 60])
-            f = np.asarray(trace.func[lo:hi])
-            c = np.asarray(trace.count[lo:hi], dtype=np.float64)
-            uf, inv = np.unique(f, return_inverse=True)
-            s1 = np.bincount(inv, weights=c, minlength=len(uf))
-            s2 = np.bincount(inv, weights=c * c, minlength=len(uf))
-            ok = s1 >= 10
-            mean = s1[ok] / 60
-            var = s2[ok] / 60 - mean ** 2
-            cvs.append(np.sqrt(np.maximum(var, 0)) / mean)
-        cvs = np.concatenate(cvs) if cvs else np.zeros(0)
-        rep["cv_window"] = "day 1, 1-hour windows, functions with >= 10 invocations"
-        rep["minute_count_cv_per_function_hour"] = _pct(cvs)
-        rp = trace.replay(num_models, "0.0.0", "0.1.0", 60, 1.0, 1.0, 0)
-        rep["first_hour_active_functions"] = rp.num_active_functions
-        rep["first_hour_invocations"] = int(minutes[:60].sum())
-        rep["first_hour_model_share_max"] = float(
-            rp.window_rates.sum(axis=1).max() / max(rp.window_rates.sum(), 1e-12))
-    return rep
-
-
-def format_report(rep: dict) -> str:
-    """Human-readable text of :func:`trace_report`."""
-    lines = [f"== {rep['source']}: {rep['num_functions']} functions, {rep['num_days']} days, "
-             f"{rep['total_invocations']:,} invocations ({rep['invocations_per_day']:,.0f}/day)"]
-    pd_ = rep["daily_invocations_per_function"]
-    lines.append("mean daily invocations per function: " +
-                 ", ".join(f"{k}={v:.3g}" for k, v in pd_.items()))
-    lines.append(f"functions <= 1/hour: {rep['frac_functions_le_1_per_hour']:.3f}; "
-                 f"<= 1/minute: {rep['frac_functions_le_1_per_minute']:.3f}")
-    lines.append(f"share of invocations in top 1% functions: {rep['share_top_1pct_functions']:.3f}"
-                 f"; top 18.6%: {rep['share_top_18.6pct_functions']:.4f}")
-    lines.append("hour-of-day profile (x mean): " +
-                 " ".join(f"{v:.2f}" for v in rep["hour_of_day_profile"]))
-    lines.append(f"diurnal peak/trough: {rep['diurnal_peak_to_trough']:.2f}; daily totals: " +
-                 " ".join(f"{v:,}" for v in rep["daily_totals"]))
-    lines.append(f"per-window CV ({rep['cv_window']}):")
-    for key in ("fitted_cv_per_function_window", "fitted_cv_per_function_window_by_volume",
-                "volume_share_function_windows", "fitted_cv_per_model_window",
-                "fitted_cv_per_model_window_by_volume", "volume_share_model_windows",
-                "minute_count_cv_per_function_hour", "replay_rate_per_model"):
-        if key in rep:
-            lines.append(f"  {key}: " + ", ".join(f"{k}={v:.3g}" for k, v in rep[key].items()))
-    for key in ("frac_function_windows_cv_gt_1", "frac_model_windows_cv_gt_1",
-                "replay_share_top_5_models",
-                "first_hour_active_functions", "first_hour_invocations",
-                "first_hour_model_share_max"):
-        if key in rep:
-            v = rep[key]
-            lines.append(f"  {key}: {v:.3f}" if isinstance(v, float) else f"  {key}: {v}")
-    return "\n".join(lines)
-
-
-def plot_report(reps: list[dict], traces: list[tr.Trace], path: PathLike) -> None:
-    """Save a figure: per-function rate CDF, top-share curve, hourly profile, CV histogram."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(reps), 3, figsize=(13, 3.6 * len(reps)), squeeze=False)
-    for row, (rep, t) in enumerate(zip(reps, traces)):
-        totals = t.function_totals() / t.num_days
-        ax = axes[row, 0]
-        x = np.sort(np.maximum(totals, 1e-2))
-        ax.plot(x, np.arange(1, len(x) + 1) / len(x))
-        ax.set_xscale("log")
-        for v, lab in ((24, "1/hour"), (1440, "1/min")):
-            ax.axvline(v, ls=":", c="gray")
-            ax.text(v, 0.05, lab, rotation=90, fontsize=7)
-        ax.set_xlabel("mean invocations per day (per function)")
-        ax.set_ylabel("CDF of functions")
-        ax.set_title(f"{rep['source']}: rate distribution")
-        ax = axes[row, 1]
-        hourly = t.minute_totals().reshape(-1, 60).sum(axis=1)
-        ax.plot(np.arange(len(hourly)) / 24.0, hourly)
-        ax.set_xlabel("day")
-        ax.set_ylabel("invocations per hour")
-        ax.set_title("diurnal / weekly pattern")
-        ax = axes[row, 2]
-        key = "fitted_cv_per_model_window" if t.kind == "maf2" else \
-            "minute_count_cv_per_function_hour"
-        ax.bar(range(len(rep[key])), list(rep[key].values()), tick_label=list(rep[key]))
-        ax.set_title(key.replace("_", " "), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-# ----------------------------------------------------------------------------- CLI
-
-def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m alpa_serve.workload.standin",
-        description="Generate the MAF1/MAF2 stand-in traces (real raw formats) into a cache "
-                    "directory and optionally print their statistics report.")
-    ap.add_argument("--out", default=None,
-                    help="cache directory (default $ALPA_SERVE_CACHE/traces or "
-                         "~/.cache/alpa_serve/traces)")
-    ap.add_argument("--which", choices=("maf1", "maf2", "both"), default="both")
-    ap.add_argument("--report", action="store_true", help="print the statistics report")
-    ap.add_argument("--json", default=None, help="also write the report as JSON here")
-    ap.add_argument("--figure", default=None, help="save the report figure here (png/pdf)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    root = Path(args.out) if args.out else tr.default_cache_dir()
-    kinds = ("maf1", "maf2") if args.which == "both" else (args.which,)
-    reps, traces = [], []
-    for kind in kinds:
-        t = tr.load_trace(f"{kind}-standin", cache_dir=root)
-        print(f"{kind}-standin: raw files in {ensure_standin(kind, root)}; cache {t.cache_path}")
-        if args.report or args.figure or args.json:
-            reps.append(trace_report(t))
-            traces.append(t)
-    if args.report:
-        for rep in reps:
-            print(format_report(rep))
-    if args.json:
-        Path(args.json).write_text(json.dumps(reps, indent=1))
-    if args.figure:
-        plot_report(reps, traces, args.figure)
-        print(f"figure written to {args.figure}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

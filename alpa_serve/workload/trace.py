@@ -1,13 +1,15 @@
-"""Azure Functions traces (DESIGN 4.3): real-format loaders, a preprocessed cache and the replay.
+"""Azure Functions traces (DESIGN 4.3): one class per raw format, a preprocessed cache, the replay.
 
 Sources and their raw formats (the datasets cannot be downloaded here; users bring the files):
 
-* **MAF1** (Azure Functions 2019): daily CSVs ``invocations_per_function_md.anon.dNN.csv``
-  (NN = 01..14; ``.csv.gz`` is accepted too) with columns ``HashOwner, HashApp, HashFunction,
-  Trigger, 1..1440`` (per-minute invocation counts). Functions are keyed by ``HashFunction``.
-* **MAF2** (Azure Functions 2021): ``AzureFunctionsInvocationTraceForTwoWeeksJan2021.txt``, a CSV
-  with columns ``app, func, end_timestamp, duration`` (seconds since the trace start); the
-  invocation time is ``end_timestamp - duration``. Functions are keyed by ``func``.
+* **MAF1** (Azure Functions 2019, :class:`Maf1Trace`): daily CSVs
+  ``invocations_per_function_md.anon.dNN.csv`` (NN = 01..14; ``.csv.gz`` is accepted too) with
+  columns ``HashOwner, HashApp, HashFunction, Trigger, 1..1440`` (per-minute invocation counts).
+  Functions are keyed by ``HashFunction``.
+* **MAF2** (Azure Functions 2021, :class:`Maf2Trace`):
+  ``AzureFunctionsInvocationTraceForTwoWeeksJan2021.txt``, a CSV with columns
+  ``app, func, end_timestamp, duration`` (seconds since the trace start); the invocation time is
+  ``end_timestamp - duration``. Functions are keyed by ``func``.
 
 Both are preprocessed once into a cache directory (keyed by source name and a fingerprint of the
 raw files) and memory-mapped from there:
@@ -21,6 +23,11 @@ seen on later days; MAF2: first appearance of ``func``).
 
 Time origin: every time in a replay (window starts, generated arrivals) is in **seconds since
 the start of the trace** (day 0, 00:00), e.g. MAF2's "13.0.0" window starts at 1123200 s.
+
+Formats: a subclass of :class:`Trace` per raw format, registered by its name with
+:func:`register_format`; it finds and checks the raw files, preprocesses them, opens its cache
+and generates a replay's arrivals. The source names (:data:`SOURCES`) are the registered formats
+and their stand-ins (:mod:`alpa_serve.workload.standin`).
 """
 
 from __future__ import annotations
@@ -32,41 +39,42 @@ import math
 import os
 import shutil
 import warnings
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, ClassVar, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 
+from alpa_serve.workload import standin
 from alpa_serve.workload.arrival import GammaProcess
 from alpa_serve.workload.tempdirs import make_temp_dir, remove_stale_temp_dirs
-from alpa_serve.workload.workload import Workload
+from alpa_serve.workload.trace_defs import (
+    MAF1_COLUMNS,
+    MAF1_FILE_TEMPLATE,
+    MAF2_COLUMNS,
+    MAF2_FILE_NAME,
+    MAF_DAYS,
+    MINUTES_PER_DAY,
+    SECONDS_PER_DAY,
+    STANDIN_SUFFIX,
+    TraceFormatError,
+    TraceNotFoundError,
+    TraceWindowError,
+    default_cache_dir,
+    parse_time,
+)
+from alpa_serve.workload.workload import SortKind, Workload
 
 __all__ = [
-    "MAF1_FILE_TEMPLATE", "MAF2_FILE_NAME", "SOURCES",
-    "TraceError", "TraceFormatError", "TraceWindowError", "TraceNotFoundError",
-    "default_cache_dir", "parse_time", "Trace", "TraceReplay", "load_trace",
-    "preprocess_maf1", "preprocess_maf2", "fit_gamma_window",
+    "SOURCES", "TRACE_FORMATS", "TRACE_PATH_VARIABLES", "register_format", "trace_format",
+    "Trace", "Maf1Trace", "Maf2Trace", "TraceReplay", "open_trace", "load_trace",
+    "fit_gamma_window",
 ]
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
-
-MINUTES_PER_DAY = 1440
-SECONDS_PER_DAY = 86400
-MAF_DAYS = 14
-MAF1_FILE_TEMPLATE = "invocations_per_function_md.anon.d{day:02d}.csv"
-MAF1_COLUMNS = ["HashOwner", "HashApp", "HashFunction", "Trigger"] + \
-    [str(i) for i in range(1, MINUTES_PER_DAY + 1)]
-MAF2_FILE_NAME = "AzureFunctionsInvocationTraceForTwoWeeksJan2021.txt"
-MAF2_COLUMNS = ["app", "func", "end_timestamp", "duration"]
-
-#: Source names accepted by :func:`load_trace`; the ``-standin`` ones are generated here.
-SOURCES = ("maf1", "maf2", "maf1-standin", "maf2-standin")
-#: Environment variables pointing at the real datasets.
-ENV_PATHS = {"maf1": "ALPA_SERVE_MAF1_PATH", "maf2": "ALPA_SERVE_MAF2_PATH"}
-ENV_CACHE = "ALPA_SERVE_CACHE"
 
 # Bump when the preprocessed layout changes: old caches are then ignored, not misread.
 _CACHE_VERSION = 1
@@ -83,55 +91,13 @@ _CV_EPS = 1e-5
 _FIT_RATE_FACTOR = 5.0
 
 
-# ----------------------------------------------------------------------------- errors
-
-class TraceError(ValueError):
-    """Base class of trace errors that are about values (format, window)."""
-
-
-class TraceFormatError(TraceError):
-    """A trace file exists but does not have the expected format."""
-
-
-class TraceWindowError(TraceError):
-    """A replay window is malformed, outside the trace, or ends before it starts."""
-
-
-class TraceNotFoundError(FileNotFoundError):
-    """Trace files are missing; the message says what was expected and how to use a stand-in."""
-
+# ----------------------------------------------------------------------------- helpers
 
 def _standin_hint(kind: str) -> str:
     return (f"The real {kind.upper()} dataset cannot be downloaded here. Either point "
-            f"${ENV_PATHS[kind]} (or the path argument) at your copy, or use the synthetic "
-            f"stand-in: load_trace('{kind}-standin') / workload name '{kind}-standin' "
-            f"(generated on first use; `python -m alpa_serve.workload.standin --out DIR`).")
-
-
-# ----------------------------------------------------------------------------- paths, times
-
-def default_cache_dir() -> Path:
-    """Trace cache directory: ``$ALPA_SERVE_CACHE/traces`` if set, else
-    ``~/.cache/alpa_serve/traces``. Generated files live there and are never committed."""
-    root = os.environ.get(ENV_CACHE)
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "alpa_serve"
-    return base / "traces"
-
-
-def parse_time(text: str) -> int:
-    """Seconds since the trace start for a ``"day.hour.minute"`` string (day 0-based).
-
-    ``"0.0.0"`` is the trace start, ``"0.1.0"`` one hour later, ``"13.23.60"`` the end of
-    day 14. Hours may be 0..24 and minutes 0..60 (so day ends can be written either way).
-    """
-    parts = str(text).strip().split(".")
-    if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
-        raise TraceWindowError(f"time must be 'day.hour.minute' with non-negative integers, "
-                               f"e.g. '0.1.0' or '13.23.60'; got {text!r}")
-    d, h, m = (int(p) for p in parts)
-    if h > 24 or m > 60:
-        raise TraceWindowError(f"time {text!r}: hour must be 0..24 and minute 0..60")
-    return d * SECONDS_PER_DAY + h * 3600 + m * 60
+            f"${TRACE_FORMATS[kind].path_variable} (or the path argument) at your copy, or use "
+            f"the synthetic stand-in: load_trace('{kind}{STANDIN_SUFFIX}') / workload name "
+            f"'{kind}{STANDIN_SUFFIX}' (generated on first use).")
 
 
 def _check_window(start: str, end: str, num_days: int) -> tuple[int, int]:
@@ -154,144 +120,6 @@ def _fingerprint(files: Sequence[Path]) -> str:
     return h.hexdigest()[:12]
 
 
-# ----------------------------------------------------------------------------- MAF1 raw
-
-def _maf1_day_files(raw_dir: Path) -> list[Path]:
-    """The daily files d01..dK found in ``raw_dir`` (contiguous from d01)."""
-    if not raw_dir.is_dir():
-        raise TraceNotFoundError(
-            f"MAF1 directory not found: {str(raw_dir)!r}; expected a directory with daily files "
-            f"{MAF1_FILE_TEMPLATE.format(day=1)} .. d{MAF_DAYS:02d}.csv. " + _standin_hint("maf1"))
-    files: list[Path] = []
-    for day in range(1, MAF_DAYS + 1):
-        base = raw_dir / MAF1_FILE_TEMPLATE.format(day=day)
-        cands = [p for p in (base, base.with_name(base.name + ".gz")) if p.is_file()]
-        if not cands:
-            break
-        files.append(cands[0])
-    if not files:
-        raise TraceNotFoundError(
-            f"no MAF1 daily files in {str(raw_dir)!r}: expected "
-            f"{MAF1_FILE_TEMPLATE.format(day=1)} (.. d{MAF_DAYS:02d}, optionally .gz). "
-            + _standin_hint("maf1"))
-    later = [d for d in range(len(files) + 2, MAF_DAYS + 1)
-             if (raw_dir / MAF1_FILE_TEMPLATE.format(day=d)).exists()
-             or (raw_dir / (MAF1_FILE_TEMPLATE.format(day=d) + ".gz")).exists()]
-    if later:
-        raise TraceFormatError(f"MAF1 directory {str(raw_dir)!r} misses day {len(files) + 1} "
-                               f"but has later days {later}: days must be contiguous from d01")
-    if len(files) < MAF_DAYS:
-        logger.warning("MAF1 directory %s has %d of %d days; replays are limited to them",
-                       raw_dir, len(files), MAF_DAYS)
-    return files
-
-
-def _read_maf1_day(path: Path) -> tuple[list[str], np.ndarray]:
-    """(HashFunction per row, int32 counts [rows, 1440]) of one daily file."""
-    import pandas as pd
-
-    try:
-        header = pd.read_csv(path, nrows=0).columns.tolist()
-    except Exception as e:  # pandas raises many types for garbage input
-        raise TraceFormatError(f"cannot read MAF1 file {str(path)!r}: {e}") from e
-    if header != MAF1_COLUMNS:
-        shown = header[:6] + (["..."] if len(header) > 6 else [])
-        raise TraceFormatError(
-            f"MAF1 file {str(path)!r} has columns {shown} ({len(header)} in all); expected "
-            f"HashOwner, HashApp, HashFunction, Trigger, 1..1440 (1444 columns)")
-    dtypes = {c: str for c in MAF1_COLUMNS[:4]}
-    try:
-        df = pd.read_csv(path, dtype=dtypes, engine="c")
-        counts = df.iloc[:, 4:].to_numpy()
-    except Exception as e:
-        raise TraceFormatError(f"cannot parse MAF1 file {str(path)!r}: {e}") from e
-    if counts.dtype.kind not in "iu":
-        raise TraceFormatError(f"MAF1 file {str(path)!r}: per-minute counts must be integers "
-                               f"(found dtype {counts.dtype}, missing or non-numeric cells?)")
-    if counts.size and counts.min() < 0:
-        raise TraceFormatError(f"MAF1 file {str(path)!r}: negative invocation counts")
-    if counts.size and counts.max() > np.iinfo(np.int32).max:
-        raise TraceFormatError(f"MAF1 file {str(path)!r}: counts exceed int32")
-    funcs = df["HashFunction"].tolist()
-    if any(not isinstance(f, str) or not f for f in funcs):
-        raise TraceFormatError(f"MAF1 file {str(path)!r}: empty HashFunction values")
-    return funcs, counts.astype(np.int32, copy=False)
-
-
-def preprocess_maf1(raw_dir: PathLike, out_dir: PathLike) -> Path:
-    """Convert MAF1 daily CSVs into the minute-major sparse cache at ``out_dir``.
-
-    A function missing on a day has zeros that day; duplicate ``HashFunction`` rows within a
-    day are summed (logged). Returns ``out_dir``.
-    """
-    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    files = _maf1_day_files(raw_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    index: dict[str, int] = {}
-    ids: list[str] = []
-    tmp = make_temp_dir(out_dir.parent, _TMP_PREFIX)
-    try:
-        indptr_parts = [np.zeros(1, dtype=np.int64)]
-        nnz = 0
-        max_count = 0
-        day_files = []
-        for day, path in enumerate(files):
-            logger.info("preprocessing MAF1 day %d: %s", day + 1, path.name)
-            funcs, counts = _read_maf1_day(path)
-            gidx = np.empty(len(funcs), dtype=np.int32)
-            for r, f in enumerate(funcs):
-                g = index.get(f)
-                if g is None:
-                    g = index[f] = len(ids)
-                    ids.append(f)
-                gidx[r] = g
-            if len(np.unique(gidx)) != len(gidx):
-                logger.warning("MAF1 %s: duplicate HashFunction rows summed", path.name)
-            # Minute-major: nonzero of the transposed matrix is ordered by (minute, row).
-            ct = np.ascontiguousarray(counts.T)
-            minute, row = np.nonzero(ct)
-            vals = ct[minute, row]
-            fn = gidx[row]
-            per_min = np.bincount(minute, minlength=MINUTES_PER_DAY).astype(np.int64)
-            indptr_parts.append(nnz + np.cumsum(per_min))
-            nnz += len(vals)
-            max_count = max(max_count, int(vals.max()) if len(vals) else 0)
-            np.save(tmp / f"func{day:02d}.npy", fn.astype(np.int32))
-            np.save(tmp / f"count{day:02d}.npy", vals.astype(np.int32))
-            day_files.append(day)
-            del counts, ct, minute, row, vals, fn
-        # The narrowest exact dtypes: uint16 halves the cache when they fit (46k functions
-        # and per-minute counts below 65536 in the stand-in).
-        u16 = np.iinfo(np.uint16).max
-        func_dt = np.uint16 if len(ids) - 1 <= u16 else np.int32
-        count_dt = np.uint16 if max_count <= u16 else np.int32
-        build = make_temp_dir(tmp, _BUILD_PREFIX)
-        func_mm = np.lib.format.open_memmap(build / "func.npy", mode="w+", dtype=func_dt,
-                                            shape=(nnz,))
-        count_mm = np.lib.format.open_memmap(build / "count.npy", mode="w+", dtype=count_dt,
-                                             shape=(nnz,))
-        pos = 0
-        for day in day_files:
-            f = np.load(tmp / f"func{day:02d}.npy")
-            c = np.load(tmp / f"count{day:02d}.npy")
-            func_mm[pos:pos + len(f)] = f
-            count_mm[pos:pos + len(c)] = c
-            pos += len(f)
-        func_mm.flush()
-        count_mm.flush()
-        del func_mm, count_mm
-        np.save(build / "indptr.npy", np.concatenate(indptr_parts))
-        np.save(build / "function_ids.npy", np.array(ids, dtype=np.str_))
-        (build / "meta.json").write_text(json.dumps({
-            "kind": "maf1", "version": _CACHE_VERSION, "num_days": len(files),
-            "num_functions": len(ids), "nnz": int(nnz),
-            "files": [p.name for p in files]}, indent=1))
-        _publish(build, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
-
-
 def _publish(build: Path, out_dir: Path) -> None:
     """Move a finished cache into place atomically (concurrent builders: first one wins)."""
     try:
@@ -301,65 +129,6 @@ def _publish(build: Path, out_dir: Path) -> None:
         shutil.rmtree(build, ignore_errors=True)
         if not (out_dir / "meta.json").exists():
             raise
-
-
-# ----------------------------------------------------------------------------- MAF2 raw
-
-def preprocess_maf2(raw_file: PathLike, out_dir: PathLike) -> Path:
-    """Convert the MAF2 invocation CSV into per-function sorted invocation times at ``out_dir``.
-
-    Invocation time (s since the trace start) = ``end_timestamp - duration``.
-    """
-    import pandas as pd
-
-    raw_file, out_dir = Path(raw_file), Path(out_dir)
-    if not raw_file.is_file():
-        raise TraceNotFoundError(f"MAF2 file not found: {str(raw_file)!r}; expected "
-                                 f"{MAF2_FILE_NAME} (CSV: app,func,end_timestamp,duration). "
-                                 + _standin_hint("maf2"))
-    try:
-        header = pd.read_csv(raw_file, nrows=0).columns.tolist()
-    except Exception as e:
-        raise TraceFormatError(f"cannot read MAF2 file {str(raw_file)!r}: {e}") from e
-    if header != MAF2_COLUMNS:
-        raise TraceFormatError(f"MAF2 file {str(raw_file)!r} has columns {header}; expected "
-                               f"{MAF2_COLUMNS}")
-    try:
-        df = pd.read_csv(raw_file, dtype={"app": str, "func": str,
-                                          "end_timestamp": np.float64, "duration": np.float64})
-    except Exception as e:
-        raise TraceFormatError(f"cannot parse MAF2 file {str(raw_file)!r} (end_timestamp and "
-                               f"duration must be numbers of seconds): {e}") from e
-    if df.isna().any().any():
-        raise TraceFormatError(f"MAF2 file {str(raw_file)!r} has empty cells")
-    times = (df["end_timestamp"].to_numpy(np.float64) - df["duration"].to_numpy(np.float64))
-    if not np.all(np.isfinite(times)):
-        raise TraceFormatError(f"MAF2 file {str(raw_file)!r} has non-finite timestamps")
-    codes, uniques = pd.factorize(df["func"], sort=False)  # first-appearance order
-    apps = df["app"].to_numpy()
-    first_row = np.full(len(uniques), -1, dtype=np.int64)
-    # First row of each function: reversed assignment leaves the smallest index.
-    first_row[codes[::-1]] = np.arange(len(codes))[::-1]
-    order = np.lexsort((times, codes))
-    indptr = np.zeros(len(uniques) + 1, dtype=np.int64)
-    indptr[1:] = np.cumsum(np.bincount(codes, minlength=len(uniques)))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    build = make_temp_dir(out_dir.parent, _BUILD_PREFIX)
-    try:
-        np.save(build / "indptr.npy", indptr)
-        np.save(build / "times.npy", times[order])
-        np.save(build / "function_ids.npy", np.array([str(u) for u in uniques], dtype=np.str_))
-        np.save(build / "app_ids.npy", np.array([str(apps[r]) for r in first_row],
-                                                dtype=np.str_))
-        (build / "meta.json").write_text(json.dumps({
-            "kind": "maf2", "version": _CACHE_VERSION, "num_days": MAF_DAYS,
-            "num_functions": len(uniques), "num_invocations": int(len(times)),
-            "files": [raw_file.name]}, indent=1))
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
-    _publish(build, out_dir)
-    return out_dir
 
 
 # ----------------------------------------------------------------------------- replay result
@@ -409,7 +178,7 @@ class TraceReplay:
 
     def to_workload(self, slos: Union[float, Sequence[float]],
                     model_names: Optional[Sequence[str]] = None,
-                    kind: Optional[str] = None) -> Workload:
+                    kind: Optional[SortKind] = None) -> Workload:
         """One merged :class:`Workload` (model i -> id i) with per-model SLOs (s).
 
         Built with a single :meth:`Workload.merge` over all models in model order
@@ -418,12 +187,13 @@ class TraceReplay:
         names = list(model_names) if model_names is not None else list(self.model_names)
         if len(names) != len(self.arrivals):
             raise ValueError(f"need {len(self.arrivals)} model names, got {len(names)}")
-        if np.ndim(slos) == 0:
-            slos = [float(slos)] * len(names)
-        if len(slos) != len(names):
-            raise ValueError(f"need one SLO per model ({len(names)}), got {len(slos)}")
+        per_model = np.asarray(slos, dtype=np.float64)
+        if per_model.ndim == 0:
+            per_model = np.full(len(names), float(per_model))
+        if per_model.ndim != 1 or len(per_model) != len(names):
+            raise ValueError(f"need one SLO per model ({len(names)}), got {per_model.size}")
         ws = [Workload._unchecked(a, np.full(len(a), i, dtype=np.int32),
-                                  np.full(len(a), float(slos[i])), names)
+                                  np.full(len(a), float(per_model[i])), names)
               for i, a in enumerate(self.arrivals)]
         if not ws:
             return Workload.empty(names)
@@ -469,59 +239,42 @@ def fit_gamma_window(times: np.ndarray, interval: float) -> Optional[tuple[float
     return float(rate), float(cv)
 
 
-# ----------------------------------------------------------------------------- Trace
+# ----------------------------------------------------------------------------- Trace (interface)
 
-class Trace:
-    """A preprocessed Azure Functions trace, ready to replay.
+@dataclass(frozen=True)
+class _Generated:
+    """What a format's replay generated: per-model arrivals and the windows' Gamma parameters."""
 
-    ``Trace(source, path)``: ``source`` is the workload label (``maf1``, ``maf2``,
-    ``maf1-standin``, ``maf2-standin``, or any name starting with ``maf1``/``maf2``); ``path``
-    is either the raw data (MAF1: directory of daily CSVs; MAF2: the .txt file or a directory
-    holding it) or a preprocessed cache directory. Raw data are preprocessed once into
-    ``cache_dir`` (default :func:`default_cache_dir`).
+    arrivals: list[np.ndarray]
+    window_starts: np.ndarray
+    window_rates: np.ndarray
+    window_cvs: np.ndarray
+    next_seed: int
+    functions_per_model: np.ndarray
+    num_active_functions: int
+
+
+class Trace(ABC):
+    """A preprocessed Azure Functions trace, ready to replay; one subclass per raw format.
+
+    Made by :func:`open_trace` (raw data or a cache directory) or :func:`load_trace` (a source
+    name). ``source`` is the workload label (``maf1``, ``maf2``, ``maf1-standin``,
+    ``maf2-standin``, or any name starting with a format's name); ``cache_path`` the
+    preprocessed directory the arrays are memory-mapped from.
+
+    A format subclass sets :attr:`kind` (its name in :data:`TRACE_FORMATS`) and
+    :attr:`path_variable` and implements :meth:`raw_files`, :meth:`preprocess`, :meth:`_open`,
+    :meth:`function_totals`, :meth:`minute_totals` and :meth:`_generate`.
     """
 
-    def __init__(self, source: str, path: PathLike, cache_dir: Optional[PathLike] = None):
+    #: Name of the format (the source name of the real dataset), e.g. ``"maf1"``.
+    kind: ClassVar[str]
+    #: Environment variable naming the real dataset's path (read by :func:`load_trace`).
+    path_variable: ClassVar[str]
+
+    def __init__(self, source: str, cache: Path):
         self.source = str(source)
-        if self.source.startswith("maf1"):
-            self.kind = "maf1"
-        elif self.source.startswith("maf2"):
-            self.kind = "maf2"
-        else:
-            raise ValueError(f"unknown trace source {source!r}; expected one of {SOURCES}")
-        path = Path(path).expanduser()
-        if (path / "meta.json").is_file():
-            cache = path
-        else:
-            cache = self._ensure_cache(path, Path(cache_dir) if cache_dir else
-                                       default_cache_dir())
         self.cache_path = cache
-        self._load_cache(cache)
-
-    # -- cache
-
-    def _ensure_cache(self, raw: Path, cache_root: Path) -> Path:
-        if self.kind == "maf1":
-            files = _maf1_day_files(raw)
-        else:
-            raw_file = raw / MAF2_FILE_NAME if raw.is_dir() else raw
-            if not raw_file.is_file():
-                raise TraceNotFoundError(
-                    f"MAF2 file not found: {str(raw_file)!r}; expected {MAF2_FILE_NAME} "
-                    f"(CSV: app,func,end_timestamp,duration). " + _standin_hint("maf2"))
-            files = [raw_file]
-        out = cache_root / "preprocessed" / f"{self.source}-{_fingerprint(files)}"
-        remove_stale_temp_dirs(out.parent, (_TMP_PREFIX, _BUILD_PREFIX))
-        if not (out / "meta.json").is_file():
-            out.parent.mkdir(parents=True, exist_ok=True)
-            logger.info("preprocessing %s trace from %s into %s", self.source, raw, out)
-            if self.kind == "maf1":
-                preprocess_maf1(raw, out)
-            else:
-                preprocess_maf2(files[0], out)
-        return out
-
-    def _load_cache(self, cache: Path) -> None:
         try:
             meta = json.loads((cache / "meta.json").read_text())
         except (OSError, ValueError) as e:
@@ -531,59 +284,67 @@ class Trace:
             raise TraceFormatError(f"trace cache {str(cache)!r} holds kind={meta.get('kind')} "
                                    f"version={meta.get('version')}, expected kind={self.kind} "
                                    f"version={_CACHE_VERSION}; delete it to rebuild")
-        self.meta = meta
+        self.meta: dict[str, Any] = meta
         self.num_days = int(meta["num_days"])
-        self.function_ids = np.load(cache / "function_ids.npy")
-        self.indptr = np.load(cache / "indptr.npy")
-        if self.kind == "maf1":
-            # Memory-mapped: a window reads only its slice.
-            self.func = np.load(cache / "func.npy", mmap_mode="r")
-            self.count = np.load(cache / "count.npy", mmap_mode="r")
-            expected = self.num_days * MINUTES_PER_DAY + 1
-            if len(self.indptr) != expected or self.indptr[-1] != len(self.func):
-                raise TraceFormatError(f"corrupt MAF1 cache {str(cache)!r}; delete it")
-        else:
-            self.times = np.load(cache / "times.npy", mmap_mode="r")
-            self.app_ids = np.load(cache / "app_ids.npy")
-            if len(self.indptr) != len(self.function_ids) + 1 or \
-                    self.indptr[-1] != len(self.times):
-                raise TraceFormatError(f"corrupt MAF2 cache {str(cache)!r}; delete it")
+        self.function_ids: np.ndarray = np.load(cache / "function_ids.npy")
+        self.indptr: np.ndarray = np.load(cache / "indptr.npy")
+        self._open(cache)
+
+    # -- the format's part
+
+    @classmethod
+    @abstractmethod
+    def raw_files(cls, path: Path) -> list[Path]:
+        """The raw files of the dataset at ``path``, checked to exist (else
+        :class:`TraceNotFoundError` saying what was expected and how to use the stand-in)."""
+
+    @classmethod
+    @abstractmethod
+    def preprocess(cls, files: list[Path], out_dir: Path) -> None:
+        """Convert the raw ``files`` into the cache directory ``out_dir`` (written to a
+        temporary directory and renamed; ``meta.json`` holds ``kind`` and ``version``)."""
+
+    @abstractmethod
+    def _open(self, cache: Path) -> None:
+        """Load (memory-map) the format's arrays of ``cache`` and check them against
+        :attr:`indptr` (:class:`TraceFormatError` if corrupt)."""
+
+    @abstractmethod
+    def function_totals(self) -> np.ndarray:
+        """Total invocations per function over the whole trace (int64, function order)."""
+
+    @abstractmethod
+    def minute_totals(self) -> np.ndarray:
+        """Invocations of all functions per minute of the trace (int64, num_days*1440)."""
+
+    @abstractmethod
+    def _generate(self, M: int, s: int, e: int, interval: float, rate_scale: float,
+                  cv_scale: float, seed: int) -> _Generated:
+        """Arrivals of the window ``[s, e)`` (s) striped onto ``M`` models (DESIGN 4.3), with
+        Gamma windows of ``interval`` s and the seed counter starting at ``seed``."""
+
+    # -- common
+
+    @classmethod
+    def ensure_cache(cls, source: str, raw: Path, cache_root: Path) -> Path:
+        """The preprocessed cache of the raw data at ``raw`` under ``cache_root``, built if
+        absent: ``<cache_root>/preprocessed/<source>-<fingerprint of the raw files>``."""
+        files = cls.raw_files(raw)
+        out = cache_root / "preprocessed" / f"{source}-{_fingerprint(files)}"
+        remove_stale_temp_dirs(out.parent, (_TMP_PREFIX, _BUILD_PREFIX))
+        if not (out / "meta.json").is_file():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            logger.info("preprocessing %s trace from %s into %s", source, raw, out)
+            cls.preprocess(files, out)
+        return out
 
     @property
     def num_functions(self) -> int:
         return int(len(self.function_ids))
 
     def __repr__(self) -> str:
-        return (f"Trace({self.source!r}, {self.num_functions} functions, {self.num_days} days, "
-                f"cache={str(self.cache_path)!r})")
-
-    # -- whole-trace statistics (used by the stand-in report)
-
-    def function_totals(self) -> np.ndarray:
-        """Total invocations per function over the whole trace (int64, function order)."""
-        if self.kind == "maf1":
-            return np.bincount(np.asarray(self.func),
-                               weights=np.asarray(self.count, dtype=np.float64),
-                               minlength=self.num_functions).astype(np.int64)
-        return np.diff(self.indptr).astype(np.int64)
-
-    def minute_totals(self) -> np.ndarray:
-        """Invocations of all functions per minute of the trace (int64, num_days*1440)."""
-        if self.kind == "maf1":
-            cs = np.concatenate([[0], np.cumsum(np.asarray(self.count, dtype=np.int64))])
-            return cs[self.indptr[1:]] - cs[self.indptr[:-1]]
-        t = np.asarray(self.times)
-        m = np.floor(t / 60).astype(np.int64)
-        m = m[(m >= 0) & (m < self.num_days * MINUTES_PER_DAY)]
-        return np.bincount(m, minlength=self.num_days * MINUTES_PER_DAY)
-
-    def function_times(self, f: int) -> np.ndarray:
-        """MAF2 only: sorted invocation times (s) of function ``f``."""
-        if self.kind != "maf2":
-            raise TypeError("function_times is available for MAF2 traces only")
-        return np.asarray(self.times[self.indptr[f]:self.indptr[f + 1]])
-
-    # -- replay
+        return (f"{type(self).__name__}({self.source!r}, {self.num_functions} functions, "
+                f"{self.num_days} days, cache={str(self.cache_path)!r})")
 
     def replay(self, models: Union[int, Sequence[str]], start: str, end: str,
                interval_seconds: float, rate_scale: float = 1.0, cv_scale: float = 1.0,
@@ -614,27 +375,207 @@ class Trace:
             if not math.isfinite(float(v)) or float(v) <= 0:
                 raise ValueError(f"{label} must be > 0 and finite, got {v!r}")
         s, e = _check_window(start, end, self.num_days)
-        if self.kind == "maf1":
-            res = self._replay_maf1(len(names), s, e, interval, float(rate_scale),
-                                    float(cv_scale), int(seed))
-        else:
-            res = self._replay_maf2(len(names), s, e, interval, float(rate_scale),
-                                    float(cv_scale), int(seed))
-        arrivals, wstarts, wrates, wcvs, next_seed, fpm, nact = res
-        stats = [_replay_stats(a, float(e - s)) for a in arrivals]
-        if nact < len(names):
+        g = self._generate(len(names), s, e, interval, float(rate_scale), float(cv_scale),
+                           int(seed))
+        stats = [_replay_stats(a, float(e - s)) for a in g.arrivals]
+        if g.num_active_functions < len(names):
             logger.warning("%s window %s-%s has %d active functions for %d models: some models "
-                           "get no requests", self.source, start, end, nact, len(names))
+                           "get no requests", self.source, start, end, g.num_active_functions,
+                           len(names))
         return TraceReplay(
-            source=self.source, model_names=names, arrivals=arrivals,
+            source=self.source, model_names=names, arrivals=g.arrivals,
             rates=np.array([x[0] for x in stats]), cvs=np.array([x[1] for x in stats]),
             start=start, end=end, start_seconds=float(s), end_seconds=float(e),
             interval_seconds=interval, rate_scale=float(rate_scale), cv_scale=float(cv_scale),
-            seed=int(seed), next_seed=next_seed, window_starts=wstarts, window_rates=wrates,
-            window_cvs=wcvs, functions_per_model=fpm, num_active_functions=nact)
+            seed=int(seed), next_seed=g.next_seed, window_starts=g.window_starts,
+            window_rates=g.window_rates, window_cvs=g.window_cvs,
+            functions_per_model=g.functions_per_model,
+            num_active_functions=g.num_active_functions)
 
-    def _replay_maf1(self, M: int, s: int, e: int, interval: float, rate_scale: float,
-                     cv_scale: float, seed: int):
+
+#: Trace formats by name (:func:`register_format`).
+TRACE_FORMATS: dict[str, type[Trace]] = {}
+
+_T = TypeVar("_T", bound=type[Trace])
+
+
+def register_format(cls: _T) -> _T:
+    """Class decorator: make a :class:`Trace` subclass the format named ``cls.kind``."""
+    if cls.kind in TRACE_FORMATS:
+        raise ValueError(f"trace format {cls.kind!r} is registered twice")
+    TRACE_FORMATS[cls.kind] = cls
+    return cls
+
+
+# ----------------------------------------------------------------------------- MAF1
+
+def _read_maf1_day(path: Path) -> tuple[list[str], np.ndarray]:
+    """(HashFunction per row, int32 counts [rows, 1440]) of one daily file."""
+    import pandas as pd
+
+    try:
+        header = pd.read_csv(path, nrows=0).columns.tolist()
+    except Exception as e:  # pandas raises many types for garbage input
+        raise TraceFormatError(f"cannot read MAF1 file {str(path)!r}: {e}") from e
+    if header != MAF1_COLUMNS:
+        shown = header[:6] + (["..."] if len(header) > 6 else [])
+        raise TraceFormatError(
+            f"MAF1 file {str(path)!r} has columns {shown} ({len(header)} in all); expected "
+            f"HashOwner, HashApp, HashFunction, Trigger, 1..1440 (1444 columns)")
+    dtypes = {c: str for c in MAF1_COLUMNS[:4]}
+    try:
+        df = pd.read_csv(path, dtype=dtypes, engine="c")
+        counts = df.iloc[:, 4:].to_numpy()
+    except Exception as e:
+        raise TraceFormatError(f"cannot parse MAF1 file {str(path)!r}: {e}") from e
+    if counts.dtype.kind not in "iu":
+        raise TraceFormatError(f"MAF1 file {str(path)!r}: per-minute counts must be integers "
+                               f"(found dtype {counts.dtype}, missing or non-numeric cells?)")
+    if counts.size and counts.min() < 0:
+        raise TraceFormatError(f"MAF1 file {str(path)!r}: negative invocation counts")
+    if counts.size and counts.max() > np.iinfo(np.int32).max:
+        raise TraceFormatError(f"MAF1 file {str(path)!r}: counts exceed int32")
+    funcs = df["HashFunction"].tolist()
+    if any(not isinstance(f, str) or not f for f in funcs):
+        raise TraceFormatError(f"MAF1 file {str(path)!r}: empty HashFunction values")
+    return funcs, counts.astype(np.int32, copy=False)
+
+
+@register_format
+class Maf1Trace(Trace):
+    """MAF1: per-minute invocation counts, cached as a minute-major sparse matrix (``indptr``
+    over the ``num_days * 1440`` minutes; ``func`` and ``count`` per non-zero cell,
+    memory-mapped). The raw data is a directory of daily CSVs d01..dK."""
+
+    kind = "maf1"
+    path_variable = "ALPA_SERVE_MAF1_PATH"
+
+    func: np.ndarray
+    count: np.ndarray
+
+    @classmethod
+    def raw_files(cls, path: Path) -> list[Path]:
+        """The daily files d01..dK found in the directory ``path`` (contiguous from d01)."""
+        raw_dir = path
+        if not raw_dir.is_dir():
+            raise TraceNotFoundError(
+                f"MAF1 directory not found: {str(raw_dir)!r}; expected a directory with daily "
+                f"files {MAF1_FILE_TEMPLATE.format(day=1)} .. d{MAF_DAYS:02d}.csv. "
+                + _standin_hint("maf1"))
+        files: list[Path] = []
+        for day in range(1, MAF_DAYS + 1):
+            base = raw_dir / MAF1_FILE_TEMPLATE.format(day=day)
+            cands = [p for p in (base, base.with_name(base.name + ".gz")) if p.is_file()]
+            if not cands:
+                break
+            files.append(cands[0])
+        if not files:
+            raise TraceNotFoundError(
+                f"no MAF1 daily files in {str(raw_dir)!r}: expected "
+                f"{MAF1_FILE_TEMPLATE.format(day=1)} (.. d{MAF_DAYS:02d}, optionally .gz). "
+                + _standin_hint("maf1"))
+        later = [d for d in range(len(files) + 2, MAF_DAYS + 1)
+                 if (raw_dir / MAF1_FILE_TEMPLATE.format(day=d)).exists()
+                 or (raw_dir / (MAF1_FILE_TEMPLATE.format(day=d) + ".gz")).exists()]
+        if later:
+            raise TraceFormatError(f"MAF1 directory {str(raw_dir)!r} misses day "
+                                   f"{len(files) + 1} but has later days {later}: days must be "
+                                   f"contiguous from d01")
+        if len(files) < MAF_DAYS:
+            logger.warning("MAF1 directory %s has %d of %d days; replays are limited to them",
+                           raw_dir, len(files), MAF_DAYS)
+        return files
+
+    @classmethod
+    def preprocess(cls, files: list[Path], out_dir: Path) -> None:
+        """Convert the daily CSVs ``files`` into the minute-major sparse cache at ``out_dir``.
+
+        A function missing on a day has zeros that day; duplicate ``HashFunction`` rows within a
+        day are summed (logged).
+        """
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        index: dict[str, int] = {}
+        ids: list[str] = []
+        tmp = make_temp_dir(out_dir.parent, _TMP_PREFIX)
+        try:
+            indptr_parts = [np.zeros(1, dtype=np.int64)]
+            nnz = 0
+            max_count = 0
+            day_files = []
+            for day, path in enumerate(files):
+                logger.info("preprocessing MAF1 day %d: %s", day + 1, path.name)
+                funcs, counts = _read_maf1_day(path)
+                gidx = np.empty(len(funcs), dtype=np.int32)
+                for r, f in enumerate(funcs):
+                    g = index.get(f)
+                    if g is None:
+                        g = index[f] = len(ids)
+                        ids.append(f)
+                    gidx[r] = g
+                if len(np.unique(gidx)) != len(gidx):
+                    logger.warning("MAF1 %s: duplicate HashFunction rows summed", path.name)
+                # Minute-major: nonzero of the transposed matrix is ordered by (minute, row).
+                ct = np.ascontiguousarray(counts.T)
+                minute, row = np.nonzero(ct)
+                vals = ct[minute, row]
+                fn = gidx[row]
+                per_min = np.bincount(minute, minlength=MINUTES_PER_DAY).astype(np.int64)
+                indptr_parts.append(nnz + np.cumsum(per_min))
+                nnz += len(vals)
+                max_count = max(max_count, int(vals.max()) if len(vals) else 0)
+                np.save(tmp / f"func{day:02d}.npy", fn.astype(np.int32))
+                np.save(tmp / f"count{day:02d}.npy", vals.astype(np.int32))
+                day_files.append(day)
+                del counts, ct, minute, row, vals, fn
+            # The narrowest exact dtypes: uint16 halves the cache when they fit (46k functions
+            # and per-minute counts below 65536 in the stand-in).
+            u16 = np.iinfo(np.uint16).max
+            func_dt = np.uint16 if len(ids) - 1 <= u16 else np.int32
+            count_dt = np.uint16 if max_count <= u16 else np.int32
+            build = make_temp_dir(tmp, _BUILD_PREFIX)
+            func_mm = np.lib.format.open_memmap(build / "func.npy", mode="w+", dtype=func_dt,
+                                                shape=(nnz,))
+            count_mm = np.lib.format.open_memmap(build / "count.npy", mode="w+",
+                                                 dtype=count_dt, shape=(nnz,))
+            pos = 0
+            for day in day_files:
+                f = np.load(tmp / f"func{day:02d}.npy")
+                c = np.load(tmp / f"count{day:02d}.npy")
+                func_mm[pos:pos + len(f)] = f
+                count_mm[pos:pos + len(c)] = c
+                pos += len(f)
+            func_mm.flush()
+            count_mm.flush()
+            del func_mm, count_mm
+            np.save(build / "indptr.npy", np.concatenate(indptr_parts))
+            np.save(build / "function_ids.npy", np.array(ids, dtype=np.str_))
+            (build / "meta.json").write_text(json.dumps({
+                "kind": "maf1", "version": _CACHE_VERSION, "num_days": len(files),
+                "num_functions": len(ids), "nnz": int(nnz),
+                "files": [p.name for p in files]}, indent=1))
+            _publish(build, out_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _open(self, cache: Path) -> None:
+        # Memory-mapped: a window reads only its slice.
+        self.func = np.load(cache / "func.npy", mmap_mode="r")
+        self.count = np.load(cache / "count.npy", mmap_mode="r")
+        expected = self.num_days * MINUTES_PER_DAY + 1
+        if len(self.indptr) != expected or self.indptr[-1] != len(self.func):
+            raise TraceFormatError(f"corrupt MAF1 cache {str(cache)!r}; delete it")
+
+    def function_totals(self) -> np.ndarray:
+        return np.bincount(np.asarray(self.func),
+                           weights=np.asarray(self.count, dtype=np.float64),
+                           minlength=self.num_functions).astype(np.int64)
+
+    def minute_totals(self) -> np.ndarray:
+        cs = np.concatenate([[0], np.cumsum(np.asarray(self.count, dtype=np.int64))])
+        return cs[self.indptr[1:]] - cs[self.indptr[:-1]]
+
+    def _generate(self, M: int, s: int, e: int, interval: float, rate_scale: float,
+                  cv_scale: float, seed: int) -> _Generated:
         if interval % 60 != 0:
             raise ValueError(f"MAF1 has per-minute counts: interval_seconds must be a multiple "
                              f"of 60, got {interval}")
@@ -673,10 +614,107 @@ class Trace:
                 wrates[m, k], wcvs[m, k] = rate, cv_scale
             arrivals.append(np.concatenate(parts) if parts else np.zeros(0))
         fpm = np.bincount(np.arange(len(active)) % M, minlength=M)
-        return arrivals, wstarts, wrates, wcvs, seed, fpm, len(active)
+        return _Generated(arrivals, wstarts, wrates, wcvs, seed, fpm, len(active))
 
-    def _replay_maf2(self, M: int, s: int, e: int, interval: float, rate_scale: float,
-                     cv_scale: float, seed: int):
+
+# ----------------------------------------------------------------------------- MAF2
+
+@register_format
+class Maf2Trace(Trace):
+    """MAF2: invocation times, cached per function (``indptr`` over functions; ``times``
+    sorted within each function, memory-mapped; ``app_ids`` per function). The raw data is the
+    invocation CSV (or a directory holding it)."""
+
+    kind = "maf2"
+    path_variable = "ALPA_SERVE_MAF2_PATH"
+
+    times: np.ndarray
+    app_ids: np.ndarray
+
+    @classmethod
+    def raw_files(cls, path: Path) -> list[Path]:
+        raw_file = path / MAF2_FILE_NAME if path.is_dir() else path
+        if not raw_file.is_file():
+            raise TraceNotFoundError(
+                f"MAF2 file not found: {str(raw_file)!r}; expected {MAF2_FILE_NAME} "
+                f"(CSV: app,func,end_timestamp,duration). " + _standin_hint("maf2"))
+        return [raw_file]
+
+    @classmethod
+    def preprocess(cls, files: list[Path], out_dir: Path) -> None:
+        """Convert the invocation CSV (``files[0]``) into per-function sorted invocation times
+        at ``out_dir``. Invocation time (s since the trace start) = ``end_timestamp -
+        duration``."""
+        import pandas as pd
+
+        (raw_file,) = files
+        try:
+            header = pd.read_csv(raw_file, nrows=0).columns.tolist()
+        except Exception as e:
+            raise TraceFormatError(f"cannot read MAF2 file {str(raw_file)!r}: {e}") from e
+        if header != MAF2_COLUMNS:
+            raise TraceFormatError(f"MAF2 file {str(raw_file)!r} has columns {header}; "
+                                   f"expected {MAF2_COLUMNS}")
+        try:
+            df = pd.read_csv(raw_file, dtype={"app": str, "func": str,
+                                              "end_timestamp": np.float64,
+                                              "duration": np.float64})
+        except Exception as e:
+            raise TraceFormatError(f"cannot parse MAF2 file {str(raw_file)!r} (end_timestamp "
+                                   f"and duration must be numbers of seconds): {e}") from e
+        if df.isna().any().any():
+            raise TraceFormatError(f"MAF2 file {str(raw_file)!r} has empty cells")
+        times = (df["end_timestamp"].to_numpy(np.float64) - df["duration"].to_numpy(np.float64))
+        if not np.all(np.isfinite(times)):
+            raise TraceFormatError(f"MAF2 file {str(raw_file)!r} has non-finite timestamps")
+        codes, uniques = pd.factorize(df["func"], sort=False)  # first-appearance order
+        apps = df["app"].to_numpy()
+        first_row = np.full(len(uniques), -1, dtype=np.int64)
+        # First row of each function: reversed assignment leaves the smallest index.
+        first_row[codes[::-1]] = np.arange(len(codes))[::-1]
+        order = np.lexsort((times, codes))
+        indptr = np.zeros(len(uniques) + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum(np.bincount(codes, minlength=len(uniques)))
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        build = make_temp_dir(out_dir.parent, _BUILD_PREFIX)
+        try:
+            np.save(build / "indptr.npy", indptr)
+            np.save(build / "times.npy", times[order])
+            np.save(build / "function_ids.npy", np.array([str(u) for u in uniques],
+                                                         dtype=np.str_))
+            np.save(build / "app_ids.npy", np.array([str(apps[r]) for r in first_row],
+                                                    dtype=np.str_))
+            (build / "meta.json").write_text(json.dumps({
+                "kind": "maf2", "version": _CACHE_VERSION, "num_days": MAF_DAYS,
+                "num_functions": len(uniques), "num_invocations": int(len(times)),
+                "files": [raw_file.name]}, indent=1))
+        except BaseException:
+            shutil.rmtree(build, ignore_errors=True)
+            raise
+        _publish(build, out_dir)
+
+    def _open(self, cache: Path) -> None:
+        self.times = np.load(cache / "times.npy", mmap_mode="r")
+        self.app_ids = np.load(cache / "app_ids.npy")
+        if len(self.indptr) != len(self.function_ids) + 1 or \
+                self.indptr[-1] != len(self.times):
+            raise TraceFormatError(f"corrupt MAF2 cache {str(cache)!r}; delete it")
+
+    def function_totals(self) -> np.ndarray:
+        return np.diff(self.indptr).astype(np.int64)
+
+    def minute_totals(self) -> np.ndarray:
+        t = np.asarray(self.times)
+        m = np.floor(t / 60).astype(np.int64)
+        m = m[(m >= 0) & (m < self.num_days * MINUTES_PER_DAY)]
+        return np.bincount(m, minlength=self.num_days * MINUTES_PER_DAY)
+
+    def function_times(self, f: int) -> np.ndarray:
+        """Sorted invocation times (s) of function ``f``."""
+        return np.asarray(self.times[self.indptr[f]:self.indptr[f + 1]])
+
+    def _generate(self, M: int, s: int, e: int, interval: float, rate_scale: float,
+                  cv_scale: float, seed: int) -> _Generated:
         F = self.num_functions
         slices = []
         for f in range(F):
@@ -712,13 +750,44 @@ class Trace:
                 wrates[m, k], wcvs[m, k] = rate, cv
             arrivals.append(np.concatenate(parts) if parts else np.zeros(0))
         fpm = np.bincount(np.arange(nact) % M, minlength=M)
-        return arrivals, wstarts, wrates, wcvs, seed, fpm, nact
+        return _Generated(arrivals, wstarts, wrates, wcvs, seed, fpm, nact)
 
 
-# ----------------------------------------------------------------------------- loader
+# ----------------------------------------------------------------------------- sources, loader
+
+#: Environment variable naming each real dataset's path.
+TRACE_PATH_VARIABLES: dict[str, str] = {k: c.path_variable for k, c in TRACE_FORMATS.items()}
+#: Source names accepted by :func:`load_trace`: the formats (real datasets) and the stand-ins
+#: generated by :mod:`alpa_serve.workload.standin`.
+SOURCES: tuple[str, ...] = tuple(TRACE_FORMATS) + tuple(
+    f"{k}{STANDIN_SUFFIX}" for k in standin.STANDIN_KINDS)
+
+
+def trace_format(source: str) -> type[Trace]:
+    """The format class of a source name (the registered format its name starts with)."""
+    for kind, cls in TRACE_FORMATS.items():
+        if str(source).startswith(kind):
+            return cls
+    raise ValueError(f"unknown trace source {source!r}; expected one of {SOURCES}")
+
+
+def open_trace(source: str, path: PathLike, cache_dir: Optional[PathLike] = None) -> Trace:
+    """The trace of ``source`` from ``path``: raw data (MAF1: directory of daily CSVs; MAF2: the
+    .txt file or a directory holding it), preprocessed once into ``cache_dir`` (default
+    :func:`default_cache_dir`), or a preprocessed cache directory itself."""
+    cls = trace_format(source)
+    path = Path(path).expanduser()
+    if (path / "meta.json").is_file():
+        cache = path
+    else:
+        cache = cls.ensure_cache(str(source), path, Path(cache_dir) if cache_dir else
+                                 default_cache_dir())
+    return cls(source, cache)
+
 
 def load_trace(name: str, path: Optional[PathLike] = None,
-               cache_dir: Optional[PathLike] = None, params=None) -> Trace:
+               cache_dir: Optional[PathLike] = None,
+               params: Optional[standin.StandinParams] = None) -> Trace:
     """The trace for a source name.
 
     * ``"maf1"``/``"maf2"``: the real dataset at ``path`` or ``$ALPA_SERVE_MAF1_PATH`` /
@@ -731,15 +800,13 @@ def load_trace(name: str, path: Optional[PathLike] = None,
     if name not in SOURCES:
         raise ValueError(f"unknown trace {name!r}; expected one of {SOURCES}")
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
-    if name.endswith("-standin"):
-        from alpa_serve.workload import standin
-
-        kind = name[:4]
+    if name.endswith(STANDIN_SUFFIX):
+        kind = name[:-len(STANDIN_SUFFIX)]
         raw = standin.ensure_standin(kind, cache_root, params)
-        return Trace(name, raw, cache_root)
-    env = ENV_PATHS[name]
+        return open_trace(name, raw, cache_root)
+    env = TRACE_PATH_VARIABLES[name]
     chosen = path if path is not None else os.environ.get(env)
     if not chosen:
         raise TraceNotFoundError(f"no path given for the real {name.upper()} trace and ${env} "
                                  f"is not set. " + _standin_hint(name))
-    return Trace(name, Path(chosen), cache_root)
+    return open_trace(name, Path(chosen), cache_root)

@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from alpa_serve.experiments import case_runner as R
-    from alpa_serve.workload.trace import parse_time
+    from alpa_serve.workload.trace_defs import parse_time
 
     cases = cases_at(args.file, args.experiment, args.x, args.policies)
     db = R.default_database()
