@@ -45,11 +45,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the cluster helpers of tests/test_cluster.py
     sys.path.insert(1, str(ROOT))
 
-from bench_search_profile import pick_case  # noqa: E402
+from bench_search_profile import prepared_case  # noqa: E402
 from tests.test_cluster import _free_port, _port_open, _ray_cli, _stop, _wait_for  # noqa: E402
 
-from alpa_serve.experiments.run import (SearchResources, default_database,  # noqa: E402
-                                        prepare_inputs, run_prepared)
+from alpa_serve.experiments.run import SearchResources, run_prepared  # noqa: E402
 from alpa_serve.placement import executors as executors_mod  # noqa: E402
 from alpa_serve.placement.base import Policy  # noqa: E402
 
@@ -85,6 +84,9 @@ class SearchTimers:
         #: longest-first order (executors.largest_first) to replay the Ray schedule.
         self.jobs: list[tuple[float, float]] = []
         self.job_order: list[int] = []
+        #: Per job, in job order: (devices, requests of its search case), the size of its
+        #: greedy run (steps grow with the devices, each step walks the case's requests).
+        self.job_sizes: list[tuple[int, int]] = []
         #: Per Ray task, measured inside the task: (CPU s, wall s, node id), in job order.
         self.tasks: list[tuple[float, float, str]] = []
         #: Wall seconds the driver spent building the cases' per-model request index before
@@ -111,8 +113,10 @@ class SearchTimers:
             def timed_run(executor, jobs):
                 w, c = time.perf_counter(), time.process_time()
                 me.batches.append(len(jobs))
-                base = len(me.jobs) + len(me.tasks)
+                base = len(me.job_sizes)
                 me.job_order.extend(base + i for i in executors_mod.largest_first(jobs))
+                me.job_sizes.extend((sum(c.num_devices for c in configs),
+                                     case.tables.num_requests) for case, configs in jobs)
                 try:
                     if on_ray and me.prebuild:
                         p = time.perf_counter()
@@ -289,30 +293,47 @@ def list_schedule(durations: Sequence[float], order: Sequence[int], workers: int
     return max(free)
 
 
-def expected_scaling(run: dict, order: Sequence[int], reference: float,
+def expected_scaling(serial_cpu: float, runs: Sequence[dict], reference: float,
                      workers: Sequence[int]) -> dict:
-    """The time expected on P workers from a 1-worker Ray run: the driver's serial part
-    (outside the executor, the puts, the pre-built indexes) plus the list schedule, in the
-    executor's submission order, of the tasks' CPU seconds, each plus the per-task overhead
-    of the framework (the 1-worker executor's wall time not spent in a task, per task).
-    Speed-ups are against ``reference`` (the in-process serial search, CPU s). Amdahl's law
-    with the same serial part is given beside it."""
+    """The time expected on P workers, from the Ray runs of one executor variant.
+
+    Serial part: ``serial_cpu`` (the policy's CPU outside the executor in the in-process run)
+    plus the driver's puts and pre-built indexes (median wall over ``runs``). Parallel part:
+    the list schedule on P workers, in the executor's submission order, of the tasks' CPU
+    seconds (the lower-median 1-worker run), each plus the framework's per-task overhead (the
+    1-worker executor's wall time outside tasks, puts and pre-building, per task; median over
+    the 1-worker runs). Speed-ups are against ``reference`` (the in-process serial search, CPU
+    s); Amdahl's law with the same serial part is given beside it, and the speed-ups with the
+    tasks submitted largest first by devices x requests, or by their measured durations.
+    """
+    ones = sorted((r for r in runs if r["workers"] == 1), key=lambda r: r["place_wall"])
+    run = ones[(len(ones) - 1) // 2]
     tasks = run["task_cpu"]
-    overhead = max(run["executor_wall"] - run["put_wall"] - run["prebuild_wall"]
-                   - run["task_wall_sum"], 0.0) / len(tasks)
+    overhead = median([max(r["executor_wall"] - r["put_wall"] - r["prebuild_wall"]
+                           - r["task_wall_sum"], 0.0) / len(r["task_cpu"]) for r in ones])
     durations = [t + overhead for t in tasks]
-    serial = run["outside_wall"] + run["put_wall"] + run["prebuild_wall"]
+    serial = (serial_cpu + median([r["put_wall"] for r in runs])
+              + median([r["prebuild_wall"] for r in runs]))
     parallel = sum(durations)
     out = {"serial_seconds": round(serial, 2), "task_overhead_seconds": round(overhead, 4),
            "tasks_cpu_sum": round(sum(tasks), 2), "longest_task_cpu": round(max(tasks), 2),
            "serial_fraction": round(serial / (serial + parallel), 4),
            "speedup_bound": round(reference / (serial + max(durations)), 1), "workers": []}
+    # Submission orders: the executor's (longest-looking first), by the jobs' size estimate
+    # devices x requests, and by the measured durations (the best a list schedule can do).
+    n = len(durations)
+    size = [d * r for d, r in run["job_sizes"]]
+    orders = {"executor": run["job_order"],
+              "by_size": sorted(range(n), key=lambda i: -size[i]),
+              "by_duration": sorted(range(n), key=lambda i: -durations[i])}
     for p in workers:
-        t = serial + list_schedule(durations, order, p)
+        t = {k: serial + list_schedule(durations, o, p) for k, o in orders.items()}
         out["workers"].append({
-            "workers": p, "expected_seconds": round(t, 2),
-            "expected_speedup": round(reference / t, 2),
-            "amdahl_speedup": round(reference / (serial + parallel / p), 2)})
+            "workers": p, "expected_seconds": round(t["executor"], 2),
+            "expected_speedup": round(reference / t["executor"], 2),
+            "amdahl_speedup": round(reference / (serial + parallel / p), 2),
+            "expected_speedup_by_size": round(reference / t["by_size"], 2),
+            "expected_speedup_by_duration": round(reference / t["by_duration"], 2)})
     return out
 
 
@@ -332,17 +353,20 @@ def timed_run(case, db, inputs, timers: SearchTimers, resources: SearchResources
            "placement": row["placement"], "load_before": round(load, 2),
            "load_after": round(os.getloadavg()[0], 2)}
     if timers.tasks:
-        nodes: dict[str, int] = {}
-        for _, _, node in timers.tasks:
-            nodes[node] = nodes.get(node, 0) + 1
+        nodes: dict[str, list[float]] = {}
+        for cpu, _, node in timers.tasks:
+            nodes.setdefault(node, []).append(cpu)
+        per_node = sorted(nodes.values(), key=len, reverse=True)
         out.update(put_wall=round(timers.put_wall, 2), puts=timers.puts,
                    prebuild_wall=round(timers.prebuild_wall, 2),
                    task_wall_sum=round(sum(w for _, w, _ in timers.tasks), 2),
-                   tasks_per_node=sorted(nodes.values(), reverse=True),
+                   tasks_per_node=[len(x) for x in per_node],
+                   task_cpu_per_node=[round(sum(x), 2) for x in per_node],
                    task_cpu=[round(c, 4) for c, _, _ in timers.tasks])
     else:
         out.update(job_cpu=[round(c, 4) for c, _ in timers.jobs])
     out["job_order"] = list(timers.job_order)
+    out["job_sizes"] = list(timers.job_sizes)
     return out
 
 
@@ -382,10 +406,7 @@ def main() -> None:
         if v not in VARIANTS:
             raise SystemExit(f"unknown variant {v!r}; choose from {sorted(VARIANTS)}")
 
-    case = pick_case(args.file, args.devices, args.window == "quick")
-    inputs = prepare_inputs(case)
-    db = default_database()
-    run_prepared(case.replace(num_devices=2), db, inputs)  # compile outside the measurement
+    case, inputs, db = prepared_case(args.file, args.devices, args.window == "quick")
     timers = SearchTimers()
     timers.install()
     result: dict[str, Any] = {
@@ -439,7 +460,8 @@ def main() -> None:
     job_cpu = ref["job_cpu"]
     result["serial_reference"] = {
         "place_wall_median": median([r["place_wall"] for r in result["serial"]]),
-        "place_cpu_median": reference, "outside_cpu": ref["outside_cpu"],
+        "place_cpu_median": reference,
+        "outside_cpu": median([r["outside_cpu"] for r in result["serial"]]),
         "serial_fraction": round(ref["outside_cpu"] / ref["place_cpu"], 4),
         "jobs": len(job_cpu), "jobs_cpu_sum": round(sum(job_cpu), 2),
         "longest_job_cpu": round(max(job_cpu), 2)}
@@ -459,10 +481,9 @@ def main() -> None:
             if one and m["variant"] == v:
                 m["speedup_vs_1_worker"] = round(one[0]["place_wall_median"]
                                                  / m["place_wall_median"], 2)
-        ones = sorted((r for r in result["ray"] if r["workers"] == 1 and r["variant"] == v),
-                      key=lambda r: r["place_wall"])
-        if ones:
-            expected[v] = expected_scaling(ones[len(ones) // 2], ones[0]["job_order"],
+        runs = [r for r in result["ray"] if r["variant"] == v]
+        if any(r["workers"] == 1 for r in runs):
+            expected[v] = expected_scaling(result["serial_reference"]["outside_cpu"], runs,
                                            reference, predict)
     result["measured"] = measured
     result["expected"] = expected

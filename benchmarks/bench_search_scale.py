@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
 import logging
 import os
 import platform
@@ -33,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench_search_cluster import SearchTimers
-from bench_search_profile import Counters, pick_case
+from bench_search_profile import Counters, pick_case, write_result
 
 from alpa_serve.experiments.run import default_database, prepare_inputs, run_prepared
 from alpa_serve.placement import greedy as greedy_mod
@@ -180,10 +179,7 @@ def main() -> None:
     result["growth"] = {p: growth([r for r in result["runs"] if r["policy"] == p])
                         for p in policies if len(sizes) > 1}
     result["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":
