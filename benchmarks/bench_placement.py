@@ -20,6 +20,7 @@ Usage: ``python benchmarks/bench_placement.py [--runs 5] [--cases 1,2,2t,3] [--w
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -136,7 +137,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         policy = get_policy(policy_name, **kwargs)
         env = ClusterEnv(devices)
         train = w if train_is_test else None
-        times, cpu, placement = time_runs(lambda: policy.place(mds, env, train), runs)
+        times, cpu, placement = time_runs(functools.partial(policy.place, mds, env, train), runs)
         med = statistics.median(times)
         logger.info("case %s: %s (workers %d)\n  wall median %.3f s over %d runs (min %.3f, "
                     "max %.3f), CPU median %.3f s; %d test requests; result: %s", key, title,

@@ -46,11 +46,11 @@ if str(ROOT) not in sys.path:  # the cluster helpers of tests/test_cluster.py
     sys.path.insert(1, str(ROOT))
 
 from bench_search_profile import prepared_case  # noqa: E402
-from tests.test_cluster import _free_port, _port_open, _ray_cli, _stop, _wait_for  # noqa: E402
 
-from alpa_serve.experiments.run import SearchResources, run_prepared  # noqa: E402
+from alpa_serve.experiments.case_runner import SearchResources, run_prepared  # noqa: E402
 from alpa_serve.placement import executors as executors_mod  # noqa: E402
 from alpa_serve.placement.base import Policy  # noqa: E402
+from tests.test_cluster import _free_port, _port_open, _ray_cli, _stop, _wait_for  # noqa: E402
 
 logger = logging.getLogger("bench_search_cluster")
 
@@ -202,9 +202,9 @@ class LocalCluster:
     """``nodes`` Ray nodes on this machine (``ray start --block``: a head, then nodes that join
     it), one CPU each, and this process connected to them as the driver. The nodes run with
     ``PYTHONPATH`` = this repository (workers import this tree) and this process's environment
-    (token authentication: see :func:`use_fresh_token`); leaving the ``with`` block disconnects and stops them (SIGTERM to each
-    ``ray start --block``, which stops its node's processes; never ``ray stop``, which would
-    stop every Ray instance of the machine)."""
+    (token authentication: see :func:`use_fresh_token`); leaving the ``with`` block
+    disconnects and stops them (SIGTERM to each ``ray start --block``, which stops its node's
+    processes; never ``ray stop``, which would stop every Ray instance of the machine)."""
 
     def __init__(self, nodes: int, object_store_bytes: int) -> None:
         if nodes < 1:

@@ -19,9 +19,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
-from alpa_serve.experiments.run import default_database, prepare_inputs, run_prepared
+from alpa_serve.experiments.case_runner import default_database, prepare_inputs, run_prepared
 from alpa_serve.experiments.suites import SuiteOptions, build_suite
 from alpa_serve.placement import greedy as greedy_mod
 from alpa_serve.simulator.tables import SimTables

@@ -30,13 +30,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-
 from bench_search_cluster import SearchTimers
 from bench_search_profile import Counters, pick_case, write_result
 
-from alpa_serve.experiments.run import default_database, prepare_inputs, run_prepared
-from alpa_serve.placement import greedy as greedy_mod
-from alpa_serve.placement import model_parallel
+from alpa_serve.experiments.case_runner import default_database, prepare_inputs, run_prepared
+from alpa_serve.placement import greedy as greedy_mod, model_parallel
 
 logger = logging.getLogger("bench_search_scale")
 

@@ -96,6 +96,7 @@ def cpu_model() -> str:
 def measure_compile() -> float:
     """Seconds to compile both kernels from scratch (fresh dispatchers, no on-disk cache)."""
     from numba import njit
+
     from alpa_serve.simulator import kernels
 
     def fresh(f):

@@ -17,8 +17,12 @@ from pathlib import Path
 
 from bench_search_profile import write_result
 
-from alpa_serve.experiments.run import default_database, prepare_inputs, run_prepared
-from alpa_serve.experiments.run import SearchResources
+from alpa_serve.experiments.case_runner import (
+    SearchResources,
+    default_database,
+    prepare_inputs,
+    run_prepared,
+)
 from alpa_serve.experiments.suites import SuiteOptions, build_suite
 
 

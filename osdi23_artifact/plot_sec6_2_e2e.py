@@ -7,14 +7,8 @@ docs/figures.md for the TSV naming and how to read the figure).
 """
 
 import sys
-from pathlib import Path
 
-try:
-    from alpa_serve.plotting.cli import main
-except ImportError:
-    # Not installed (pip install -e .): use the checkout this script lives in.
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from alpa_serve.plotting.cli import main
+from alpa_serve.plotting.cli import main
 
 if __name__ == "__main__":
     sys.exit(main("sec6_2", __file__))

@@ -16,5 +16,5 @@ for sec in 6_2_e2e 6_3_large 6_4_robust 6_5_ab; do
   python3 "plot_sec${sec}.py" --pdf --png
 done
 echo "== motivation figures (Section 3)"
-python3 ../experiments/motivation/run_all.py
-echo "figures: $(pwd)/paper_figures and $(cd ../experiments/motivation && pwd)/figures"
+(cd .. && python3 -m studies.motivation.run_all)
+echo "figures: $(pwd)/paper_figures and $(cd ../studies/motivation && pwd)/figures"

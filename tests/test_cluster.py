@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+#: Starts a two-node Ray cluster (about a minute): deselected by the quick run -m "not slow".
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -11,20 +11,36 @@ from pathlib import Path
 
 import pytest
 
-from alpa_serve.experiments import (Case, SyntheticWorkload, TraceWorkload, build_suite,
-                                    run_case)
-from alpa_serve.experiments import runner as runner_mod
+from alpa_serve.experiments import (
+    Case,
+    SyntheticWorkload,
+    TraceWorkload,
+    build_suite,
+    run_case,
+    suite_runner as runner_mod,
+)
 from alpa_serve.experiments.__main__ import main as cli_main
 from alpa_serve.experiments.cases import model_names, model_types, parse_time_string
-from alpa_serve.experiments.runner import RunOptions, RunnerError, run_entries
-from alpa_serve.experiments.suites import (SUITES, SuiteEntry, SuiteOptions,
-                                           UnknownSuiteError, calibration_targets,
-                                           default_calibration_targets, fig13_window_pairs)
-from alpa_serve.experiments.tsv import (COLUMNS, TsvFormatError, append_row,
-                                        finished_case_ids, read_rows, repair_partial_tail,
-                                        rows_without_timing)
-from alpa_serve.profiling import (ConfigProfile, ModelProfile, ParallelConfig,
-                                  ProfilingDatabase)
+from alpa_serve.experiments.suite_runner import RunnerError, RunOptions, run_entries
+from alpa_serve.experiments.suites import (
+    SUITES,
+    SuiteEntry,
+    SuiteOptions,
+    UnknownSuiteError,
+    calibration_targets,
+    default_calibration_targets,
+    fig13_window_pairs,
+)
+from alpa_serve.experiments.tsv import (
+    COLUMNS,
+    TsvFormatError,
+    append_row,
+    finished_case_ids,
+    read_rows,
+    repair_partial_tail,
+    rows_without_timing,
+)
+from alpa_serve.profiling import ConfigProfile, ModelProfile, ParallelConfig, ProfilingDatabase
 
 # A small hand-made profiling database, independent of the committed V100 reconstruction so
 # that the runner's tests do not depend on calibration (latencies in s, weights in bytes).
@@ -96,6 +112,30 @@ def test_case_id_known_value():
         '"total_rate":4.0,"train_seed":0,"train_workload":"test"}}')
 
 
+def test_rate_shares_split_the_total_rate():
+    # rate_i = total_rate x share_i (Fig. 2(b)'s 20%/80%); the field enters the canonical form
+    # only when given, so every other case keeps its id (pinned above).
+    wl = SyntheticWorkload(total_rate=3, cv=1, duration=60, rate_dist="shares",
+                           rate_shares=(0.2, 0.8))
+    c = _case(model_set="bert-1.3b", num_models=2, workload=wl)
+    assert '"rate_shares":[0.2,0.8]' in c.canonical_json()
+    assert Case.from_json_dict(json.loads(c.canonical_json())) == c
+    assert '"rate_shares"' not in _case().canonical_json()
+    from alpa_serve.experiments import prepare_inputs
+
+    assert prepare_inputs(c).rates == (3 * 0.2, 3 * 0.8)
+    equal = c.replace(workload=SyntheticWorkload(3, 1, 60, rate_dist="uniform"))
+    halves = c.replace(workload=SyntheticWorkload(3, 1, 60, rate_dist="shares",
+                                                  rate_shares=(0.5, 0.5)))
+    assert prepare_inputs(equal).rates == prepare_inputs(halves).rates == (1.5, 1.5)
+    for bad in ({"rate_dist": "shares"}, {"rate_shares": (0.5, 0.5)},
+                {"rate_dist": "shares", "rate_shares": (0.5, -1)}):
+        with pytest.raises(ValueError, match="rate_shares"):
+            SyntheticWorkload(3, 1, 60, **bad)
+    with pytest.raises(ValueError, match="2 rate_shares for 3 models"):
+        c.replace(num_models=3)
+
+
 def test_trace_case_roundtrip_and_windows():
     wl = TraceWorkload(source="maf1-standin", rate_scale=2e-3, cv_scale=4,
                        test_window=("0.0.0", "0.1.0"), interval_seconds=60)
@@ -152,6 +192,37 @@ def test_fig11_grid_sizes():
     assert {e.case.workload.source for e in real} == {"maf1", "maf2"}
     ids = [e.case.case_id for e in entries]
     assert len(set(ids)) == len(ids)
+
+
+def test_fig11_columns_are_the_plotted_ones():
+    # The suite writes one file per column of the shared Fig. 11 layout, in its order, and
+    # the plotting code reads exactly those files.
+    from alpa_serve import results
+    from alpa_serve.experiments.suites import FIG11_COLUMNS
+    from alpa_serve.plotting.figures import FIG11_PANELS
+
+    assert [(c.model_set, c.trace) for c in FIG11_COLUMNS] == list(results.FIG11_COLUMNS)
+    assert [(c.file, c.name) for c in FIG11_COLUMNS] == list(FIG11_PANELS)
+    assert FIG11_PANELS[0] == ("S1_maf1.tsv", "S1@MAF1")
+    files = list(dict.fromkeys(e.file for e in build_suite("fig11")))
+    assert files == [c.file for c in FIG11_COLUMNS]
+
+
+def test_one_knob_sweeps_move_one_knob_from_the_fixed_point():
+    from alpa_serve.experiments.suites import one_knob_sweeps
+
+    sweeps = (("vs_a", "a", (1, 2, 3, 4)), ("vs_b", "b", (10, 20)))
+    fixed = {"a": 3, "b": 20, "c": 7}
+    assert one_knob_sweeps(sweeps, lambda _: fixed, quick=False) == [
+        ("vs_a", {"a": 1, "b": 20, "c": 7}), ("vs_a", {"a": 2, "b": 20, "c": 7}),
+        ("vs_a", {"a": 3, "b": 20, "c": 7}), ("vs_a", {"a": 4, "b": 20, "c": 7}),
+        ("vs_b", {"a": 3, "b": 10, "c": 7}), ("vs_b", {"a": 3, "b": 20, "c": 7})]
+    # quick: the first value and the one nearest the fixed point; the fixed point may depend
+    # on the sweep (Fig. 13's legacy CV scale).
+    assert one_knob_sweeps(sweeps, lambda e: {**fixed, "a": 2 if e == "vs_a" else 3},
+                           quick=True) == [
+        ("vs_a", {"a": 1, "b": 20, "c": 7}), ("vs_a", {"a": 2, "b": 20, "c": 7}),
+        ("vs_b", {"a": 3, "b": 10, "c": 7}), ("vs_b", {"a": 3, "b": 20, "c": 7})]
 
 
 def test_traces_auto(monkeypatch):
@@ -363,6 +434,26 @@ def test_run_case_mixed_generated(db):
     assert 0 <= row["goodput"] <= 1
 
 
+def test_simulate_case_gives_the_row_and_the_requests(db):
+    # run_case's row is result_row of simulate_case's result; the result keeps the requests
+    # (with their SLOs) and the per-request outcome the row summarises.
+    from alpa_serve.experiments import simulate_case
+    from alpa_serve.experiments.case_runner import result_row, slo_base
+
+    case = _case(policy="sr-greedy", slo_scale=3)
+    res = simulate_case(case, db)
+    row = run_case(case, db)
+    assert {k: v for k, v in result_row(case, db, res).items() if k != "solver_seconds"} == {
+        k: v for k, v in row.items() if k != "solver_seconds"}
+    assert set(res.workload.slos) == {3 * slo_base(db.get("bert-1.3b"))}
+    trim = res.stats.trim
+    all_lat = res.stats.finish[trim] - res.workload.arrivals[trim]
+    good = res.good_latencies()
+    assert len(good) == int(res.stats.good[trim].sum()) > 0
+    assert row["goodput"] == round(len(good) / len(all_lat), 3)
+    assert row["latency_mean"] == pytest.approx(all_lat.mean(), rel=1e-12)
+
+
 def test_run_case_default_database():
     row = run_case(_case(num_models=4, num_devices=2, policy="sr-greedy"))
     assert 0 <= row["goodput"] <= 1
@@ -515,7 +606,6 @@ def test_seed_folder_missing_is_a_clear_error(tmp_path, db):
 
 
 def test_ray_run_resumes_serial_partial(tmp_path, db):
-    pytest.importorskip("ray")
     entries = _small_entries()
     opts = RunOptions(out_dir=tmp_path, serial=True, progress=False)
     run_entries(entries[:3], opts, db=db)
@@ -563,7 +653,8 @@ def test_cli_errors(tmp_path, capsys):
 def tiny_maf1(tmp_path, monkeypatch):
     """A one-day MAF1 raw file with 12 functions; $ALPA_SERVE_MAF1_PATH points at it."""
     import numpy as np
-    from alpa_serve.experiments import traces as traces_mod
+
+    from alpa_serve.experiments import trace_inputs as traces_mod
 
     raw = tmp_path / "maf1raw"
     raw.mkdir()
@@ -607,7 +698,6 @@ def test_trace_cases_serial_and_ray(tmp_path, db, tiny_maf1):
     assert summary.ok and summary.ran == len(entries)
     rows = read_rows(ser / "u.tsv")
     assert {r["train_window"] for r in rows} == {"0.5.0-0.6.0"}
-    pytest.importorskip("ray")
     par = tmp_path / "ray"
     summary = run_entries(entries, RunOptions(out_dir=par, num_cpus=2, progress=False), db=db)
     assert summary.ok, summary.failures
@@ -638,8 +728,11 @@ def test_same_simulation_in_two_sweeps_runs_once(tmp_path, db, monkeypatch):
     c = _case(exp_name="goodput_vs_rate", slo_scale=2)
     real = runner_mod.run_prepared
     calls = []
-    monkeypatch.setattr(runner_mod, "run_prepared",
-                        lambda case, db_, inputs, *rest: calls.append(case) or real(case, db_, inputs, *rest))
+    def counting(case, db_, inputs, *rest):
+        calls.append(case)
+        return real(case, db_, inputs, *rest)
+
+    monkeypatch.setattr(runner_mod, "run_prepared", counting)
     summary = run_entries([SuiteEntry("x.tsv", a), SuiteEntry("y.tsv", b), SuiteEntry("x.tsv", c)],
                           RunOptions(out_dir=tmp_path, serial=True, progress=False), db=db)
     assert summary.ok and summary.ran == 3 and len(calls) == 2
@@ -672,7 +765,7 @@ def test_quick_windows():
 
 
 def test_slo_base_is_single_latency_or_published_whole_model_latency():
-    from alpa_serve.experiments.run import slo_base
+    from alpa_serve.experiments.case_runner import slo_base
     db = ProfilingDatabase.default()
     assert slo_base(db.get("bert-2.6b")) == db.get("bert-2.6b").single_latency
     # DESIGN 4.2: bert-103.5b's SLOs are slo_scale x 4.6 s exactly, not its profile's stage sum.

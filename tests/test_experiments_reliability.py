@@ -25,19 +25,28 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from test_experiments import _case, _row, _small_entries, tiny_database
 
-from alpa_serve.experiments import Case, SyntheticWorkload
-from alpa_serve.experiments import runner as runner_mod
+from alpa_serve.experiments import suite_runner as runner_mod
 from alpa_serve.experiments.__main__ import main as cli_main
 from alpa_serve.experiments.lock import LOCK_NAME, folder_lock
-from alpa_serve.experiments.runner import (OutputWriteError, RunOptions, RunnerError,
-                                           backup_path, run_entries)
-from alpa_serve.experiments.suites import SuiteEntry
-from alpa_serve.experiments.tsv import (COLUMNS, TsvFormatError, append_row,
-                                        inspect_result_file, read_rows, repair_partial_tail,
-                                        rows_without_timing)
+from alpa_serve.experiments.suite_runner import (
+    OutputWriteError,
+    RunnerError,
+    RunOptions,
+    backup_path,
+    run_entries,
+)
+from alpa_serve.experiments.tsv import (
+    COLUMNS,
+    TsvFormatError,
+    append_row,
+    inspect_result_file,
+    read_rows,
+    repair_partial_tail,
+    rows_without_timing,
+)
 from alpa_serve.workload import tempdirs
-from test_experiments import _case, _row, _small_entries, tiny_database
 
 REPO = Path(__file__).resolve().parent.parent
 _REAL_RUN_PREPARED = runner_mod.run_prepared
@@ -453,7 +462,7 @@ def test_trace_preprocessing_leftovers_are_removed(tmp_path):
 # ---------------------------------------------------------------------------
 
 def test_malformed_trace_is_one_line_before_any_case(tmp_path, monkeypatch, caplog):
-    from alpa_serve.experiments import traces as traces_mod
+    from alpa_serve.experiments import trace_inputs as traces_mod
 
     raw = tmp_path / "maf1raw"
     raw.mkdir()
@@ -471,7 +480,7 @@ def test_malformed_trace_is_one_line_before_any_case(tmp_path, monkeypatch, capl
 
 
 def test_broken_packaged_profile_is_one_line(tmp_path, monkeypatch, caplog):
-    from alpa_serve.experiments import run as run_mod
+    from alpa_serve.experiments import case_runner as run_mod
     from alpa_serve.profiling import ProfilingDatabase
 
     broken = tmp_path / "profiling_result.pkl"
@@ -501,7 +510,6 @@ def _log_time(line: str) -> float:
 def test_connect_timeout_bounds_ray_init(tmp_path):
     """A port that accepts TCP connections but is no Ray GCS: ray.init retries for minutes;
     --connect-timeout 3 must end the attempt about 3 s after it starts."""
-    pytest.importorskip("ray")
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(16)
@@ -523,7 +531,6 @@ def test_connect_timeout_bounds_ray_init(tmp_path):
 
 def test_sigterm_under_ray_is_an_interrupt(tmp_path):
     """SIGTERM during an embedded-Ray run: exit 130, finished rows kept, resumable."""
-    pytest.importorskip("ray")
     out = tmp_path / "out"
     tsv = out / "large_model_exp.tsv"
     proc = subprocess.Popen(

@@ -1,4 +1,4 @@
-"""Tests of the Section 3 motivation scripts (experiments/motivation/).
+"""Tests of the Section 3 motivation scripts (studies/motivation/).
 
 Hand examples for the Fig. 2(d) utilisation and for the latency statistics plotted in
 Figs. 4-7 (mean over all trimmed requests, np.percentile linear p99 over the good ones), the
@@ -7,27 +7,24 @@ Fig. 7(b) profile modification, the Fig. 8/9 decomposition, the grids, and a --q
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # `pytest` (unlike `python -m pytest`) does not add the cwd
-    sys.path.insert(0, str(REPO))
-
-from alpa_serve.placement import ModelPlacement  # noqa: E402
-from alpa_serve.profiling import (ConfigProfile, ModelProfile, ParallelConfig,  # noqa: E402
-                                  ProfilingDatabase)
-from alpa_serve.simulator import compute_stats, simulate  # noqa: E402
-from alpa_serve.workload import Workload  # noqa: E402
-from experiments.motivation import common  # noqa: E402
-from experiments.motivation import fig4_memory_budget, fig5_7a_sweeps  # noqa: E402
-from experiments.motivation import fig7b_pipeline_overhead, fig8_9_profile  # noqa: E402
-from experiments.motivation.fig2_two_models import utilisation  # noqa: E402
-
-GiB = 1 << 30
+from alpa_serve.placement import ModelPlacement
+from alpa_serve.profiling import ConfigProfile, ModelProfile, ParallelConfig, ProfilingDatabase
+from alpa_serve.simulator import compute_stats, simulate
+from alpa_serve.units import GiB
+from alpa_serve.workload import Workload
+from studies.motivation import (
+    common,
+    fig2_two_models,
+    fig4_memory_budget,
+    fig5_7a_sweeps,
+    fig7b_pipeline_overhead,
+    fig8_9_profile,
+)
+from studies.motivation.fig2_two_models import utilisation
 
 
 def _profile(name: str, single: float, weight: float, pps=(1, 2, 4, 8), ops=(1, 2, 4, 8),
@@ -119,9 +116,11 @@ def test_latency_statistics_of_a_simulated_queue():
 
 
 def test_runner_rows_carry_the_trimmed_mean_and_linear_p99(tmp_path):
-    # The rows the figures plot (one runner case, in-process) agree with a direct simulation:
-    # mean over the trimmed requests, np.percentile over the trimmed good latencies.
-    from alpa_serve.experiments import SuiteEntry
+    # The rows the figures plot (one runner case) are those of the in-process path Fig. 2
+    # uses, and their statistics are the mean over the trimmed requests and np.percentile
+    # over the trimmed good latencies.
+    from alpa_serve.experiments import SuiteEntry, simulate_case
+    from alpa_serve.experiments.case_runner import result_row
 
     db = tiny_db()
     settings = common.Settings(quick=True, serial=True, progress=False,
@@ -130,9 +129,10 @@ def test_runner_rows_carry_the_trimmed_mean_and_linear_p99(tmp_path):
     rows = common.run_cases([SuiteEntry("t.tsv", case)], db, settings)
     row = rows[case.case_id]
 
-    res = common.place_and_simulate(["bert-2.6b"] * 8, [30.0 / 8] * 8, 3.0,
-                                    case.workload.duration, 3.0, "sr-uniform", 8,
-                                    case.mem_budget, db)
+    res = simulate_case(case, db)
+    direct = result_row(case, db, res)
+    assert {k: str(v) for k, v in direct.items() if k != "solver_seconds"} == {
+        k: v for k, v in row.items() if k != "solver_seconds"}
     lat = res.good_latencies()
     trim = res.stats.trim
     all_lat = res.stats.finish[trim] - res.workload.arrivals[trim]
@@ -141,6 +141,39 @@ def test_runner_rows_carry_the_trimmed_mean_and_linear_p99(tmp_path):
     assert float(row["goodput"]) == pytest.approx(round(len(lat) / len(all_lat), 3))
     # Resume: a second call reads the same row without recomputing it.
     assert common.run_cases([SuiteEntry("t.tsv", case)], db, settings)[case.case_id] == row
+
+
+def test_fig2_cases_are_the_two_model_example_of_design_7_6():
+    # Through the one pipeline (Case -> simulate_case), Fig. 2(b) is exactly the hand-built
+    # example: Gamma arrivals at 20%/80% of 3 req/s (model i: seed i), SLO 1e9 x the
+    # single-device latency, the policy placing on the evaluated workload, 14 GiB per device.
+    from alpa_serve.experiments import simulate_case
+    from alpa_serve.placement import ClusterEnv, ModelData, get_policy
+    from alpa_serve.units import GiB
+    from alpa_serve.workload import GammaProcess
+
+    db = tiny_db()
+    prof = db.get(fig2_two_models.MODEL)
+    shares, cv, duration = (0.2, 0.8), 1.0, 400.0
+    case = fig2_two_models.case("mp-search", shares, cv, duration)
+    assert case.mem_budget == 14 * GiB and case.num_devices == 2
+    res = simulate_case(case, db)
+
+    names = ["m0", "m1"]
+    slo = common.INFINITE_SLO_SCALE * prof.single_latency
+    rates = [3.0 * s for s in shares]
+    w = Workload.merge(*[GammaProcess(rates[i], cv).generate_workload(
+        i, 0.0, duration, slo, seed=i, model_names=names) for i in range(2)])
+    placement = get_policy("mp-search").place(
+        [ModelData(names[i], slo, rates[i], cv, prof) for i in range(2)],
+        ClusterEnv(2, 14 * GiB), train_workload=w)
+    stats = simulate(placement, [prof, prof], w)
+    assert res.placement == placement
+    for attr in ("arrivals", "model_ids", "slos"):
+        np.testing.assert_array_equal(getattr(res.workload, attr), getattr(w, attr))
+    np.testing.assert_array_equal(res.stats.finish, stats.finish)
+    np.testing.assert_array_equal(res.stats.good, stats.good)
+    assert res.stats.good.all()  # the "infinite" SLO is never missed
 
 
 # ------------------------------------------------------------------------------------------
@@ -245,15 +278,36 @@ def test_fig4_budgets_give_the_intended_replica_counts():
 # ------------------------------------------------------------------------------------------
 # Smoke: every figure with --quick --serial
 # ------------------------------------------------------------------------------------------
+def _colours(png) -> set[tuple[int, int, int]]:
+    """Every RGB colour (0..255) of an image file."""
+    import matplotlib.image
+
+    rgb = (matplotlib.image.imread(png)[..., :3] * 255).round().astype(int)
+    return {tuple(c) for c in rgb.reshape(-1, 3)}
+
+
 def test_run_all_quick_serial_writes_every_figure(tmp_path):
-    from experiments.motivation import run_all
+    import matplotlib.colors
+
+    from studies.motivation import run_all
 
     assert run_all.main(["--quick", "--serial", "--no-progress", "--out", str(tmp_path)]) == 0
-    names = ["fig2a_latency_cdf", "fig2b_latency_cdf", "fig2c_latency_cdf", "fig2d_utilisation",
-             "fig4_memory_budget", "fig5_latency_vs_rate", "fig6_latency_vs_cv",
-             "fig7a_slo_attainment", "fig7b_pipeline_overhead", "fig8_parallelism_cost",
-             "fig9_overhead_decomposition"]
-    for name in names:
-        for suffix in (".pdf", ".png"):
-            path = tmp_path / f"{name}{suffix}"
-            assert path.exists() and path.stat().st_size > 1000, path
+    # Each figure's lines are drawn: its PNG holds the colours of its curves (model
+    # parallelism red, replication / simple placement blue, ...), not only axes and text.
+    both = ("tab:red", "tab:blue")
+    lines = {"fig2a_latency_cdf": both, "fig2b_latency_cdf": both, "fig2c_latency_cdf": both,
+             "fig2d_utilisation": both, "fig4_memory_budget": both,
+             "fig5_latency_vs_rate": both, "fig6_latency_vs_cv": both,
+             "fig7a_slo_attainment": both, "fig7b_pipeline_overhead": ("tab:blue",),
+             "fig8_parallelism_cost": ("tab:red", "tab:blue", "tab:green"),
+             "fig9_overhead_decomposition": ("tab:orange", "tab:purple")}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == sorted(
+        f"{name}{suffix}" for name in lines for suffix in (".pdf", ".png"))
+    for name, colours in lines.items():
+        found = _colours(tmp_path / f"{name}.png")
+        for colour in colours:
+            rgb = tuple(round(255 * c) for c in matplotlib.colors.to_rgb(colour))
+            assert rgb in found, (name, colour)
+        pdf = (tmp_path / f"{name}.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF"), name
+        assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") == 1, name

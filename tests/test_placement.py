@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_placement_util import gamma_workload, model_datas, synthetic_profile
 
 from alpa_serve.placement import (
     ClusterEnv,
@@ -12,17 +13,17 @@ from alpa_serve.placement import (
     get_policy,
     policy_names,
 )
-from alpa_serve.placement.training import generate_train_workload, train_duration
 from alpa_serve.placement.model_parallel import (
     candidate_group_partitions,
     cluster_models,
     enumerate_splits,
     select_splits,
 )
+from alpa_serve.placement.training import generate_train_workload, train_duration
 from alpa_serve.profiling import ParallelConfig
 from alpa_serve.simulator import simulate
+from alpa_serve.units import GiB
 from alpa_serve.workload import GammaProcess, Workload
-from test_placement_util import GB, gamma_workload, model_datas, synthetic_profile
 
 
 def cfgs(*triples):
@@ -109,7 +110,7 @@ def test_split_enumeration_matches_rule():
 
 
 def _lat_model(name, latency, rate=1.0):
-    p = synthetic_profile(name, latency, 2 * GB)
+    p = synthetic_profile(name, latency, 2 * GiB)
     return ModelData(name, 5 * latency, rate, 1.0, p)
 
 
@@ -201,7 +202,7 @@ def test_round_robin_fill_rule():
 
 
 def test_mp_equal_and_sr_uniform():
-    prof = synthetic_profile("m", 0.1, 5 * GB)
+    prof = synthetic_profile("m", 0.1, 5 * GiB)
     mds = model_datas([prof] * 5, [1.0] * 5)
     p = get_policy("mp-equal-2-2").place(mds, ClusterEnv(8))
     assert p == ModelPlacement(cfgs((1, 2, 2), (1, 2, 2)), ((0,), (1,)))
@@ -294,7 +295,7 @@ def test_errors():
         get_policy("mp-search").place([], ClusterEnv(1))
     with pytest.raises(ValueError, match="num_devices"):
         get_policy("mp-search").place(mds, ClusterEnv(0))
-    huge = synthetic_profile("huge", 1.0, 40 * GB)
+    huge = synthetic_profile("huge", 1.0, 40 * GiB)
     big = model_datas([prof, huge], [1.0, 1.0])
     with pytest.raises(ValueError, match=r"model 1 \(huge-1"):
         get_policy("sr-greedy").place(big, ClusterEnv(8))
@@ -329,3 +330,19 @@ def test_zero_rates_and_decimal_interval():
     for name in ("sr-uniform", "mp-round-robin", "mp-equal-1-1"):
         get_policy(name).place(mds, ClusterEnv(2))
     assert get_policy("sr-replace-7.5").name == "sr-replace-7.5"
+
+
+@pytest.mark.parametrize("name", ["sr-uniform", "mp-round-robin", "mp-equal-2-1"])
+def test_static_policies_get_no_training_workload(name, monkeypatch):
+    # Policies that place without requests (StaticPolicy) never make a training workload.
+    import alpa_serve.placement.base as base
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a static policy generated a training workload")
+
+    monkeypatch.setattr(base, "generate_train_workload", refuse)
+    policy = get_policy(name)
+    assert isinstance(policy, base.StaticPolicy)
+    mds = model_datas([synthetic_profile("m", 0.1, 2 * GiB)] * 4, [1.0] * 4)
+    policy.place(mds, ClusterEnv(4)).verify(mds, ClusterEnv(4).mem_budget)
+    assert not isinstance(get_policy("sr-greedy"), base.StaticPolicy)

@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_placement_util import gamma_workload, synthetic_profile
 
 from alpa_serve.placement import ClusterEnv, ModelData, ModelPlacement, get_policy
-from alpa_serve.placement.search_case import SearchCase, empty_placement
 from alpa_serve.placement.greedy import fast_greedy
-from alpa_serve.placement.training import generate_train_workload
 from alpa_serve.placement.model_parallel import (
     candidate_group_partitions,
     cluster_models,
     select_splits,
 )
+from alpa_serve.placement.search_case import SearchCase, empty_placement
+from alpa_serve.placement.training import generate_train_workload
 from alpa_serve.profiling import ParallelConfig
 from alpa_serve.simulator import SimTables
-from test_placement_util import GB, gamma_workload, synthetic_profile
+from alpa_serve.units import GiB
 
-BUDGET = 13 * GB
+BUDGET = 13 * GiB
 
 
 def reference_greedy(init, profiles, workload, budget, kind="stable"):
@@ -91,7 +92,7 @@ def random_case(rng, max_models=6, max_devices=8, duration=30.0):
     kinds = []
     for k in range(int(rng.integers(1, 4))):
         lat = float(rng.uniform(0.02, 0.4))
-        weight = float(rng.uniform(1, 12)) * GB
+        weight = float(rng.uniform(1, 12)) * GiB
         pps = (1, 2, 4, 8, 16) if rng.random() < 0.7 else (1, 2)
         kinds.append(synthetic_profile(f"k{k}", lat, weight, ops=(1, 2, 4), pps=pps,
                                        op_efficiency=float(rng.uniform(0.5, 1.0))))

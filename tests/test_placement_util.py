@@ -11,8 +11,6 @@ from alpa_serve.placement import ModelData
 from alpa_serve.profiling import ConfigProfile, ModelProfile, ParallelConfig
 from alpa_serve.workload import GammaProcess, Workload
 
-GB = 1 << 30
-
 
 def synthetic_profile(name: str, latency: float, weight: float,
                       ops=(1, 2, 4, 8), pps=(1, 2, 4, 8, 16, 32),

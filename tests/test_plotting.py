@@ -12,10 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alpa_serve.plotting import (STANDIN_GID, MissingDataError, TsvFormatError, build_figures,
-                                 direction_for, point_99, policy_style, read_results,
-                                 write_figures)
-from alpa_serve.plotting.figures import FIG11_COLUMNS
+from alpa_serve.plotting import (
+    STANDIN_GID,
+    MissingDataError,
+    TsvFormatError,
+    build_figures,
+    direction_for,
+    point_99,
+    policy_style,
+    read_results,
+    write_figures,
+)
+from alpa_serve.plotting.figures import FIG11_PANELS
 from alpa_serve.plotting.panels import NO_DATA_GID
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,12 +94,13 @@ def write_synthetic(root: Path, section: str, standin: bool = False, skip=()) ->
     """Write a synthetic data folder for ``section`` under ``root``; return the folder."""
     if section == "sec6_2":
         d = root / "sec6_2_data"
-        for i, (stem, _) in enumerate(FIG11_COLUMNS):
+        for i, (name, _) in enumerate(FIG11_PANELS):
+            stem = name.removesuffix(".tsv")
             if stem in skip:
                 continue
             trace = stem.split("_")[1]
             wl = trace + ("-standin" if standin else "")
-            write_tsv(d / f"{stem}.tsv", synthetic_rows(E2E_SWEEPS, E2E_POLICIES, wl, seed=i))
+            write_tsv(d / name, synthetic_rows(E2E_SWEEPS, E2E_POLICIES, wl, seed=i))
     elif section == "sec6_3":
         d = root / "sec6_3_data"
         write_tsv(d / "large_model_exp.tsv", synthetic_rows(LARGE_SWEEPS, LARGE_POLICIES,
@@ -176,7 +185,7 @@ def test_marker_lines_drawn_at_99_points(tmp_path):
     write_tsv(d / "ablation.tsv", rows)
     fig = build_figures("sec6_5", d)["ablation"]
     ax = fig.axes[0]
-    lines = {l.get_gid(): l for l in ax.get_lines() if l.get_gid()}
+    lines = {ln.get_gid(): ln for ln in ax.get_lines() if ln.get_gid()}
     assert set(lines) == {"p99-mp-search-sep"}
     assert lines["p99-mp-search-sep"].get_xdata()[0] == 32
     assert lines["p99-mp-search-sep"].get_linestyle() == ":"
@@ -235,7 +244,7 @@ def test_read_results_truncated_row_names_file_and_line(tmp_path):
     write_tsv(p, synthetic_rows(E2E_SWEEPS, E2E_POLICIES, "maf1")[:3])
     with open(p, "a") as f:
         f.write("goodput_vs_slo\tmaf1\tS1\t16\n")  # a row cut short by a crash
-    with pytest.raises(TsvFormatError, match=r"S1_maf1\.tsv:5: expected 23"):
+    with pytest.raises(TsvFormatError, match=r"S1_maf1\.tsv:5: unreadable row: expected 23"):
         read_results(p)
 
 
@@ -300,10 +309,14 @@ def test_script_writes_pdf_and_png(tmp_path, section):
     r = _run_script(section, ["--pdf", "--png", "--data-dir", str(d), "--out-dir", str(out)],
                     cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+    # The script draws exactly the figures the library builds from the same data (whose content
+    # the tests above check): byte-identical files.
+    expected = {p.name: p.read_bytes()
+                for p in write_figures(section, d, tmp_path / "ref", formats=("pdf", "png"))}
     for stem in SCRIPTS[section][1]:
         for ext in ("pdf", "png"):
             p = out / f"{stem}.{ext}"
-            assert p.is_file() and p.stat().st_size > 1000, p
+            assert p.read_bytes() == expected[p.name], p
             assert str(p) in r.stdout
     assert {p.name for p in out.iterdir()} == {
         f"{s}.{e}" for s in SCRIPTS[section][1] for e in ("pdf", "png")}
@@ -358,7 +371,7 @@ def test_missing_fig11_panel_is_drawn_as_no_data(tmp_path):
                          "goodput_vs_cv_scale", "goodput_vs_slo_scale"}
     fig = figs["goodput_vs_num_devices"]
     axes = fig.axes
-    assert [ax.get_title() for ax in axes] == [t for _, t in FIG11_COLUMNS]
+    assert [ax.get_title() for ax in axes] == [t for _, t in FIG11_PANELS]
     no_data = [i for i, ax in enumerate(axes)
                if any(t.get_gid() == NO_DATA_GID for t in ax.texts)]
     assert no_data == [2, 5]
@@ -390,7 +403,7 @@ def test_real_rows_preferred_over_standin_rows(tmp_path):
     fig = build_figures("sec6_5", d)["ablation"]
     assert not [t for t in _texts(fig) if t.get_gid() == STANDIN_GID]
     # One point per (policy, x): the stand-in rows were dropped, not averaged in.
-    curve = [l for l in fig.axes[0].get_lines() if l.get_label() == "Round robin"][0]
+    curve = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "Round robin"][0]
     assert len(curve.get_xdata()) == len(AB_SWEEPS["goodput_vs_rate"][1])
 
 
@@ -403,7 +416,7 @@ def test_fig13_averages_over_pairs(tmp_path):
         write_tsv(d / f"pair{k}.tsv", rows)
     fig = build_figures("sec6_4", d)["robustness"]
     ax = fig.axes[0]
-    (line,) = [l for l in ax.get_lines() if l.get_label() == "SR"]
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label() == "SR"]
     assert np.allclose(line.get_ydata(), 50.0)
     assert "3 pairs" in ax.get_title()
     assert any(t.get_gid() == NO_DATA_GID for t in fig.axes[1].texts)
@@ -447,7 +460,8 @@ def test_header_only_file_gives_no_data_panels(tmp_path):
 
 def test_reads_what_the_experiment_runner_writes(tmp_path):
     """Format contract with alpa_serve.experiments.tsv (unquoted JSON, repr floats)."""
-    exp_tsv = pytest.importorskip("alpa_serve.experiments.tsv")
+    from alpa_serve.experiments import tsv as exp_tsv
+
     d = tmp_path / "sec6_5_data"
     for row in synthetic_rows(AB_SWEEPS, AB_POLICIES, "synthetic"):
         full = {c: row.get(c, "") for c in exp_tsv.COLUMNS}
@@ -457,3 +471,15 @@ def test_reads_what_the_experiment_runner_writes(tmp_path):
     assert len(df) == sum(len(g) for _, g, _ in AB_SWEEPS.values()) * len(AB_POLICIES)
     assert json.loads(df["placement"].iloc[0])["type"] == "ModelPlacement"
     assert build_figures("sec6_5", d)["ablation"].axes[0].get_lines()
+
+
+def test_plotting_imports_no_experiment_machinery():
+    # The plotting package reads the result format from alpa_serve.results (standard library
+    # only): importing it must not pull in the runner, the policies, the simulator or Ray.
+    code = ("import sys, alpa_serve.plotting; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray' or "
+            "m.startswith(('alpa_serve.experiments', 'alpa_serve.placement', "
+            "'alpa_serve.simulator', 'numba'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"

@@ -3,7 +3,9 @@
 gen_data_sec6_2_e2e.sh copies them into its results instead of computing those cases (hours on
 2 cores), so they must be what this code computes: every row is a case of the current grid with
 the current profile and MAF2 stand-in, and replaying its placement on the case's test workload
-gives the row's numbers exactly (only the search itself is not rerun).
+gives the row's numbers exactly (only the search itself is not rerun). The file may hold no row
+(after a stand-in or profile change, until the cases are recomputed): the manifest must then
+list every case as missing, and collect.py must drop rows of another stand-in.
 """
 from __future__ import annotations
 
@@ -13,9 +15,14 @@ from pathlib import Path
 import pytest
 
 import alpa_serve.placement as placement_pkg
-from alpa_serve.experiments.run import (default_database, prepare_inputs, profile_fingerprint,
-                                        run_prepared)
-from alpa_serve.experiments.runner import simulation_key
+from alpa_serve.experiments.case_runner import (
+    default_database,
+    prepare_inputs,
+    profile_fingerprint,
+    run_prepared,
+)
+from alpa_serve.experiments.suite_runner import seed_rows, simulation_key
+from alpa_serve.experiments.suites import SuiteEntry
 from alpa_serve.experiments.tsv import COLUMNS, TIMING_COLUMNS, format_value, read_rows
 from alpa_serve.placement import ModelPlacement
 from alpa_serve.workload.standin import DEFAULT_PARAMS
@@ -58,7 +65,7 @@ def test_manifest_matches_current_inputs(shipped):
 def test_rows_are_cases_of_the_current_grid(shipped):
     rows, cases = shipped
     ids = [r["case_id"] for r in rows]
-    assert rows and len(ids) == len(set(ids))
+    assert len(ids) == len(set(ids))
     db = default_database()
     for r in rows:
         case = cases.get(r["case_id"])
@@ -79,6 +86,7 @@ class _Fixed:
         return self.placement
 
 
+@pytest.mark.slow
 def test_rows_replay_exactly(shipped, monkeypatch):
     """Re-simulating each shipped placement reproduces goodput, latencies and request count.
 
@@ -99,3 +107,27 @@ def test_rows_replay_exactly(shipped, monkeypatch):
         for key in COLUMNS:
             if key not in TIMING_COLUMNS:
                 assert format_value(again[key]) == r[key], (case.describe(), key)
+
+
+def test_collect_drops_rows_of_another_standin(tmp_path):
+    """Case ids do not cover the stand-in's parameters: collect.py trusts shipped rows only
+    when the manifest's MAF2 digest is the current one, and writes a header-only file when no
+    row is left (which the runner's seeding reads as nothing to copy)."""
+    collect = _collect_module()
+    manifest = tmp_path / "manifest.json"
+    assert not collect.shipped_rows_current(manifest, DEFAULT_PARAMS.digest("maf2"))
+    manifest.write_text(json.dumps({"maf2_standin_digest": "0123456789"}))
+    assert not collect.shipped_rows_current(manifest, DEFAULT_PARAMS.digest("maf2"))
+    manifest.write_text(json.dumps({"maf2_standin_digest": DEFAULT_PARAMS.digest("maf2")}))
+    assert collect.shipped_rows_current(manifest, DEFAULT_PARAMS.digest("maf2"))
+    shipped = tmp_path / "seed" / "S3_maf2.tsv"
+    shipped.parent.mkdir()
+    collect.write_rows(shipped, [])
+    assert read_rows(shipped, columns=COLUMNS) == []
+    out = tmp_path / "out"
+    out.mkdir()
+    grid = collect.grid()
+    db = default_database()
+    assert seed_rows([SuiteEntry("S3_maf2.tsv", c) for c in grid], out, shipped.parent,
+                     {c.case_id: profile_fingerprint(c, db) for c in grid}) == 0
+    assert not (out / "S3_maf2.tsv").exists()

@@ -19,8 +19,8 @@ from alpa_serve.profiling import (
     ParallelConfig,
     ProfilingDatabase,
     UnknownModelError,
+    generate,
 )
-from alpa_serve.profiling import generate
 from alpa_serve.profiling.params import BATCH_SIZES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,8 +37,9 @@ def tiny_db() -> ProfilingDatabase:
     single = ConfigProfile({1: (0.2,), 2: (0.39,)}, {1: (1e6,), 2: (2e6,)}, (5e9,))
     pipe = ConfigProfile({1: (0.11, 0.1), 2: (0.2, 0.21)}, {1: (1e6, 1e6), 2: (2e6, 2e6)},
                          (2.6e9, 2.5e9))
-    return ProfilingDatabase([ModelProfile("m", {(1, 1, 2): pipe, ParallelConfig(1, 1, 1): single})],
-                             {"description": "toy"})
+    return ProfilingDatabase(
+        [ModelProfile("m", {(1, 1, 2): pipe, ParallelConfig(1, 1, 1): single})],
+        {"description": "toy"})
 
 
 def good_doc() -> dict:
@@ -191,6 +192,21 @@ def test_missing_config_names_model_config_and_choices(db):
     assert prof.max_stage_weight((1, 3, 1)) == math.inf
     assert not prof.has_config((1, 3, 1))
     assert prof.has_config((1, 4, 1))
+
+
+def test_parallel_config_coerce_accepts_sequences_of_three_integers():
+    cfg = ParallelConfig(1, 2, 4)
+    assert ParallelConfig.coerce(cfg) is cfg
+    assert ParallelConfig.coerce([1, 2, 4]) == cfg and ParallelConfig.coerce((1.0, 2, 4)) == cfg
+    assert type(ParallelConfig.coerce([1, 2, 4])) is ParallelConfig
+    with pytest.raises(ValueError, match="3 integers"):
+        ParallelConfig.coerce([1, 2])
+    with pytest.raises(ValueError):
+        ParallelConfig.coerce(["1", "x", "2"])
+    # A profile looks configurations up through it: a malformed one is simply not profiled.
+    prof = ModelProfile("m", {(1, 1, 1): ConfigProfile(latency={1: (0.1,)}, act_mem={1: (0.0,)},
+                                                       weight_mem=(1.0,))})
+    assert prof.has_config([1, 1, 1]) and not prof.has_config((1, 1))
 
 
 def _write(tmp_path, doc, suffix=".json"):

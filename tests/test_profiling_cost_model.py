@@ -5,8 +5,7 @@ import dataclasses
 
 import pytest
 
-from alpa_serve.profiling import ParallelConfig, ProfilingDatabase
-from alpa_serve.profiling import memory_evidence as me
+from alpa_serve.profiling import ParallelConfig, ProfilingDatabase, memory_evidence as me
 from alpa_serve.profiling.cost_model import CostModel, build_database
 from alpa_serve.profiling.params import (
     BATCH_SIZES,
@@ -14,9 +13,8 @@ from alpa_serve.profiling.params import (
     MODEL_ARCHS,
     HardwareParams,
 )
+from alpa_serve.units import DEFAULT_MEM_BUDGET as BUDGET
 
-GiB = 2**30
-BUDGET = 13 * GiB
 EVIDENCE = me.default_evidence_path()  # the packaged copy (alpa_serve/data/reference/)
 DENSE = ["bert-1.3b", "bert-2.6b", "bert-6.7b"]
 SMALL = DENSE + ["moe-1.3b", "moe-2.4b", "moe-5.3b"]

@@ -7,15 +7,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_placement_search import random_case
 
 from alpa_serve.placement import ClusterEnv, get_policy
 from alpa_serve.placement.executors import LocalExecutor, RayExecutor, first_best
-from alpa_serve.placement.model_parallel import (ModelParallelismSearchSep,
-                                                 candidate_group_partitions)
+from alpa_serve.placement.model_parallel import (
+    ModelParallelismSearchSep,
+    candidate_group_partitions,
+)
 from alpa_serve.placement.search_case import SearchCase
-from alpa_serve.placement.subproblems import (DirectoryStore, MemoryStore, SubproblemStore,
-                                              subproblem_key, workload_digest)
-from test_placement_search import random_case
+from alpa_serve.placement.subproblems import (
+    DirectoryStore,
+    MemoryStore,
+    SubproblemStore,
+    subproblem_key,
+    workload_digest,
+)
 
 
 class CountingStore(SubproblemStore):
@@ -57,7 +64,8 @@ def test_local_executor_rejects_bad_worker_counts():
 
 
 def test_ray_executor_refuses_to_run_without_ray(monkeypatch):
-    ray = pytest.importorskip("ray")
+    import ray
+
     if ray.is_initialized():
         ray.shutdown()
     mds, env, w = mixed_cases(1, 1)[0]
@@ -122,7 +130,8 @@ def test_subproblem_key_covers_every_input():
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray = pytest.importorskip("ray")
+    import ray
+
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

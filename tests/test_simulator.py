@@ -14,9 +14,16 @@ import pytest
 
 from alpa_serve.placement import ModelPlacement, ModelPlacementWithReplacement
 from alpa_serve.profiling import ConfigProfile, ModelProfile, ParallelConfig
-from alpa_serve.simulator import (EmptyWorkloadError, FastStats, ModelStats, SimStats, SimTables,
-                                  simulate, trim_slice)
-from alpa_serve.simulator import kernels
+from alpa_serve.simulator import (
+    EmptyWorkloadError,
+    FastStats,
+    ModelStats,
+    SimStats,
+    SimTables,
+    kernels,
+    simulate,
+    trim_slice,
+)
 from alpa_serve.workload import Workload
 
 C111 = ParallelConfig(1, 1, 1)

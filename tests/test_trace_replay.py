@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from alpa_serve.workload import GammaProcess, Workload
-from alpa_serve.workload import trace as tr
+from alpa_serve.workload import GammaProcess, Workload, trace as tr
 
 DATA = Path(__file__).parent / "data" / "traces"
 
@@ -161,7 +160,7 @@ def maf2_rows():
     return [(f, float(e) - float(d)) for _a, f, e, d in rows]
 
 
-def reference_maf2(rows, M, s, e, I, rate_scale, cv_scale, seed):
+def reference_maf2(rows, M, s, e, interval, rate_scale, cv_scale, seed):
     """Independent transcription of DESIGN 4.3's MAF2 replay."""
     order = []
     for f, _t in rows:
@@ -169,7 +168,7 @@ def reference_maf2(rows, M, s, e, I, rate_scale, cv_scale, seed):
             order.append(f)
     times = {f: sorted(t for g, t in rows if g == f) for f in order}
     active = [f for f in order if any(s <= t < e for t in times[f])]
-    edges = list(np.arange(s, e, I)) + [e]
+    edges = list(np.arange(s, e, interval)) + [e]
     out = []
     for m in range(M):
         ts = np.sort(np.array([t for f in active[m::M] for t in times[f] if s <= t < e]))
@@ -183,9 +182,9 @@ def reference_maf2(rows, M, s, e, I, rate_scale, cv_scale, seed):
             except Exception:
                 continue
             rate, cv = 1 / (shape * scale), math.sqrt(1 / shape)
-            if rate > 5 * len(w) / I:
-                rate = len(w) / I
-            arr.append(gamma(rate * rate_scale, cv * cv_scale, edges[k], I, seed))
+            if rate > 5 * len(w) / interval:
+                rate = len(w) / interval
+            arr.append(gamma(rate * rate_scale, cv * cv_scale, edges[k], interval, seed))
             seed += 1
         out.append(np.concatenate(arr) if arr else np.zeros(0))
     return out, seed
@@ -200,16 +199,16 @@ def test_maf2_preprocess(maf2):
         assert np.array_equal(maf2.function_times(i), sorted(t for g, t in rows if g == f))
 
 
-@pytest.mark.parametrize("M,start,end,I,rs,cs,seed", [
+@pytest.mark.parametrize("M,start,end,interval,rs,cs,seed", [
     (2, "0.0.0", "0.3.0", 5400, 1.0, 1.0, 0),
     (2, "0.0.0", "0.2.0", 5400, 4.0, 2.0, 3),     # partial last window
     (1, "0.0.0", "1.23.60", 5400, 1.0, 1.0, 0),
     (3, "0.0.0", "0.1.40", 1200, 2.0, 1.0, 0),
 ])
-def test_maf2_replay_matches_reference(maf2, M, start, end, I, rs, cs, seed):
-    r = maf2.replay(M, start, end, I, rs, cs, seed)
+def test_maf2_replay_matches_reference(maf2, M, start, end, interval, rs, cs, seed):
+    r = maf2.replay(M, start, end, interval, rs, cs, seed)
     ref, next_seed = reference_maf2(maf2_rows(), M, tr.parse_time(start), tr.parse_time(end),
-                                    I, rs, cs, seed)
+                                    interval, rs, cs, seed)
     assert r.next_seed == next_seed
     for m in range(M):
         assert np.array_equal(r.arrivals[m], ref[m])

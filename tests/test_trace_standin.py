@@ -8,8 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from alpa_serve.workload import standin as S
-from alpa_serve.workload import trace as tr
+from alpa_serve.workload import standin as S, trace as tr
 
 SMALL1 = S.Maf1StandinParams(num_functions=400, num_days=2, late_birth_fraction=0.2)
 SMALL2 = S.Maf2StandinParams(num_functions=30, num_apps=8, total_invocations=20_000)
@@ -99,3 +98,84 @@ def test_cli_small(tmp_path, monkeypatch, capsys):
     assert S.main(["--out", str(tmp_path), "--which", "maf2", "--report"]) == 0
     out = capsys.readouterr().out
     assert "maf2-standin" in out and "fitted_cv_per_model_window" in out
+
+
+# ----------------------------------------------------------------------------- MAF2 streams
+
+STREAMY = S.Maf2StandinParams(num_functions=40, num_apps=10, num_days=2,
+                              total_invocations=400_000, stream_half_daily_invocations=2000.0)
+
+
+def _window_cvs(times, interval=5400.0, min_count=30):
+    """Gamma-fitted CVs of the replay (DESIGN 4.3) over the windows of ``times`` with at least
+    ``min_count`` invocations."""
+    t = np.sort(times)
+    edges = np.arange(0.0, t.max() + interval, interval)
+    b = np.searchsorted(t, edges)
+    out = []
+    for k in range(len(edges) - 1):
+        w = t[b[k]:b[k + 1]]
+        if len(w) >= min_count:
+            fit = tr.fit_gamma_window(w, interval)
+            if fit:
+                out.append(fit[1])
+    return np.asarray(out)
+
+
+def test_maf2_streams_are_high_volume_and_regular():
+    pop = S._maf2_population(STREAMY)
+    stream, bursty = pop["is_stream"], ~pop["is_stream"] & ~pop["is_timer"]
+    assert stream.any() and bursty.any() and not (stream & pop["is_timer"]).any()
+    # P(stream) = d / (d + d0): streams carry a larger share of the volume than of functions.
+    vol = pop["expected"]
+    assert vol[stream].sum() / vol.sum() > stream.mean()
+    # A stream's windows are regular (fitted CV near stream_gap_cv), the busiest bursty
+    # function's are bursty (fitted CV above 1, the 2021 trace's character).
+    f_stream = int(np.argmax(np.where(stream, vol, -1)))
+    f_bursty = int(np.argmax(np.where(bursty, vol, -1)))
+    cv_s = _window_cvs(S._maf2_function(STREAMY, pop, f_stream)[0])
+    cv_b = _window_cvs(S._maf2_function(STREAMY, pop, f_bursty)[0])
+    assert len(cv_s) >= 5 and len(cv_b) >= 5
+    assert abs(np.median(cv_s) - STREAMY.stream_gap_cv) < 0.1
+    assert np.median(cv_b) > 1.0
+
+
+def test_maf2_stream_draws_leave_other_functions_unchanged():
+    no_streams = dataclasses.replace(STREAMY, stream_half_daily_invocations=float("inf"))
+    a, b = S._maf2_population(no_streams), S._maf2_population(STREAMY)
+    assert not a["is_stream"].any() and b["is_stream"].any()
+    assert np.array_equal(a["expected"], b["expected"])
+    for f in np.flatnonzero(~b["is_stream"])[:8]:
+        ta, da = S._maf2_function(no_streams, a, int(f))
+        tb, db = S._maf2_function(STREAMY, b, int(f))
+        assert np.array_equal(ta, tb) and np.array_equal(da, db)
+    f = int(np.flatnonzero(b["is_stream"])[0])
+    assert not np.array_equal(S._maf2_function(no_streams, a, f)[0],
+                              S._maf2_function(STREAMY, b, f)[0])
+
+
+def test_stream_times_follow_the_daily_intensity():
+    p = dataclasses.replace(STREAMY, diurnal_amplitude=0.5, stream_gap_cv=0.3)
+    r = S._rng(1, 2)
+    horizon = 2 * 86400.0
+    always_on = (np.zeros(1), np.ones(1, dtype=bool))
+    t = S._stream_times(r, p, horizon, always_on, 20_000.0)
+    # Renewal count: sd about stream_gap_cv * sqrt(n).
+    assert abs(len(t) - 20_000) < 200 and t.min() >= 0 and t.max() < horizon
+    hour = (t / 3600) % 24
+    peak = np.sum(np.abs(hour - p.diurnal_peak_hour) < 1)
+    trough = np.sum(np.abs(hour - (p.diurnal_peak_hour + 12) % 24) < 1)
+    assert 2.4 < peak / trough < 3.6          # (1 + 0.5) / (1 - 0.5) = 3 at the extremes
+    # Regime off: nothing there.
+    half_off = (np.array([0.0, 86400.0]), np.array([True, False]))
+    t = S._stream_times(S._rng(1, 3), p, horizon, half_off, 5_000.0)
+    assert t.max() < 86400.0 and abs(len(t) - 5_000) < 100
+
+
+def test_maf2_cache_key_changes_with_the_stream_parameters(tmp_path):
+    # The stand-in before the steady streams (parameter digest cef23987e9) must not be reused.
+    assert S.DEFAULT_PARAMS.digest("maf2") != "cef23987e9"
+    small = S.StandinParams(maf2=SMALL2)
+    other = S.StandinParams(maf2=dataclasses.replace(SMALL2, stream_gap_cv=0.7))
+    assert small.digest("maf2") != other.digest("maf2")
+    assert S.ensure_standin("maf2", tmp_path, small) != S.ensure_standin("maf2", tmp_path, other)

@@ -5,8 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from alpa_serve.workload import (DeterministicProcess, GammaProcess, PoissonProcess, Workload,
-                                 power_law_rates, uniform_rates, weighted_rates)
+from alpa_serve.workload import (
+    DeterministicProcess,
+    GammaProcess,
+    PoissonProcess,
+    Workload,
+    power_law_rates,
+    uniform_rates,
+    weighted_rates,
+)
 
 
 def reference_gamma(rate, cv, start, duration, seed):

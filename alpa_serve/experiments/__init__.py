@@ -11,16 +11,24 @@ Command line: ``python -m alpa_serve.experiments <suite> --out DIR [--quick] [--
 (see docs/experiments.md).
 """
 
+from alpa_serve.experiments.case_runner import (
+    CaseInputs,
+    CaseResult,
+    inputs_key,
+    prepare_inputs,
+    run_case,
+    run_prepared,
+    simulate_case,
+)
 from alpa_serve.experiments.cases import (
-    Case,
     DEFAULT_MEM_BUDGET,
     MODEL_SETS,
+    Case,
     SyntheticWorkload,
     TraceWorkload,
     model_names,
     model_types,
 )
-from alpa_serve.experiments.run import CaseInputs, inputs_key, prepare_inputs, run_case, run_prepared
 from alpa_serve.experiments.suites import (
     SuiteEntry,
     SuiteOptions,
@@ -33,7 +41,8 @@ from alpa_serve.experiments.tsv import COLUMNS, TsvFormatError, append_row, read
 __all__ = [
     "Case", "DEFAULT_MEM_BUDGET", "MODEL_SETS", "SyntheticWorkload", "TraceWorkload",
     "model_names", "model_types",
-    "CaseInputs", "inputs_key", "prepare_inputs", "run_case", "run_prepared",
+    "CaseInputs", "CaseResult", "inputs_key", "prepare_inputs", "run_case", "run_prepared",
+    "simulate_case",
     "SuiteEntry", "SuiteOptions", "UnknownSuiteError", "build_suite",
     "suite_names",
     "COLUMNS", "TsvFormatError", "append_row", "read_rows",

@@ -17,11 +17,15 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from alpa_serve.experiments.runner import OutputWriteError, RunOptions, RunnerError, run_suite
-from alpa_serve.experiments.suites import (SUITE_ALIASES, SUITES, SuiteOptions,
-                                           UnknownFileError, UnknownSuiteError,
-                                           resolve_suite_name)
-from alpa_serve.experiments.traces import TraceUnavailableError
+from alpa_serve.experiments.suite_runner import OutputWriteError, RunnerError, RunOptions, run_suite
+from alpa_serve.experiments.suites import (
+    SUITE_ALIASES,
+    SUITES,
+    SuiteOptions,
+    UnknownFileError,
+    UnknownSuiteError,
+    resolve_suite_name,
+)
 from alpa_serve.experiments.tsv import TsvFormatError
 from alpa_serve.profiling import DatabaseFormatError
 from alpa_serve.workload.trace import TraceError
@@ -39,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path,
                         help="output folder of the suite's TSV files")
     parser.add_argument("--quick", action="store_true",
-                        help="reduced grid (first and last point of each sweep) for smoke tests")
+                        help="reduced grid (first point of each sweep and the one nearest the "
+                             "fixed point, shorter windows) for smoke tests")
     parser.add_argument("--serial", action="store_true", help="run in-process without Ray")
     parser.add_argument("--ray-address", default=None,
                         help="join an existing Ray cluster (host:port, ray://host:port, auto) "
@@ -128,8 +133,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _log_error(f"the profiling database cannot be used: {exc}; reinstall the package or "
                    f"regenerate it with `python -m alpa_serve.profiling.generate`", exc)
         return 2
-    except (RunnerError, TsvFormatError, FileNotFoundError, UnknownFileError, TraceError,
-            TraceUnavailableError) as exc:
+    except (RunnerError, TsvFormatError, FileNotFoundError, UnknownFileError, TraceError) as exc:
         _log_error(str(exc), exc)
         return 2
     except OutputWriteError as exc:

@@ -18,11 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
-GB = 1 << 30
-"""One GiB in bytes."""
-
-DEFAULT_MEM_BUDGET = 13 * GB
-"""Per-device memory budget of every published experiment (bytes)."""
+from alpa_serve.units import DEFAULT_MEM_BUDGET
 
 #: Model type lists of the named model sets (DESIGN 7.1 and 3.3). Model i of a
 #: set has type ``types[i % len(types)]``.
@@ -35,7 +31,10 @@ MODEL_SETS: dict[str, tuple[str, ...]] = {
     "mixed": ("bert-6.7b", "moe-5.3b", "bert-2.6b", "moe-2.4b", "bert-1.3b", "moe-1.3b"),
 }
 
-TraceSource = Literal["maf1", "maf1-standin", "maf2", "maf2-standin"]
+#: Rate distributions of a synthetic workload over its models.
+RATE_DISTS: tuple[str, ...] = ("power_law", "uniform", "shares")
+
+#: Trace sources of a TraceWorkload (checked when one is made).
 TRACE_SOURCES: tuple[str, ...] = ("maf1", "maf1-standin", "maf2", "maf2-standin")
 
 
@@ -115,20 +114,24 @@ class SyntheticWorkload:
         total_rate: sum of the models' rates (requests/s).
         cv: coefficient of variation of every model's inter-arrival gaps.
         duration: length of the test workload (s), starting at 0.
-        rate_dist: ``"power_law"`` (rate_i proportional to (i+1)^-0.5) or ``"uniform"``.
+        rate_dist: ``"power_law"`` (rate_i proportional to (i+1)^-0.5), ``"uniform"`` or
+            ``"shares"`` (rate_i = total_rate x ``rate_shares[i]``).
         train_workload: ``"test"``: the policy places on the test workload itself
             (the published equal-model drivers); ``"generated"``: the policy
             generates its own training workload from the ModelDatas with
             ``train_seed`` (mixed-set drivers; the calibration setting uses 1234).
         train_seed: seed of the generated training workload (ignored for ``"test"``).
+        rate_shares: each model's share of ``total_rate`` (one per model, > 0; e.g. the
+            20%/80% split of Fig. 2(b)); only with ``rate_dist="shares"``.
     """
 
     total_rate: float
     cv: float
     duration: float
-    rate_dist: Literal["power_law", "uniform"] = "power_law"
+    rate_dist: Literal["power_law", "uniform", "shares"] = "power_law"
     train_workload: Literal["test", "generated"] = "test"
     train_seed: int = 0
+    rate_shares: tuple[float, ...] = ()
 
     kind = "synthetic"
 
@@ -136,8 +139,16 @@ class SyntheticWorkload:
         for name in ("total_rate", "cv", "duration"):
             _as_float(self, name)
         _as_int(self, "train_seed")
-        if self.rate_dist not in ("power_law", "uniform"):
-            raise ValueError(f"rate_dist must be 'power_law' or 'uniform', got {self.rate_dist!r}")
+        if self.rate_dist not in RATE_DISTS:
+            raise ValueError(f"rate_dist must be one of {RATE_DISTS}, got {self.rate_dist!r}")
+        shares = tuple(self.rate_shares)
+        if (self.rate_dist == "shares") != bool(shares):
+            raise ValueError("rate_shares must be given exactly when rate_dist is 'shares', got "
+                             f"rate_dist={self.rate_dist!r}, rate_shares={shares!r}")
+        if any(isinstance(x, bool) or not isinstance(x, (int, float))
+               or not (math.isfinite(x) and x > 0) for x in shares):
+            raise ValueError(f"rate_shares must be finite numbers > 0, got {shares!r}")
+        object.__setattr__(self, "rate_shares", tuple(float(x) for x in shares))
         if self.train_workload not in ("test", "generated"):
             raise ValueError(
                 f"train_workload must be 'test' or 'generated', got {self.train_workload!r}")
@@ -159,7 +170,7 @@ class TraceWorkload:
         interval_seconds: replay window length (s): 60 for MAF1, 5400 for MAF2 in Fig. 11.
     """
 
-    source: TraceSource
+    source: str
     rate_scale: float
     cv_scale: float
     test_window: tuple[str, str]
@@ -240,6 +251,10 @@ class Case:
         if not isinstance(self.workload, (SyntheticWorkload, TraceWorkload)):
             raise TypeError(f"workload must be a SyntheticWorkload or TraceWorkload, "
                             f"got {type(self.workload).__name__}")
+        shares = getattr(self.workload, "rate_shares", ())
+        if shares and len(shares) != self.num_models:
+            raise ValueError(f"the workload gives {len(shares)} rate_shares for "
+                             f"{self.num_models} models")
         model_set_types(self.model_set)
 
     # ----- derived values -------------------------------------------------
@@ -261,12 +276,18 @@ class Case:
         return self.workload.source
 
     def to_json_dict(self) -> dict[str, Any]:
-        """Canonical plain-data form (the workload carries a ``kind`` tag)."""
+        """Canonical plain-data form (the workload carries a ``kind`` tag).
+
+        ``rate_shares`` appears only when given, so the ids of the cases that do not use it
+        are those they had before the field existed.
+        """
         data = dataclasses.asdict(self)
         data["workload"] = {"kind": self.workload.kind, **dataclasses.asdict(self.workload)}
-        for key in ("test_window", "train_window"):
+        for key in ("test_window", "train_window", "rate_shares"):
             if data["workload"].get(key) is not None:
                 data["workload"][key] = list(data["workload"][key])
+        if data["workload"].get("rate_shares") == []:
+            del data["workload"]["rate_shares"]
         return data
 
     def canonical_json(self) -> str:
@@ -286,6 +307,7 @@ class Case:
         wl = dict(data.pop("workload"))
         kind = wl.pop("kind")
         if kind == "synthetic":
+            wl["rate_shares"] = tuple(wl.get("rate_shares", ()))
             workload: WorkloadSpec = SyntheticWorkload(**wl)
         elif kind == "trace":
             for key in ("test_window", "train_window"):

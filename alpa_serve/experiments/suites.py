@@ -23,12 +23,18 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from alpa_serve.experiments.cases import (Case, SyntheticWorkload, TraceWorkload,
-                                         parse_time_string)
+from alpa_serve.experiments.cases import (
+    Case,
+    SyntheticWorkload,
+    TraceWorkload,
+    WorkloadSpec,
+    parse_time_string,
+)
+from alpa_serve.results import FIG12_FILE, FIG14_FILE, fig11_file, fig11_title, fig13_file
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +111,6 @@ MAF2_SLO_SCALES = (0.5, 0.75, 1, 1.5, 2, 2.5, 3, 3.5, 4)
 class Fig11Column:
     """One column of Fig. 11: a model set on a trace with its fixed point and sweeps."""
 
-    name: str                 # e.g. "S1@MAF1"
-    file: str                 # TSV file name
     model_set: str
     trace: str                # "maf1" or "maf2"
     num_devices: int
@@ -121,28 +125,38 @@ class Fig11Column:
     beta_policy: str
 
     @property
+    def name(self) -> str:
+        """Panel title, e.g. ``S1@MAF1``."""
+        return fig11_title(self.model_set, self.trace)
+
+    @property
+    def file(self) -> str:
+        """TSV file of the column, e.g. ``S1_maf1.tsv``."""
+        return fig11_file(self.model_set, self.trace)
+
+    @property
     def policies(self) -> tuple[str, ...]:
         replace = "sr-replace-60" if self.trace == "maf1" else "sr-replace-21600"
         return ("sr-greedy", replace, self.beta_policy)
 
 
 FIG11_COLUMNS: tuple[Fig11Column, ...] = (
-    Fig11Column("S1@MAF1", "S1_maf1.tsv", "S1", "maf1", 16, 48, 2e-3, 4, 5,
+    Fig11Column("S1", "maf1", 16, 48, 2e-3, 4, 5,
                 (8, 16, 24, 32, 40, 48), MAF1_RATE_SCALES, MAF1_CV_SCALES,
                 (0.75, 1, 2, 3, 4, 5, 7.5, 10), "mp-search"),
-    Fig11Column("S2@MAF1", "S2_maf1.tsv", "S2", "maf1", 64, 48, 2e-3, 4, 5,
+    Fig11Column("S2", "maf1", 64, 48, 2e-3, 4, 5,
                 (48, 56, 64, 72, 80, 96, 128), MAF1_RATE_SCALES, MAF1_CV_SCALES,
                 (0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10), "mp-search"),
-    Fig11Column("S3@MAF1", "S3_maf1.tsv", "S3", "maf1", 48, 72, 2e-3, 4, 5,
+    Fig11Column("S3", "maf1", 48, 72, 2e-3, 4, 5,
                 (32, 40, 48, 54, 64, 72, 96), MAF1_RATE_SCALES, MAF1_CV_SCALES,
                 (0.75, 1, 2, 3, 4, 5, 7.5, 10), "mp-search-sep"),
-    Fig11Column("S1@MAF2", "S1_maf2.tsv", "S1", "maf2", 16, 48, 16, 1, 5,
+    Fig11Column("S1", "maf2", 16, 48, 16, 1, 5,
                 (2, 4, 6, 8, 10, 12, 14, 16), MAF2_RATE_SCALES, MAF2_CV_SCALES,
                 MAF2_SLO_SCALES, "mp-search"),
-    Fig11Column("S2@MAF2", "S2_maf2.tsv", "S2", "maf2", 64, 48, 16, 1, 5,
+    Fig11Column("S2", "maf2", 64, 48, 16, 1, 5,
                 (16, 32, 40, 48, 56, 64), MAF2_RATE_SCALES, MAF2_CV_SCALES,
                 MAF2_SLO_SCALES, "mp-search"),
-    Fig11Column("S3@MAF2", "S3_maf2.tsv", "S3", "maf2", 48, 72, 32, 1, 5,
+    Fig11Column("S3", "maf2", 48, 72, 32, 1, 5,
                 (16, 24, 32, 40, 48, 54, 64), (1, 4, 8, 16, 32, 64), (1, 2, 3, 4, 6, 8),
                 (0.75, 1, 1.25, 1.5, 2, 2.5, 5), "mp-search-sep"),
 )
@@ -168,6 +182,24 @@ def _quick_points(values: Sequence[float], quick: bool, fixed: float) -> tuple[f
     rest = values[1:]
     nearest = min(rest, key=lambda v: (abs(v - fixed), rest.index(v)))
     return (values[0], nearest)
+
+
+def one_knob_sweeps(sweeps: Sequence[tuple[str, str, Sequence[float]]],
+                    fixed: Callable[[str], Mapping[str, float]], quick: bool
+                    ) -> list[tuple[str, dict[str, float]]]:
+    """The points of sweeps that each move one knob away from a fixed point (DESIGN 7.2).
+
+    ``sweeps`` lists ``(exp_name, knob, values)``; ``fixed(exp_name)`` gives the value of every
+    knob at that sweep's fixed point. Returns ``(exp_name, knob values)`` per point, sweep by
+    sweep, the swept knob taking each of its values (with ``quick``: see
+    :func:`_quick_points`) and the others their fixed values.
+    """
+    points = []
+    for exp_name, knob, values in sweeps:
+        base = dict(fixed(exp_name))
+        for x in _quick_points(values, quick, base[knob]):
+            points.append((exp_name, {**base, knob: x}))
+    return points
 
 
 #: Environment variables naming the real trace files (as alpa_serve.workload.trace reads them).
@@ -203,32 +235,25 @@ def _trace_sweeps(column: Fig11Column, options: SuiteOptions, policies: Sequence
                   cv_scale_of: Callable[[str], float]) -> list[Case]:
     """The four sweeps of a trace column (devices, rate scale, CV scale, SLO scale)."""
     source = _source(column.trace, options)
+
+    def fixed(exp_name: str) -> dict[str, float]:
+        return {"devices": column.num_devices, "rate_scales": column.rate_scale,
+                "cv_scales": cv_scale_of(exp_name), "slo_scales": column.slo_scale}
+
+    sweeps = [(exp_name, attr, getattr(column, attr)) for exp_name, attr in TRACE_SWEEPS]
     cases = []
-    for exp_name, attr in TRACE_SWEEPS:
-        fixed = {"devices": column.num_devices, "rate_scales": column.rate_scale,
-                 "cv_scales": cv_scale_of(exp_name), "slo_scales": column.slo_scale}[attr]
-        for x in _quick_points(getattr(column, attr), options.quick, fixed):
-            devices, rate_scale, cv_scale, slo = (column.num_devices, column.rate_scale,
-                                                  cv_scale_of(exp_name), column.slo_scale)
-            if attr == "devices":
-                devices = int(x)
-            elif attr == "rate_scales":
-                rate_scale = x
-            elif attr == "cv_scales":
-                cv_scale = x
-            else:
-                slo = x
-            for policy in policies:
-                cases.append(_trace_case(exp_name, column.model_set, devices,
-                                         column.num_models, policy, slo, source, rate_scale,
-                                         cv_scale, test_window, train_window_of(policy),
-                                         interval))
+    for exp_name, knobs in one_knob_sweeps(sweeps, fixed, options.quick):
+        for policy in policies:
+            cases.append(_trace_case(exp_name, column.model_set, int(knobs["devices"]),
+                                     column.num_models, policy, knobs["slo_scales"], source,
+                                     knobs["rate_scales"], knobs["cv_scales"], test_window,
+                                     train_window_of(policy), interval))
     return cases
 
 
 def fig11_suite(options: SuiteOptions) -> list[SuiteEntry]:
     """Fig. 11 (Section 6.2): six columns x four sweeps x (SR, Clockwork++, Beta)."""
-    entries = []
+    entries: list[SuiteEntry] = []
     for column in FIG11_COLUMNS:
         if column.trace == "maf1":
             window, interval = MAF1_WINDOW, MAF1_INTERVAL
@@ -236,9 +261,11 @@ def fig11_suite(options: SuiteOptions) -> list[SuiteEntry]:
             window, interval = MAF2_WINDOW, MAF2_INTERVAL
         if options.quick:
             window = quick_window(window, column.trace)
+        def cv_scale_of(exp_name: str, c: Fig11Column = column) -> float:
+            return c.cv_scale
+
         cases = _trace_sweeps(column, options, column.policies, window, interval,
-                              train_window_of=lambda policy: None,
-                              cv_scale_of=lambda exp_name, c=column: c.cv_scale)
+                              train_window_of=lambda policy: None, cv_scale_of=cv_scale_of)
         entries.extend(SuiteEntry(column.file, case) for case in cases)
     return entries
 
@@ -247,29 +274,21 @@ def fig12_suite(options: SuiteOptions) -> list[SuiteEntry]:
     """Fig. 12 (Section 6.3): 4 x bert-103.5b on 64 devices, synthetic power-law Gamma."""
     policies = ("mp-equal-16-1", "mp-equal-8-2", "mp-equal-4-4", "mp-equal-2-8", "mp-search")
     duration = 300.0 if options.quick else 1200.0
-    rate, cv, slo = 8.0, 4.0, 2.0
+    fixed = {"total_rate": 8.0, "cv": 4.0, "slo_scale": 2.0}
     sweeps = (
-        ("goodput_vs_rate", (0.5, 2, 4, 6, 8)),
-        ("goodput_vs_cv", (1, 2, 3, 4)),
-        ("goodput_vs_slo", (0.5, 1, 2, 4, 6, 8)),
+        ("goodput_vs_rate", "total_rate", (0.5, 2, 4, 6, 8)),
+        ("goodput_vs_cv", "cv", (1, 2, 3, 4)),
+        ("goodput_vs_slo", "slo_scale", (0.5, 1, 2, 4, 6, 8)),
     )
-    entries = []
-    for exp_name, values in sweeps:
-        fixed = {"goodput_vs_rate": rate, "goodput_vs_cv": cv, "goodput_vs_slo": slo}[exp_name]
-        for x in _quick_points(values, options.quick, fixed):
-            r, c, s = rate, cv, slo
-            if exp_name == "goodput_vs_rate":
-                r = x
-            elif exp_name == "goodput_vs_cv":
-                c = x
-            else:
-                s = x
-            for policy in policies:
-                case = Case(exp_name=exp_name, model_set="S4", num_devices=64, num_models=4,
-                            policy=policy, slo_scale=s,
-                            workload=SyntheticWorkload(total_rate=r, cv=c, duration=duration,
-                                                       train_workload="test"))
-                entries.append(SuiteEntry("large_model_exp.tsv", case))
+    entries: list[SuiteEntry] = []
+    for exp_name, knobs in one_knob_sweeps(sweeps, lambda _: fixed, options.quick):
+        for policy in policies:
+            case = Case(exp_name=exp_name, model_set="S4", num_devices=64, num_models=4,
+                        policy=policy, slo_scale=knobs["slo_scale"],
+                        workload=SyntheticWorkload(total_rate=knobs["total_rate"],
+                                                   cv=knobs["cv"], duration=duration,
+                                                   train_workload="test"))
+            entries.append(SuiteEntry(FIG12_FILE, case))
     return entries
 
 
@@ -295,9 +314,8 @@ def fig13_window_pairs() -> list[tuple[tuple[str, str], tuple[str, str]]]:
              _hour_window(int(test_days[i]), int(test_hours[i]))) for i in range(3)]
 
 
-FIG13_COLUMN = Fig11Column("S1@MAF1-robust", "", "S1", "maf1", 16, 48, 2e-3, 4, 5,
-                           (8, 16, 24, 32, 40, 48), MAF1_RATE_SCALES, MAF1_CV_SCALES,
-                           (0.75, 1, 2, 3, 4, 5, 7.5, 10), "mp-search")
+#: The grid of Fig. 13's sweeps: that of S1@MAF1 (its rows go to one file per window pair).
+FIG13_COLUMN = FIG11_COLUMNS[0]
 
 
 def fig13_suite(options: SuiteOptions) -> list[SuiteEntry]:
@@ -308,7 +326,7 @@ def fig13_suite(options: SuiteOptions) -> list[SuiteEntry]:
     and SLO sweeps of pairs 2 and 3 run at cv_scale 8 (the published driver's quirk).
     """
     policies = ("sr-greedy", "sr-replace-120", "mp-search")
-    entries = []
+    entries: list[SuiteEntry] = []
     for p, (train, test) in enumerate(fig13_window_pairs()):
         if options.quick:
             train, test = quick_window(train, "maf1"), quick_window(test, "maf1")
@@ -323,7 +341,7 @@ def fig13_suite(options: SuiteOptions) -> list[SuiteEntry]:
 
         cases = _trace_sweeps(FIG13_COLUMN, options, policies, test, MAF1_INTERVAL,
                               train_window_of=train_window_of, cv_scale_of=cv_scale_of)
-        entries.extend(SuiteEntry(f"robust_pair{p + 1}.tsv", case) for case in cases)
+        entries.extend(SuiteEntry(fig13_file(p + 1), case) for case in cases)
     return entries
 
 
@@ -331,23 +349,21 @@ def fig14_suite(options: SuiteOptions) -> list[SuiteEntry]:
     """Fig. 14 (Section 6.5): ablation on the synthetic mixed set (60 models, 32 devices)."""
     policies = ("mp-round-robin", "mp-greedy-4", "mp-search-sep")
     duration = 100.0 if options.quick else 200.0
-    rate, cv, slo = 64.0, 4.0, 5.0
+    fixed = {"total_rate": 64.0, "cv": 4.0}
     sweeps = (
-        ("goodput_vs_rate", (8, 16, 24, 32, 64, 96, 128)),
-        ("goodput_vs_cv", (0.5, 1, 1.5, 2, 3, 4, 5, 6, 7)),
+        ("goodput_vs_rate", "total_rate", (8, 16, 24, 32, 64, 96, 128)),
+        ("goodput_vs_cv", "cv", (0.5, 1, 1.5, 2, 3, 4, 5, 6, 7)),
     )
-    entries = []
-    for exp_name, values in sweeps:
-        fixed = rate if exp_name == "goodput_vs_rate" else cv
-        for x in _quick_points(values, options.quick, fixed):
-            r, c = (x, cv) if exp_name == "goodput_vs_rate" else (rate, x)
-            for policy in policies:
-                case = Case(exp_name=exp_name, model_set="mixed", num_devices=32,
-                            num_models=60, policy=policy, slo_scale=slo,
-                            workload=SyntheticWorkload(total_rate=r, cv=c, duration=duration,
-                                                       train_workload="generated",
-                                                       train_seed=0))
-                entries.append(SuiteEntry("ablation.tsv", case))
+    entries: list[SuiteEntry] = []
+    for exp_name, knobs in one_knob_sweeps(sweeps, lambda _: fixed, options.quick):
+        for policy in policies:
+            case = Case(exp_name=exp_name, model_set="mixed", num_devices=32,
+                        num_models=60, policy=policy, slo_scale=5.0,
+                        workload=SyntheticWorkload(total_rate=knobs["total_rate"],
+                                                   cv=knobs["cv"], duration=duration,
+                                                   train_workload="generated",
+                                                   train_seed=0))
+            entries.append(SuiteEntry(FIG14_FILE, case))
     return entries
 
 
@@ -410,10 +426,7 @@ def calibration_targets(path: Optional[str | Path] = None,
         for lineno, row in enumerate(reader, start=2):
             try:
                 kwargs = _kwargs(row["workload_kwargs"])
-                common = dict(exp_name=row["experiment"], model_set=row["model_type"],
-                              num_devices=int(row["num_devices"]),
-                              num_models=int(row["num_models"]), policy=row["policy"],
-                              slo_scale=float(row["slo_scale"]))
+                workload: WorkloadSpec
                 if row["set"].startswith("S3@MAF"):
                     trace = "maf1" if row["set"] == "S3@MAF1" else "maf2"
                     window, interval = ((MAF1_WINDOW, MAF1_INTERVAL) if trace == "maf1"
@@ -427,7 +440,10 @@ def calibration_targets(path: Optional[str | Path] = None,
                                                  cv=kwargs["cv"], duration=200.0,
                                                  rate_dist="power_law",
                                                  train_workload="generated", train_seed=1234)
-                case = Case(workload=workload, **common)
+                case = Case(exp_name=row["experiment"], model_set=row["model_type"],
+                            num_devices=int(row["num_devices"]),
+                            num_models=int(row["num_models"]), policy=row["policy"],
+                            slo_scale=float(row["slo_scale"]), workload=workload)
                 targets.append(CalibrationTarget(
                     set=row["set"], x=row["x"], published=float(row["goodput"]),
                     chosen_group_configs=row["chosen_group_configs"], case=case, line=lineno))
@@ -441,7 +457,8 @@ def calibration_suite(options: SuiteOptions) -> list[SuiteEntry]:
     two points per set and policy)."""
     targets = calibration_targets(options.calibration_targets, options)
     if options.quick:
-        kept, seen = [], {}
+        kept: list[CalibrationTarget] = []
+        seen: dict[tuple[str, str], int] = {}
         for t in targets:
             if t.set.startswith("S3@MAF"):
                 continue

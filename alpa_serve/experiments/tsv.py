@@ -1,4 +1,6 @@
-"""Result TSV files: one header line, then one row per finished case (DESIGN 7.3).
+"""Writing and checking result TSV files: one header line, then one row per finished case
+(DESIGN 7.3). The columns, the parser and the error type are those of :mod:`alpa_serve.results`
+(shared with the plotting code).
 
 Rows are appended as cases finish, each flushed and fsync'ed, so a crash loses
 at most the row being written. A row is a plain tab-joined line of the
@@ -14,7 +16,6 @@ by anything else are refused untouched.
 from __future__ import annotations
 
 import codecs
-import csv
 import io
 import logging
 import math
@@ -22,27 +23,22 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, Optional
+
+from alpa_serve.results import (
+    COLUMNS,
+    TIMING_COLUMNS,
+    PathLike,
+    TsvFormatError,
+    parse_table,
+    read_table,
+)
 
 logger = logging.getLogger(__name__)
 
-#: Column order of every result TSV (DESIGN 7.3 plus case bookkeeping).
-COLUMNS: tuple[str, ...] = (
-    "exp_name", "workload", "model_set", "num_devices", "num_models", "mem_budget",
-    "total_rate", "rate_scale", "cv", "cv_scale", "slo_scale", "duration", "policy",
-    "goodput", "latency_mean", "latency_p99", "num_requests", "solver_seconds",
-    "placement", "train_window", "test_window", "train_workload", "train_seed",
-    "profile", "case_id",
-)
-
-#: Columns that may differ between two runs of the same case.
-TIMING_COLUMNS: tuple[str, ...] = ("solver_seconds",)
-
-PathLike = Union[str, os.PathLike]
-
-
-class TsvFormatError(ValueError):
-    """A result TSV cannot be read; the message names the file and line number."""
+__all__ = ["COLUMNS", "TIMING_COLUMNS", "TsvFormatError", "format_value", "format_row",
+           "append_row", "read_rows", "ResultFileState", "inspect_result_file",
+           "repair_partial_tail", "finished_case_ids", "rows_without_timing"]
 
 
 def format_value(value: Any) -> str:
@@ -128,44 +124,11 @@ def read_rows(path: PathLike, columns: Optional[Iterable[str]] = None) -> list[d
 
     Raises:
         FileNotFoundError: the file does not exist.
-        TsvFormatError: the header is missing or lacks ``columns``, or a row has a
-            different number of fields than the header (message: ``file:line: ...``).
+        TsvFormatError: the file is not UTF-8 text, the header is missing or lacks
+            ``columns``, or a row is blank or has a different number of fields than the
+            header (message: ``file:line: ...``).
     """
-    path = Path(path)
-    with open(path, "r", encoding="utf-8", newline="") as f:
-        rows, _ = _parse_rows(f, path, columns)
-    return rows
-
-
-def _parse_rows(lines: Iterable[str], path: Path, columns: Optional[Iterable[str]]
-                ) -> tuple[list[dict[str, str]], list[int]]:
-    """Rows (header keys) of the text ``lines`` and the 1-based line number of each."""
-    rows: list[dict[str, str]] = []
-    numbers: list[int] = []
-    reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
-    header: Optional[list[str]] = None
-    for lineno, fields in enumerate(reader, start=1):
-        if header is None:
-            header = fields
-            if not header or header == [""]:
-                raise TsvFormatError(f"{path}:{lineno}: empty header line")
-            if columns is not None:
-                missing = [c for c in columns if c not in header]
-                if missing:
-                    raise TsvFormatError(f"{path}:{lineno}: header lacks columns {missing}")
-            continue
-        if not fields or fields == [""]:
-            raise TsvFormatError(f"{path}:{lineno}: unreadable row: empty line")
-        if len(fields) != len(header):
-            shown = "\t".join(fields)
-            raise TsvFormatError(
-                f"{path}:{lineno}: unreadable row: {len(fields)} fields, header has "
-                f"{len(header)} ({shown[:120]!r})")
-        rows.append(dict(zip(header, fields)))
-        numbers.append(lineno)
-    if header is None:
-        raise TsvFormatError(f"{path}:1: file is empty (no header)")
-    return rows, numbers
+    return read_table(path, columns or ()).dicts()
 
 
 @dataclass(frozen=True)
@@ -240,8 +203,8 @@ def inspect_result_file(path: PathLike, columns: Iterable[str] = COLUMNS) -> Res
     if first != header:
         raise _not_ours(path, f"its header differs from this runner's columns (file starts "
                               f"with {first[:60]!r})")
-    rows, lines = _parse_rows(io.StringIO(text, newline=""), path, columns)
-    return ResultFileState(path, rows, lines, len(tail))
+    table = parse_table(io.StringIO(text, newline=""), path, columns)
+    return ResultFileState(path, table.dicts(), table.lines, len(tail))
 
 
 def repair_partial_tail(path: PathLike, columns: Iterable[str] = COLUMNS) -> bool:
@@ -273,37 +236,6 @@ def finished_case_ids(path: PathLike) -> dict[str, str]:
     if not path.exists() or path.stat().st_size == 0:
         return {}
     return {r["case_id"]: r["profile"] for r in read_rows(path, columns=("case_id", "profile"))}
-
-
-def remove_rows(path: PathLike, case_ids: set[str]) -> int:
-    """Rewrite ``path`` without the rows whose case_id is in ``case_ids``; returns the count.
-
-    The rewrite goes to a temporary file first and replaces the original atomically.
-    """
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return 0
-    with open(path, "r", encoding="utf-8", newline="") as f:
-        lines = f.readlines()
-    read_rows(path, columns=("case_id",))  # validate before rewriting
-    header = lines[0].rstrip("\n").split("\t")
-    idx = header.index("case_id")
-    kept = [lines[0]]
-    removed = 0
-    for line in lines[1:]:
-        if line.rstrip("\n").split("\t")[idx] in case_ids:
-            removed += 1
-        else:
-            kept.append(line)
-    if removed:
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.writelines(kept)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    return removed
 
 
 def rows_without_timing(path: PathLike) -> list[tuple[str, ...]]:

@@ -22,6 +22,7 @@ from alpa_serve.placement.training import generate_train_workload
 from alpa_serve.placement.types import ClusterEnv, ModelData, Placement
 from alpa_serve.profiling import ParallelConfig
 from alpa_serve.workload import Workload
+from alpa_serve.workload.workload import SortKind
 
 SINGLE_DEVICE = ParallelConfig(1, 1, 1)
 
@@ -36,15 +37,13 @@ class Policy(ABC):
     where solved sub-problems are kept); they never change a result.
     """
 
-    argsort_kind: str = "stable"
+    argsort_kind: SortKind = "stable"
     #: How the policy runs its independent greedy searches (default: in this process).
     executor: Optional[GreedyExecutor] = field(default=None, repr=False, compare=False)
     #: Where solved sub-problems are shared between cases (mp-search-sep; None: not shared).
     subproblem_store: Optional[SubproblemStore] = field(default=None, repr=False,
                                                         compare=False)
     name: str = field(default="", init=False)
-    #: False for policies that ignore the training workload (none is generated for them).
-    needs_workload = True
 
     def __post_init__(self) -> None:
         if self.argsort_kind not in ARGSORT_KINDS:
@@ -79,8 +78,8 @@ class Policy(ABC):
             raise TypeError(f"{self.name}: cluster_env must be a ClusterEnv, got "
                             f"{type(cluster_env).__name__}")
         self.check_fits(model_datas, cluster_env)
-        if not self.needs_workload:
-            placement = self.solve(model_datas, cluster_env, train_workload)
+        if isinstance(self, StaticPolicy):
+            placement = self.solve_static(model_datas, cluster_env)
             placement.verify(model_datas, cluster_env.mem_budget)
             return placement
         if train_workload is None:
@@ -125,6 +124,20 @@ class Policy(ABC):
         return SearchCase([d.profile for d in model_datas], workload, cluster_env.mem_budget,
                           self.argsort_kind)
 
+
+
+class StaticPolicy(Policy):
+    """A policy that places without looking at requests: it is given no training workload
+    (none is generated for it) and implements :meth:`solve_static`."""
+
+    @abstractmethod
+    def solve_static(self, model_datas: Sequence[ModelData],
+                     cluster_env: ClusterEnv) -> Placement:
+        """Compute the placement (inputs already validated)."""
+
+    def solve(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,
+              train_workload: Workload) -> Placement:
+        return self.solve_static(model_datas, cluster_env)
 
 def binary_parts(n: int) -> list[int]:
     """Powers of two summing to ``n`` (its binary digits), ascending: 6 -> [2, 4]."""

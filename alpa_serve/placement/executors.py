@@ -12,12 +12,15 @@ import multiprocessing as mp
 from abc import ABC, abstractmethod
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from alpa_serve.placement.greedy import fast_greedy
 from alpa_serve.placement.search_case import SearchCase, empty_placement
 from alpa_serve.placement.types import ModelPlacement
 from alpa_serve.profiling import ParallelConfig
+
+if TYPE_CHECKING:
+    from ray import ObjectRef
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +119,7 @@ class RayExecutor(GreedyExecutor):
             raise RuntimeError("RayExecutor needs a connected Ray instance: call ray.init() "
                                "(or run inside a Ray task) first, or use LocalExecutor")
         remote = ray.remote(num_cpus=1)(_ray_job)
-        refs: dict[int, object] = {}
+        refs: dict[int, ObjectRef[SearchCase]] = {}
         for case, _ in jobs:
             if id(case) not in refs:
                 refs[id(case)] = ray.put(case)

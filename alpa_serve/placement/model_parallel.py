@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from alpa_serve.placement.base import Policy, binary_parts
+from alpa_serve.placement.base import Policy, StaticPolicy, binary_parts
 from alpa_serve.placement.executors import GreedyExecutor, GreedyJob, first_best
 from alpa_serve.placement.greedy import fast_greedy
 from alpa_serve.placement.search_case import SearchCase, empty_placement
@@ -123,7 +123,7 @@ def enumerate_splits(num_devices: int, num_clusters: int, per_node: int = 8
     def rec(n: int, k: int) -> list[list[int]]:
         if k == 1:
             return [[n]] if n >= 1 else []
-        out = []
+        out: list[list[int]] = []
         for part in range(1, n):
             if _part_allowed(part, n, per_node):
                 out.extend(p + [part] for p in rec(n - part, k - 1))
@@ -246,9 +246,9 @@ class ModelParallelismSearchSep(Policy):
                     sub = sub_cases[c]
                     if c not in digests:
                         digests[c] = workload_digest(sub.workload)
-                    keys[(c, devices)] = key = subproblem_key(
+                    keys[(c, devices)] = store_key = subproblem_key(
                         sub.profiles, digests[c], sub.mem_budget, devices, self.argsort_kind)
-                    hit = store.get(key)
+                    hit = store.get(store_key)
                     if hit is not None:
                         solved[(c, devices)] = hit[0]
                         continue
@@ -269,10 +269,10 @@ class ModelParallelismSearchSep(Policy):
             configs: list[ParallelConfig] = []
             groups: list[tuple[int, ...]] = []
             for c, devices in enumerate(split):
-                sub = solved[(c, devices)]
-                configs.extend(sub.group_configs)
+                part = solved[(c, devices)]
+                configs.extend(part.group_configs)
                 # Local index j of the cluster is global model clusters[c][j].
-                groups.extend(tuple(clusters[c][j] for j in ms) for ms in sub.group_models)
+                groups.extend(tuple(clusters[c][j] for j in ms) for ms in part.group_models)
             combined = ModelPlacement(tuple(configs), tuple(groups))
             score = case.simulate(combined).score
             if score > best_score:
@@ -332,12 +332,10 @@ def round_robin_configs(num_devices: int) -> list[ParallelConfig]:
 
 
 @dataclass
-class ModelParallelismRoundRobin(Policy):
+class ModelParallelismRoundRobin(StaticPolicy):
     """``mp-round-robin``: pass over models 0..M-1 repeatedly with a group pointer starting at 0;
     a model that is not on the pointed group and fits is added and the pointer advances (only
     after an add); stop after a full pass adds nothing. Not normalised."""
-
-    needs_workload = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -346,8 +344,8 @@ class ModelParallelismRoundRobin(Policy):
     def candidate_configs(self, cluster_env: ClusterEnv) -> list[ParallelConfig]:
         return sorted(set(round_robin_configs(cluster_env.num_devices)))
 
-    def solve(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,
-              train_workload: Optional[Workload]) -> ModelPlacement:
+    def solve_static(self, model_datas: Sequence[ModelData],
+                     cluster_env: ClusterEnv) -> ModelPlacement:
         configs = round_robin_configs(cluster_env.num_devices)
         budget = cluster_env.mem_budget
         weights = [[d.profile.max_stage_weight(c) for d in model_datas] for c in configs]
@@ -367,14 +365,12 @@ class ModelParallelismRoundRobin(Policy):
 
 
 @dataclass
-class ModelParallelismEqual(Policy):
+class ModelParallelismEqual(StaticPolicy):
     """``mp-equal-<pp>-<op>`` (Fig. 12): G = N / (pp * op) groups of (1, op, pp); group i
     hosts model i only (needs pp * op to divide N and G <= M)."""
 
     pp: int = 1
     op: int = 1
-    needs_workload = False
-
     def __post_init__(self) -> None:
         super().__post_init__()
         for what, v in (("pp", self.pp), ("op", self.op)):
@@ -394,8 +390,8 @@ class ModelParallelismEqual(Policy):
         self._num_groups(cluster_env)
         return [ParallelConfig(1, self.op, self.pp)]
 
-    def solve(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,
-              train_workload: Optional[Workload]) -> ModelPlacement:
+    def solve_static(self, model_datas: Sequence[ModelData],
+                     cluster_env: ClusterEnv) -> ModelPlacement:
         num_groups = self._num_groups(cluster_env)
         if num_groups > len(model_datas):
             raise ValueError(f"{self.name}: {num_groups} groups on {cluster_env.num_devices} "

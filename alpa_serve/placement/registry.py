@@ -17,6 +17,7 @@ from alpa_serve.placement.replication import (
     SelectiveReplicationReplacement,
     SelectiveReplicationUniform,
 )
+from alpa_serve.workload.workload import SortKind
 
 _NUM = r"(\d+(?:\.\d+)?)"
 _INT = r"(\d+)"
@@ -42,7 +43,7 @@ def policy_names() -> list[str]:
     return [p for p, *_ in _PATTERNS]
 
 
-def get_policy(name: str, argsort_kind: str = "stable", **kwargs: Any) -> Policy:
+def get_policy(name: str, argsort_kind: SortKind = "stable", **kwargs: Any) -> Policy:
     """The policy called ``name`` (DESIGN 6), e.g. "mp-search", "sr-replace-60", "mp-equal-8-4".
 
     argsort_kind: tie-breaking sort kind ("stable" default; "quicksort" = numpy's default, for

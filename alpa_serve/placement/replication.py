@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
-from alpa_serve.placement.base import SINGLE_DEVICE, Policy
+from alpa_serve.placement.base import SINGLE_DEVICE, Policy, StaticPolicy
 from alpa_serve.placement.greedy import fast_greedy
 from alpa_serve.placement.search_case import empty_placement
 from alpa_serve.placement.types import (
@@ -79,15 +79,13 @@ class SelectiveReplicationReplacement(Policy):
 
 
 @dataclass
-class SelectiveReplicationUniform(Policy):
+class SelectiveReplicationUniform(StaticPolicy):
     """``sr-uniform`` (Sec. 3 motivation): every device holds k consecutive models.
 
     k = min(floor(budget / w0), M) with w0 model 0's (1,1,1) weight; device i holds models
     (i + j) mod M for j < k, in that order. Meant for equal models; placement verification
     rejects a model set where this layout overflows a device.
     """
-
-    needs_workload = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -96,8 +94,8 @@ class SelectiveReplicationUniform(Policy):
     def candidate_configs(self, cluster_env: ClusterEnv) -> list[ParallelConfig]:
         return [SINGLE_DEVICE]
 
-    def solve(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,
-              train_workload: Optional[Workload]) -> ModelPlacement:
+    def solve_static(self, model_datas: Sequence[ModelData],
+                     cluster_env: ClusterEnv) -> ModelPlacement:
         num_models = len(model_datas)
         w0 = model_datas[0].profile.max_stage_weight(SINGLE_DEVICE)
         k = min(int(math.floor(cluster_env.mem_budget / w0)), num_models)

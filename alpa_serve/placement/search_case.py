@@ -8,7 +8,7 @@ so the static tables are never rebuilt inside the search.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence, get_args
 
 import numpy as np
 
@@ -16,11 +16,11 @@ from alpa_serve.placement.types import ModelPlacement, Placement
 from alpa_serve.profiling import ModelProfile, ParallelConfig
 from alpa_serve.simulator import SimTables
 from alpa_serve.simulator.stats import FastStats
-from alpa_serve.workload import Workload
+from alpa_serve.workload.workload import SortKind, Workload
 
 #: numpy argsort kinds accepted for tie-breaking. "stable" is our default (DESIGN 6);
 #: "quicksort" is numpy's default kind, as used by the published code.
-ARGSORT_KINDS = ("stable", "quicksort", "mergesort", "heapsort")
+ARGSORT_KINDS: tuple[SortKind, ...] = get_args(SortKind)
 
 
 class SearchCase:
@@ -33,7 +33,7 @@ class SearchCase:
     """
 
     def __init__(self, profiles: Sequence[ModelProfile], workload: Workload, mem_budget: float,
-                 argsort_kind: str = "stable", tables: Optional[SimTables] = None) -> None:
+                 argsort_kind: SortKind = "stable", tables: Optional[SimTables] = None) -> None:
         self.profiles = list(profiles)
         self.num_models = len(self.profiles)
         self.workload = workload

@@ -23,7 +23,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from alpa_serve.placement.types import ModelPlacement
+from alpa_serve.placement.types import ModelPlacement, model_placement_from_dict
+from alpa_serve.workload.workload import SortKind
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def workload_digest(workload) -> str:
 
 
 def subproblem_key(profiles: Sequence, workload_hash: str, mem_budget: float,
-                   num_devices: int, argsort_kind: str) -> str:
+                   num_devices: int, argsort_kind: SortKind) -> str:
     """Content key of one mp-search sub-problem: the models' profiles (names and numbers),
     the training workload (:func:`workload_digest`), the budget (bytes), the number of
     devices, the tie-breaking kind and the search code."""
@@ -106,7 +107,7 @@ class DirectoryStore(SubproblemStore):
     def get(self, key: str) -> Optional[tuple[ModelPlacement, float]]:
         try:
             doc = json.loads(self._file(key).read_text())
-            return ModelPlacement.from_dict(doc["placement"]), float.fromhex(doc["score"])
+            return model_placement_from_dict(doc["placement"]), float.fromhex(doc["score"])
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as e:

@@ -8,23 +8,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Sequence, Union
 
 from alpa_serve.profiling import ModelProfile, ParallelConfig
-
-GB = 1 << 30
-"""One GiB in bytes."""
-
-DEFAULT_MEM_BUDGET = 13 * GB
-"""Per-device memory budget in bytes used by every case of the paper (13 GiB)."""
-
-
-def _as_config(value: Any) -> ParallelConfig:
-    """Coerce ``[dp, op, pp]`` (JSON list, tuple or ParallelConfig) into a ParallelConfig."""
-    items = tuple(int(v) for v in value)
-    if len(items) != 3:
-        raise ValueError(f"a parallel config needs 3 integers [dp, op, pp], got {value!r}")
-    return ParallelConfig(*items)
+from alpa_serve.units import DEFAULT_MEM_BUDGET
 
 
 def normalization_order(group_models: Sequence[Sequence[int]]
@@ -43,6 +30,10 @@ def normalization_order(group_models: Sequence[Sequence[int]]
 class _PlacementJson:
     """JSON round trip shared by both placement types (DESIGN 10): ``to_dict`` is the type's own;
     parsing dispatches on ``"type"`` (missing means ModelPlacement), so either class parses both."""
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict of DESIGN 10 (each placement type defines its own)."""
+        raise NotImplementedError
 
     def to_json(self) -> str:
         """Serialise as DESIGN 10's JSON (``{"type": ..., ...}``)."""
@@ -73,7 +64,7 @@ class ModelPlacement(_PlacementJson):
     def __post_init__(self) -> None:
         # Accept lists on construction but always store hashable tuples, so placements can be
         # compared, hashed and shared between processes.
-        configs = tuple(_as_config(c) for c in self.group_configs)
+        configs = tuple(ParallelConfig.coerce(c) for c in self.group_configs)
         models = tuple(tuple(int(m) for m in ms) for ms in self.group_models)
         if len(configs) != len(models):
             raise ValueError(
@@ -169,7 +160,7 @@ class ModelPlacementWithReplacement(_PlacementJson):
 
     def __post_init__(self) -> None:
         starts = tuple(float(s) for s in self.start_times)
-        placements = tuple(p if isinstance(p, ModelPlacement) else placement_from_dict(p)
+        placements = tuple(p if isinstance(p, ModelPlacement) else model_placement_from_dict(p)
                            for p in self.placements)
         if len(starts) != len(placements):
             raise ValueError(f"ModelPlacementWithReplacement has {len(starts)} start times but "
@@ -215,16 +206,25 @@ def placement_from_dict(obj: dict) -> Placement:
     kind = obj.get("type", "ModelPlacement")
     try:
         if kind == "ModelPlacement":
-            return ModelPlacement(tuple(_as_config(c) for c in obj["group_configs"]),
+            return ModelPlacement(tuple(ParallelConfig.coerce(c) for c in obj["group_configs"]),
                                   tuple(tuple(ms) for ms in obj["group_models"]))
         if kind == "ModelPlacementWithReplacement":
             return ModelPlacementWithReplacement(
                 tuple(obj["start_times"]),
-                tuple(placement_from_dict(p) for p in obj["placements"]))
+                tuple(model_placement_from_dict(p) for p in obj["placements"]))
     except KeyError as e:
         raise ValueError(f"placement JSON of type {kind} lacks the field {e}") from None
     raise ValueError(f"unknown placement type {kind!r}; expected 'ModelPlacement' or "
                      f"'ModelPlacementWithReplacement'")
+
+
+def model_placement_from_dict(obj: dict) -> ModelPlacement:
+    """Parse a DESIGN 10 JSON object that must be a ModelPlacement (the windows of a
+    ModelPlacementWithReplacement, a stored sub-problem); ValueError otherwise."""
+    placement = placement_from_dict(obj)
+    if not isinstance(placement, ModelPlacement):
+        raise ValueError(f"expected a ModelPlacement, got a {type(placement).__name__}")
+    return placement
 
 
 @dataclass(frozen=True)

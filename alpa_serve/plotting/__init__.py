@@ -6,8 +6,7 @@ layouts and file naming (:mod:`.figures`); :mod:`.cli` is the reviewer scripts' 
 See docs/figures.md.
 """
 
-from .figures import (SECTIONS, MissingDataError, build_figures, get_section,
-                      write_figures)
+from .figures import SECTIONS, MissingDataError, build_figures, get_section, write_figures
 from .markers import DIRECTION_BY_X, THRESHOLD, direction_for, point_99
 from .panels import EXP_X, STANDIN_GID, Panel, make_figure, save_figure, sweep_points
 from .styles import PolicyStyle, policy_style

@@ -19,6 +19,8 @@ from typing import Callable, Sequence
 
 from matplotlib.figure import Figure
 
+from alpa_serve.results import FIG11_COLUMNS, FIG12_FILE, FIG14_FILE, fig11_file, fig11_title
+
 from .panels import EXP_X, Panel, average_points, make_figure, save_figure, sweep_points
 from .tsv import read_results
 
@@ -29,11 +31,9 @@ class MissingDataError(FileNotFoundError):
     """The data a figure is drawn from has not been generated; says which script makes it."""
 
 
-#: Fig. 11 columns, left to right: (TSV file stem in sec6_2_data/, panel title).
-FIG11_COLUMNS = (
-    ("S1_maf1", "S1@MAF1"), ("S2_maf1", "S2@MAF1"), ("S3_maf1", "S3@MAF1"),
-    ("S1_maf2", "S1@MAF2"), ("S2_maf2", "S2@MAF2"), ("S3_maf2", "S3@MAF2"),
-)
+#: Fig. 11 columns, left to right: (TSV file in sec6_2_data/, panel title).
+FIG11_PANELS = tuple((fig11_file(model_set, trace), fig11_title(model_set, trace))
+                     for model_set, trace in FIG11_COLUMNS)
 
 #: Fig. 11 rows: (exp_name, output file stem in paper_figures/). The SLO sweep's exp_name is
 #: goodput_vs_slo (DESIGN 7.3) while the published output file is goodput_vs_slo_scale.pdf.
@@ -97,25 +97,25 @@ def _require_file(section: Section, data_dir: Path, name: str) -> Path:
 
 def _build_fig11(section: Section, data_dir: Path) -> dict[str, Figure]:
     tsvs = _require_dir(section, data_dir)
-    expected = {f"{stem}.tsv" for stem, _ in FIG11_COLUMNS}
+    expected = {name for name, _ in FIG11_PANELS}
     unknown = [p.name for p in tsvs if p.name not in expected]
     if unknown:
         # Probably a naming mismatch with the runner; say so rather than drop data silently.
         logger.warning("%s: ignoring %s (Fig. 11 reads %s)", data_dir, ", ".join(unknown),
                        ", ".join(sorted(expected)))
     frames = {}
-    for stem, title in FIG11_COLUMNS:
-        path = data_dir / f"{stem}.tsv"
+    for name, title in FIG11_PANELS:
+        path = data_dir / name
         if path.is_file():
-            frames[stem] = read_results(path)
+            frames[name] = read_results(path)
         else:
             logger.warning("%s missing: the %s panels will say 'no data'", path, title)
-            frames[stem] = None
+            frames[name] = None
     figures = {}
     for exp_name, out in FIG11_ROWS:
         panels = []
-        for stem, title in FIG11_COLUMNS:
-            points, standin = sweep_points(frames[stem], exp_name)
+        for name, title in FIG11_PANELS:
+            points, standin = sweep_points(frames[name], exp_name)
             panels.append(Panel(title, EXP_X[exp_name], points, standin))
         figures[out] = make_figure(panels, "e2e")
     return figures
@@ -134,7 +134,7 @@ def _single_file_figure(section: Section, data_dir: Path, name: str,
 
 def _build_fig12(section: Section, data_dir: Path) -> dict[str, Figure]:
     return {"large_model_exp": _single_file_figure(
-        section, data_dir, "large_model_exp.tsv", FIG12_PANELS, "large")}
+        section, data_dir, FIG12_FILE, FIG12_PANELS, "large")}
 
 
 def _build_fig13(section: Section, data_dir: Path) -> dict[str, Figure]:
@@ -153,7 +153,7 @@ def _build_fig13(section: Section, data_dir: Path) -> dict[str, Figure]:
 
 def _build_fig14(section: Section, data_dir: Path) -> dict[str, Figure]:
     return {"ablation": _single_file_figure(
-        section, data_dir, "ablation.tsv", FIG14_PANELS, "ablation", panel_size=(4.4, 3.1))}
+        section, data_dir, FIG14_FILE, FIG14_PANELS, "ablation", panel_size=(4.4, 3.1))}
 
 
 SECTIONS = {

@@ -48,14 +48,14 @@ def point_99(xs: Sequence[float], goodputs: Sequence[float], direction: str,
     """
     if direction not in ("min", "max"):
         raise ValueError(f"direction must be 'min' or 'max', not {direction!r}")
-    xs = np.asarray(xs, dtype=float)
-    ys = np.asarray(goodputs, dtype=float)
-    if xs.shape != ys.shape:
-        raise ValueError(f"xs and goodputs differ in length ({xs.size} vs {ys.size})")
-    ok = ys >= threshold - _EPS  # NaN compares False
+    x = np.asarray(xs, dtype=float)
+    y = np.asarray(goodputs, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"xs and goodputs differ in length ({x.size} vs {y.size})")
+    ok = y >= threshold - _EPS  # NaN compares False
     if not ok.any():
         return None
-    return float(xs[ok].min() if direction == "min" else xs[ok].max())
+    return float(x[ok].min() if direction == "min" else x[ok].max())
 
 
 def direction_for(x_column: str) -> str:

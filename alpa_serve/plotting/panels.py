@@ -126,7 +126,8 @@ def average_points(per_source: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 def _ylim(panels: Iterable[Panel]) -> tuple[float, float]:
     """One y range for a whole row, so that panels can be compared at a glance."""
-    lows = [p.points["goodput"].min() for p in panels if p.points is not None and not p.points.empty]
+    lows = [p.points["goodput"].min() for p in panels
+            if p.points is not None and not p.points.empty]
     if not lows:
         return 0.0, 102.0
     bottom = max(0.0, math.floor(100 * min(lows) / 10) * 10)

@@ -11,6 +11,10 @@ import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +99,7 @@ def policy_style(policy: str, figure: str = "e2e") -> PolicyStyle:
 
 
 #: Font sizes chosen so that a six-panel row printed at paper width stays legible.
-RC_PARAMS = {
+RC_PARAMS: dict[RcKeyType, Any] = {
     "font.size": 13,
     "axes.titlesize": 14,
     "axes.labelsize": 13,

@@ -8,7 +8,6 @@ is what a reviewer needs to find and delete (or regenerate) the offending row.
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 from pathlib import Path
@@ -16,15 +15,12 @@ from typing import Iterable
 
 import pandas as pd
 
+from alpa_serve.results import NUMERIC_COLUMNS, TsvFormatError, read_table, where
+
 logger = logging.getLogger(__name__)
 
-#: Columns of DESIGN 7.3 that hold numbers. Only those present in a file are converted, so a
-#: TSV written by an older runner with fewer columns still loads.
-NUMERIC_COLUMNS = (
-    "num_devices", "num_models", "mem_budget", "total_rate", "rate_scale", "cv", "cv_scale",
-    "slo_scale", "duration", "goodput", "latency_mean", "latency_p99", "num_requests",
-    "solver_seconds",
-)
+__all__ = ["TsvFormatError", "REQUIRED_COLUMNS", "LINE_COLUMN", "FILE_COLUMN", "read_results",
+           "check_x_column"]
 
 #: Columns every figure needs, whatever its x variable.
 REQUIRED_COLUMNS = ("exp_name", "workload", "policy", "goodput")
@@ -34,14 +30,6 @@ LINE_COLUMN = "_line"
 
 #: Name of the column holding the file a row came from.
 FILE_COLUMN = "_file"
-
-
-class TsvFormatError(ValueError):
-    """A results TSV that cannot be plotted; the message names the file (and line, if any)."""
-
-
-def _where(path: Path, line: int | None) -> str:
-    return f"{path}:{line}" if line is not None else str(path)
 
 
 def read_results(path: str | Path, required: Iterable[str] = REQUIRED_COLUMNS) -> pd.DataFrame:
@@ -55,49 +43,16 @@ def read_results(path: str | Path, required: Iterable[str] = REQUIRED_COLUMNS) -
     A header-only file gives an empty frame (an experiment that has not finished any case yet).
     """
     path = Path(path)
-    required = tuple(required)
-    # The csv module (not pandas' tokenizer) splits the rows because it reports the line each
-    # row ends on, and because pandas silently pads short rows with NaN, which would hide a row
-    # truncated by a crash. Quoted fields (as written by csv/pandas for the JSON placement
-    # column) and unquoted JSON are both read correctly.
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f, delimiter="\t")
-            header = None
-            rows: list[list[str]] = []
-            lines: list[int] = []
-            for fields in reader:
-                if not fields or all(not x.strip() for x in fields):
-                    continue  # blank lines carry no case
-                if header is None:
-                    header = [h.strip() for h in fields]
-                    header_line = reader.line_num
-                    continue
-                if len(fields) != len(header):
-                    raise TsvFormatError(
-                        f"{_where(path, reader.line_num)}: expected {len(header)} tab-separated "
-                        f"fields (as in the header on line {header_line}), found {len(fields)}; "
-                        "the row is probably cut short by an interrupted run: delete it and "
-                        "rerun the gen_data script (finished cases are skipped)")
-                rows.append(fields)
-                lines.append(reader.line_num)
-    except UnicodeDecodeError as e:
-        raise TsvFormatError(f"{path}: not a UTF-8 text file ({e})") from e
-    except csv.Error as e:
-        raise TsvFormatError(f"{_where(path, reader.line_num)}: {e}") from e
-    if header is None:
-        raise TsvFormatError(f"{path}: empty file (no header row)")
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise TsvFormatError(
-            f"{path}: missing column(s) {', '.join(missing)}; header is: {' '.join(header)}")
-
-    df = pd.DataFrame(rows, columns=header)
+    # Blank lines carry no case; pandas' own tokenizer is not used because it silently pads
+    # short rows with NaN, which would hide a row truncated by a crash.
+    table = read_table(path, tuple(required), skip_blank_lines=True)
+    lines = table.lines
+    df = pd.DataFrame(table.rows, columns=table.header)
     df[LINE_COLUMN] = lines
     df[FILE_COLUMN] = str(path)
     goodput_text = df["goodput"].astype(str).str.strip()
     for col in NUMERIC_COLUMNS:
-        if col not in df.columns:
+        if col not in df.columns:  # a TSV of an older runner with fewer columns still loads
             continue
         text = df[col].str.strip()
         values = pd.to_numeric(text.where(text != ""), errors="coerce")
@@ -107,7 +62,7 @@ def read_results(path: str | Path, required: Iterable[str] = REQUIRED_COLUMNS) -
         if bad.any():
             i = bad.to_numpy().nonzero()[0][0]
             raise TsvFormatError(
-                f"{_where(path, lines[i])}: column {col} holds {df[col].iloc[i]!r}, "
+                f"{where(path, lines[i])}: column {col} holds {df[col].iloc[i]!r}, "
                 "which is not a number")
         df[col] = values.astype(float)
     for col in ("exp_name", "workload", "policy"):
@@ -117,7 +72,7 @@ def read_results(path: str | Path, required: Iterable[str] = REQUIRED_COLUMNS) -
     empty = goodput_text == ""
     if empty.any():
         i = empty.to_numpy().nonzero()[0][0]
-        raise TsvFormatError(f"{_where(path, lines[i])}: goodput is empty")
+        raise TsvFormatError(f"{where(path, lines[i])}: goodput is empty")
     undefined = df["goodput"].isna()
     if undefined.any():
         # A case whose goodput is undefined (no request counted) has no point to draw; it is
@@ -129,7 +84,7 @@ def read_results(path: str | Path, required: Iterable[str] = REQUIRED_COLUMNS) -
     if out.any():
         i = out.to_numpy().nonzero()[0][0]
         raise TsvFormatError(
-            f"{_where(path, int(df[LINE_COLUMN].iloc[i]))}: goodput {df['goodput'].iloc[i]} "
+            f"{where(path, int(df[LINE_COLUMN].iloc[i]))}: goodput {df['goodput'].iloc[i]} "
             "is outside [0, 1] "
             "(goodput is the fraction of requests that met their SLO, not a percentage)")
     return df
@@ -151,5 +106,5 @@ def check_x_column(df: pd.DataFrame, x: str) -> None:
     if bad.any():
         row = df[bad].iloc[0]
         raise TsvFormatError(
-            f"{_where(Path(row[FILE_COLUMN]), int(row[LINE_COLUMN]))}: {row['exp_name']} row has "
+            f"{where(Path(row[FILE_COLUMN]), int(row[LINE_COLUMN]))}: {row['exp_name']} row has "
             f"no value in its x column {x}")

@@ -113,13 +113,16 @@ class ParallelConfig(NamedTuple):
         """Devices in a group with this configuration (dp * op * pp)."""
         return self.dp * self.op * self.pp
 
-
-def _as_config(cfg: Any) -> ParallelConfig:
-    """Accept a ParallelConfig or any 3-sequence of ints (e.g. a tuple read from JSON)."""
-    if isinstance(cfg, ParallelConfig):
-        return cfg
-    dp, op, pp = cfg
-    return ParallelConfig(int(dp), int(op), int(pp))
+    @classmethod
+    def coerce(cls, value: Any) -> "ParallelConfig":
+        """``value`` as a ParallelConfig: a ParallelConfig itself, or any sequence of three
+        integers ``[dp, op, pp]`` (e.g. a list read from JSON)."""
+        if isinstance(value, ParallelConfig):
+            return value
+        items = tuple(int(v) for v in value)
+        if len(items) != 3:
+            raise ValueError(f"a parallel config needs 3 integers [dp, op, pp], got {value!r}")
+        return cls(*items)
 
 
 @dataclass(frozen=True)
@@ -134,11 +137,6 @@ class ConfigProfile:
     latency: dict[int, tuple[float, ...]]
     act_mem: dict[int, tuple[float, ...]]
     weight_mem: tuple[float, ...]
-
-    @property
-    def num_stages(self) -> int:
-        """Number of pipeline stages (= pp)."""
-        return len(self.weight_mem)
 
     @property
     def batch_sizes(self) -> list[int]:
@@ -158,7 +156,7 @@ class ModelProfile:
     _table: dict[ParallelConfig, ConfigProfile] = field(repr=False)
 
     def __init__(self, name: str, configs: Mapping[Any, ConfigProfile]):
-        table = {_as_config(k): v for k, v in configs.items()}
+        table = {ParallelConfig.coerce(k): v for k, v in configs.items()}
         # Sorted storage: iteration order is then independent of construction order.
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "_table", dict(sorted(table.items())))
@@ -174,13 +172,13 @@ class ModelProfile:
     def has_config(self, cfg: Any) -> bool:
         """True if ``cfg`` (a ParallelConfig or (dp, op, pp) tuple) is profiled."""
         try:
-            return _as_config(cfg) in self._table
+            return ParallelConfig.coerce(cfg) in self._table
         except (TypeError, ValueError):
             return False
 
     def profile(self, cfg: Any) -> ConfigProfile:
         """The ConfigProfile of ``cfg``; raises ConfigNotProfiledError if absent."""
-        key = _as_config(cfg)
+        key = ParallelConfig.coerce(cfg)
         try:
             return self._table[key]
         except KeyError:
@@ -192,9 +190,9 @@ class ModelProfile:
         try:
             return list(getattr(prof, table)[batch_size])
         except KeyError:
+            where = _fmt_cfg(ParallelConfig.coerce(cfg))
             raise ConfigNotProfiledError(self.name, batch_size, prof.batch_sizes,
-                                         what=f"batch size under {_fmt_cfg(_as_config(cfg))}:"
-                                         ) from None
+                                         what=f"batch size under {where}:") from None
 
     def latency(self, cfg: Any, batch_size: int = 1) -> list[float]:
         """Per-stage latency in seconds of one batch of ``batch_size`` requests under ``cfg``."""
@@ -213,7 +211,7 @@ class ModelProfile:
 
         ``inf`` lets placement code treat an unprofiled configuration as "never fits".
         """
-        key = _as_config(cfg)
+        key = ParallelConfig.coerce(cfg)
         prof = self._table.get(key)
         if prof is None:
             return math.inf

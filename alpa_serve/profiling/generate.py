@@ -1,6 +1,6 @@
 """Regenerate the committed profiling database from the cost model.
 
-    python -m alpa_serve.profiling.generate                 # -> alpa_serve/data/profiling_result.pkl
+    python -m alpa_serve.profiling.generate        # -> alpa_serve/data/profiling_result.pkl
     python -m alpa_serve.profiling.generate --out DIR/x.pkl --json DIR/x.json
 
 ``osdi23_artifact/profiling_result.pkl`` is a git symlink to the package file. The output is

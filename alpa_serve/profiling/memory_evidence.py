@@ -1,8 +1,9 @@
 """Memory evidence from the published placements, as checkable constraints on profile weights.
 
 ``memory_evidence.tsv`` (published with the reference results; packaged in
-``alpa_serve/data/reference/``, see the README there) lists every group composition seen in the published placements: model
-family, policy, group config, the multiset of model types on the group, and how often. Each row
+``alpa_serve/data/reference/``, see the README there) lists every group composition seen in
+the published placements: model family, policy, group config, the multiset of model types on
+the group, and how often. Each row
 gives two kinds of facts about the per-device weight ``w(model, config)`` = the model's largest
 stage weight under that config (bytes):
 
@@ -36,11 +37,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Literal, Mapping, Sequence
 
 from alpa_serve.profiling.database import ParallelConfig, ProfilingDatabase
+from alpa_serve.units import DEFAULT_MEM_BUDGET
 
 logger = logging.getLogger(__name__)
 
-#: Memory budget per device used by the published experiments, bytes.
-BUDGET = 13 * 2**30
 #: Policies that add models to a group until none fits (the fast greedy of DESIGN 6), besides
 #: mp-greedy-<k> (see :func:`fills_groups`).
 FILL_POLICIES = ("sr-greedy", "mp-search", "mp-search-sep")
@@ -102,13 +102,13 @@ class Constraint:
         return sum(c * weight(m, self.config) for m, c in self.counts)
 
     def slack(self, weight: Callable[[str, ParallelConfig], float],
-              budget: float = BUDGET) -> float:
+              budget: float = DEFAULT_MEM_BUDGET) -> float:
         """Bytes by which the constraint holds (negative: violated; 'full' needs > 0)."""
         load = self.load(weight)
         return budget - load if self.kind == "fits" else load - budget
 
     def holds(self, weight: Callable[[str, ParallelConfig], float],
-              budget: float = BUDGET) -> bool:
+              budget: float = DEFAULT_MEM_BUDGET) -> bool:
         """True if the constraint is satisfied by ``weight``."""
         s = self.slack(weight, budget)
         return s >= 0 if self.kind == "fits" else s > 0
@@ -150,7 +150,7 @@ def load_evidence(path: str | Path | None = None) -> list[EvidenceRow]:
     rows = []
     with open(path, newline="") as f:
         for rec in csv.DictReader(f, delimiter="\t"):
-            comp = {}
+            comp: dict[str, int] = {}
             for part in rec["group_composition"].split(","):
                 name, count = part.rsplit("x", 1)
                 comp[name] = comp.get(name, 0) + int(count)
@@ -200,7 +200,8 @@ def derive_constraints(rows: Sequence[EvidenceRow]) -> list[Constraint]:
 # Checking
 # --------------------------------------------------------------------------------------------
 def check_weights(weight: Callable[[str, ParallelConfig], float],
-                  constraints: Iterable[Constraint], budget: float = BUDGET) -> list[Violation]:
+                  constraints: Iterable[Constraint],
+                  budget: float = DEFAULT_MEM_BUDGET) -> list[Violation]:
     """Violated constraints for the weight function ``weight(model, config)`` (bytes)."""
     return [Violation(c, c.load(weight), budget)
             for c in constraints if not c.holds(weight, budget)]
@@ -214,7 +215,7 @@ def database_weight_fn(db: ProfilingDatabase) -> Callable[[str, ParallelConfig],
 
 
 def check_database(db: ProfilingDatabase, rows: Sequence[EvidenceRow] | None = None,
-                   budget: float = BUDGET) -> list[Violation]:
+                   budget: float = DEFAULT_MEM_BUDGET) -> list[Violation]:
     """Violations of the evidence (default: the packaged file) by the weights of ``db``."""
     rows = load_evidence() if rows is None else rows
     return check_weights(database_weight_fn(db), derive_constraints(rows), budget)
@@ -239,8 +240,8 @@ class AllowanceSolution:
     max_margin: float
 
 
-def solve_allowances(rows: Sequence[EvidenceRow] | None = None, budget: float = BUDGET,
-                     archs=None) -> AllowanceSolution:
+def solve_allowances(rows: Sequence[EvidenceRow] | None = None,
+                     budget: float = DEFAULT_MEM_BUDGET, archs=None) -> AllowanceSolution:
     """Intervals of the weight allowance per (model, pp) allowed by the evidence.
 
     The cost model's stage weight is ``stage_weight(param_bytes, A[model, pp], op, pp)``, linear
@@ -335,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Check profile weights against the published placements' memory evidence.")
     parser.add_argument("--db", help="database (.pkl or .json); default: the committed one")
     parser.add_argument("--evidence", help="memory_evidence.tsv; default: the packaged copy")
-    parser.add_argument("--budget", type=float, default=BUDGET,
+    parser.add_argument("--budget", type=float, default=DEFAULT_MEM_BUDGET,
                         help="bytes per device (default 13 GiB)")
     parser.add_argument("--solve", action="store_true",
                         help="also print allowance intervals and a chosen point for the cost model")

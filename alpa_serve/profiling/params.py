@@ -16,8 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-GB = 1e9
-GiB = 2**30
+from alpa_serve.units import GiB
 
 #: Batch sizes every configuration is profiled for (DESIGN 3.1).
 BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16)

@@ -177,8 +177,8 @@ class SimTables:
         order = np.argsort(rep_model, kind="stable")
         rep_model = rep_model[order]
         rep_group = rep_group[order]
-        pp = g_pp[rep_group]
-        lat_off = g_base[rep_group] + rep_model * pp
+        rep_pp = g_pp[rep_group]
+        lat_off = g_base[rep_group] + rep_model * rep_pp
         if num_groups:
             missing_all = np.stack(missing_masks)  # bool[G, M]
             lat_off[missing_all[rep_group, rep_model]] = -1
@@ -188,7 +188,7 @@ class SimTables:
             model_ptr=model_ptr,
             rep_group=rep_group.astype(np.int32),
             rep_free_off=g_free_off[rep_group].astype(np.int32),
-            rep_nstages=pp.astype(np.int32),
+            rep_nstages=rep_pp.astype(np.int32),
             rep_lat_off=lat_off.astype(np.int32),
             total_stages=int(total),
             num_groups=num_groups,
@@ -258,17 +258,19 @@ class SimTables:
 
     def model_counts(self) -> np.ndarray:
         """int64[M]: requests of each model (what any simulation reports as ``model_num``)."""
-        self._build_by_model()
-        return np.diff(self._by_model_ptr)
+        _, ptr = self._by_model_index()
+        return np.diff(ptr)
 
     def model_requests(self, m: int) -> np.ndarray:
         """int64 increasing: indices (into the tables' arrays) of model m's requests."""
-        self._build_by_model()
-        return self._by_model[self._by_model_ptr[m]:self._by_model_ptr[m + 1]]
+        order, ptr = self._by_model_index()
+        return order[ptr[m]:ptr[m + 1]]
 
-    def _build_by_model(self) -> None:
-        if self._by_model is not None:
-            return
+    def _by_model_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """(request indices sorted by model (stable), int64[M + 1] start of each model's run),
+        built on first use."""
+        if self._by_model is not None and self._by_model_ptr is not None:
+            return self._by_model, self._by_model_ptr
         ids = self.model_ids
         order = np.argsort(ids, kind="stable").astype(np.int64)
         counts = np.bincount(ids[ids >= 0], minlength=self.num_models).astype(np.int64)
@@ -277,6 +279,7 @@ class SimTables:
         ptr += int(np.count_nonzero(ids < 0))  # model -1 sorts first
         order.setflags(write=False)
         self._by_model, self._by_model_ptr = order, ptr
+        return order, ptr
 
     def simulate_subset(self, placement: Any, index: np.ndarray | None
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -286,8 +289,9 @@ class SimTables:
 
         Exact for the models whose requests are all in ``index`` when no other request could
         reach the placement's groups (with ``index`` None, requests of models without a
-        replica in ``placement`` are walked but only counted): used by the greedy to re-simulate one connected
-        component (its models' requests, its groups), see ``placement.greedy._GreedyState``.
+        replica in ``placement`` are walked but only counted): used by the greedy to re-simulate
+        one connected component (its models' requests, its groups), see
+        ``placement.greedy._GreedyState``.
         """
         seg = self._encode(placement)
         M = self.num_models

@@ -11,7 +11,6 @@ Public API (DESIGN 10)::
     w = rep.to_workload(slos)     # rep.rates / rep.cvs: per-model statistics; rep.name: source
 """
 
-from alpa_serve.workload.workload import Workload, WorkloadFormatError
 from alpa_serve.workload.arrival import (
     ArrivalProcess,
     DeterministicProcess,
@@ -34,6 +33,7 @@ from alpa_serve.workload.trace import (
     load_trace,
     parse_time,
 )
+from alpa_serve.workload.workload import Workload, WorkloadFormatError
 
 __all__ = [
     "Workload",

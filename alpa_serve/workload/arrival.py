@@ -15,8 +15,8 @@ bit-compatible so that our workloads are identical to the original's:
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Optional, Sequence
 

@@ -106,13 +106,26 @@ class Maf1StandinParams:
 class Maf2StandinParams:
     """Shape of the MAF2 stand-in (invocation times of a few hundred functions, 14 days).
 
-    Non-timer functions are cluster processes: bursts arrive as a Poisson process modulated
-    by a diurnal curve and an hours-scale on/off regime; each burst has a geometric number of
-    invocations separated by exponential gaps of 0.2-5 s (calibrated, docs/calibration.md). That makes the
-    per-window fitted Gamma CV well above 1, as in the 2021 trace.
+    Three kinds of functions (docs/traces.md, "MAF2 stand-in"):
+
+    * timers (``timer_fraction`` of the functions): a fixed period of 1 min .. 1 day, small
+      jitter (fitted CV ~ 0);
+    * steady streams (machine-driven: queue/event processing, pollers): a renewal process with
+      Gamma gaps of CV ``stream_gap_cv`` whose rate follows the daily and on/off pattern (time
+      rescaling). A non-timer function with ``d`` expected invocations per day is a stream
+      with probability ``d / (d + stream_half_daily_invocations)``, so the busiest functions
+      are mostly streams and carry most of the volume at a low fitted CV;
+    * bursty functions (the rest): cluster processes: bursts arrive as a Poisson process
+      modulated by a diurnal curve and an hours-scale on/off regime; each burst has a geometric
+      number of invocations separated by exponential gaps of 0.2-5 s. Their per-window fitted
+      Gamma CV is well above 1, the 2021 trace's character.
+
+    How volume splits between streams and bursty functions sets how the replay responds to
+    ``cv_scale`` (it multiplies every window's fitted CV); it was calibrated on the S3@MAF2
+    SR sweeps (docs/calibration.md).
     """
 
-    seed: int = 2021
+    seed: int = 2026
     num_functions: int = 424
     num_apps: int = 119
     num_days: int = 14
@@ -122,6 +135,9 @@ class Maf2StandinParams:
     timer_periods_seconds: tuple[float, ...] = (60.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
                                                 7200.0, 21600.0, 43200.0, 86400.0)
     timer_jitter_seconds: float = 0.5
+    # Steady streams: P(stream) = d / (d + half) for d expected invocations per day.
+    stream_half_daily_invocations: float = 2000.0
+    stream_gap_cv: float = 0.5
     burst_size_mean_min: float = 1.0
     burst_size_mean_max: float = 4.0
     burst_gap_mean_min: float = 0.2
@@ -353,18 +369,12 @@ def generate_maf1_standin(out_dir: PathLike, params: Maf1StandinParams = Maf1Sta
 
 # ----------------------------------------------------------------------------- MAF2
 
-def generate_maf2_standin(out_dir: PathLike, params: Maf2StandinParams = Maf2StandinParams()
-                          ) -> Path:
-    """Write ``AzureFunctionsInvocationTraceForTwoWeeksJan2021.txt`` into ``out_dir``.
+def _maf2_population(p: Maf2StandinParams) -> dict:
+    """Per-function kinds and volumes of the MAF2 stand-in (function index order).
 
-    Rows ``app,func,end_timestamp,duration`` (seconds since the trace start), sorted by
-    end_timestamp. Deterministic in ``params``. Returns the written path.
+    ``expected``: expected invocations over the trace; ``is_timer`` / ``is_stream`` (the rest
+    are bursty); ``period`` (s, used by timers); ``app_of``; ``apps`` / ``funcs`` (hex ids).
     """
-    import pandas as pd
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    p = params
     F = p.num_functions
     rng = _rng(p.seed, 11)
     horizon = p.num_days * tr.SECONDS_PER_DAY
@@ -383,60 +393,126 @@ def generate_maf2_standin(out_dir: PathLike, params: Maf2StandinParams = Maf2Sta
     app_of = np.concatenate([np.arange(min(p.num_apps, F)),
                              rng.integers(0, p.num_apps, max(0, F - p.num_apps))])
     rng.shuffle(app_of)
-    apps = _hex_ids(p.seed, "maf2-app", p.num_apps)
-    funcs = _hex_ids(p.seed, "maf2-func", F)
-    all_t, all_f = [], []
-    for f in range(F):
-        r = _rng(p.seed, 12, f)
-        if is_timer[f]:
-            # Timers: the period closest to the expected volume, small jitter (low CV).
-            per = periods[f]
-            t = np.arange(r.random() * per, horizon, per)
-            t = t + r.normal(0, p.timer_jitter_seconds, len(t))
+    # Steady streams: non-timer functions, the more likely the higher their volume (own
+    # random stream, so the other functions' realization does not depend on these draws).
+    daily = expected / p.num_days
+    is_stream = (~is_timer) & (_rng(p.seed, 13).random(F) <
+                               daily / (daily + p.stream_half_daily_invocations))
+    return dict(expected=expected, is_timer=is_timer, is_stream=is_stream, period=periods,
+                app_of=app_of, apps=_hex_ids(p.seed, "maf2-app", p.num_apps),
+                funcs=_hex_ids(p.seed, "maf2-func", F))
+
+
+def _maf2_function(p: Maf2StandinParams, pop: dict, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """Invocation start times (s, in [0, horizon), unsorted for timers) and durations (s) of
+    function ``f``, from the function's own random stream."""
+    r = _rng(p.seed, 12, f)
+    horizon = p.num_days * tr.SECONDS_PER_DAY
+    expected = float(pop["expected"][f])
+    if pop["is_timer"][f]:
+        # Timers: the period closest to the expected volume, small jitter (low CV).
+        per = pop["period"][f]
+        t = np.arange(r.random() * per, horizon, per)
+        t = t + r.normal(0, p.timer_jitter_seconds, len(t))
+    else:
+        size_mean = math.exp(r.uniform(math.log(p.burst_size_mean_min),
+                                       math.log(p.burst_size_mean_max)))
+        gap_mean = math.exp(r.uniform(math.log(p.burst_gap_mean_min),
+                                      math.log(p.burst_gap_mean_max)))
+        # Every listed function has at least one burst (the dataset lists only invoked
+        # functions).
+        n_bursts = max(1, int(r.poisson(expected / size_mean)))
+        duty = r.uniform(p.regime_duty_min, p.regime_duty_max)
+        on_edges = _regime(r, horizon, p.regime_on_hours_mean * 3600.0, duty)
+        if pop["is_stream"][f]:
+            t = _stream_times(r, p, horizon, on_edges, expected)
         else:
-            size_mean = math.exp(r.uniform(math.log(p.burst_size_mean_min),
-                                           math.log(p.burst_size_mean_max)))
-            gap_mean = math.exp(r.uniform(math.log(p.burst_gap_mean_min),
-                                          math.log(p.burst_gap_mean_max)))
-            # Every listed function has at least one burst (the dataset lists only invoked
-            # functions).
-            n_bursts = max(1, int(r.poisson(expected[f] / size_mean)))
             # Burst starts: thinning of a homogeneous process by diurnal x regime intensity,
             # drawing candidates until enough survive.
-            duty = r.uniform(p.regime_duty_min, p.regime_duty_max)
-            on_edges = _regime(r, horizon, p.regime_on_hours_mean * 3600.0, duty)
             kept: list[np.ndarray] = []
             n_kept = 0
             while n_kept < n_bursts:
                 cand = r.random(int(n_bursts * 2 / duty) + 16) * horizon
-                hours = (cand / 3600.0) % 24
-                diurnal = (1 + p.diurnal_amplitude * np.cos(
-                    2 * np.pi * (hours - p.diurnal_peak_hour) / 24)) / (1 + p.diurnal_amplitude)
-                ok = (r.random(len(cand)) < diurnal) & _is_on(on_edges, cand)
+                ok = (r.random(len(cand)) < _diurnal(p, cand)) & _is_on(on_edges, cand)
                 kept.append(cand[ok])
                 n_kept += int(ok.sum())
             starts = np.sort(np.concatenate(kept)[:n_bursts])
             sizes = r.geometric(1.0 / size_mean, len(starts))
-            offs = np.concatenate([np.cumsum(r.exponential(gap_mean, k)) - 0.0
+            offs = np.concatenate([np.cumsum(r.exponential(gap_mean, k))
                                    for k in sizes]) if len(starts) else np.zeros(0)
             t = np.repeat(starts, sizes) + offs
-        t = t[(t >= 0) & (t < horizon)]
-        all_t.append(t)
-        all_f.append(np.full(len(t), f, dtype=np.int64))
-    inv = np.concatenate(all_t)
-    fid = np.concatenate(all_f)
-    dur = 10.0 ** rng.normal(p.duration_log10_mu, p.duration_log10_sigma, len(inv))
+    t = t[(t >= 0) & (t < horizon)]
+    # Durations from the function's own stream too: changing one function's invocations does
+    # not move another's end timestamps (hence the first-appearance order).
+    dur = 10.0 ** r.normal(p.duration_log10_mu, p.duration_log10_sigma, len(t))
+    return t, dur
+
+
+def generate_maf2_standin(out_dir: PathLike, params: Maf2StandinParams = Maf2StandinParams()
+                          ) -> Path:
+    """Write ``AzureFunctionsInvocationTraceForTwoWeeksJan2021.txt`` into ``out_dir``.
+
+    Rows ``app,func,end_timestamp,duration`` (seconds since the trace start), sorted by
+    end_timestamp. Deterministic in ``params``. Returns the written path.
+    """
+    import pandas as pd
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    p = params
+    F = p.num_functions
+    pop = _maf2_population(p)
+    parts = [_maf2_function(p, pop, f) for f in range(F)]
+    inv = np.concatenate([t for t, _ in parts])
+    dur = np.concatenate([d for _, d in parts])
+    fid = np.repeat(np.arange(F, dtype=np.int64), [len(t) for t, _ in parts])
     dec = p.timestamp_decimals
     end = np.round(inv + dur, dec)
     dur = np.round(dur, dec)
     order = np.argsort(end, kind="stable")
-    df = pd.DataFrame({"app": np.asarray(apps, dtype=object)[app_of[fid[order]]],
-                       "func": np.asarray(funcs, dtype=object)[fid[order]],
+    df = pd.DataFrame({"app": np.asarray(pop["apps"], dtype=object)[pop["app_of"][fid[order]]],
+                       "func": np.asarray(pop["funcs"], dtype=object)[fid[order]],
                        "end_timestamp": end[order], "duration": dur[order]})
     path = out_dir / tr.MAF2_FILE_NAME
     df.to_csv(path, index=False, float_format=f"%.{dec}f")
     logger.info("maf2-standin: %d functions, %d invocations", F, len(df))
     return path
+
+
+def _diurnal(p: Maf2StandinParams, t: np.ndarray) -> np.ndarray:
+    """Diurnal factor in (0, 1] at times ``t`` (s): 1 at ``diurnal_peak_hour``."""
+    hours = (t / 3600.0) % 24
+    return (1 + p.diurnal_amplitude * np.cos(2 * np.pi * (hours - p.diurnal_peak_hour) / 24)
+            ) / (1 + p.diurnal_amplitude)
+
+
+def _stream_times(r: np.random.Generator, p: Maf2StandinParams, horizon: float,
+                  regime: tuple[np.ndarray, np.ndarray], expected: float) -> np.ndarray:
+    """Invocation times (s) of a steady stream: a renewal process with Gamma gaps of CV
+    ``stream_gap_cv`` in operational time, mapped onto [0, horizon) through the cumulative
+    diurnal x regime intensity (time rescaling), so that its local gaps are regular while its
+    rate follows the same daily and on/off pattern as the bursty functions'."""
+    step = 60.0
+    edges = np.arange(0.0, horizon + step, step)
+    edges[-1] = horizon
+    mid = (edges[:-1] + edges[1:]) / 2
+    lam = _diurnal(p, mid) * _is_on(regime, mid) * np.diff(edges)
+    cum = np.concatenate([[0.0], np.cumsum(lam)])
+    cum *= expected / max(cum[-1], 1e-300)
+    shape = 1.0 / p.stream_gap_cv ** 2
+    n = int(expected * 1.1) + 16
+    u = np.cumsum(r.gamma(shape, 1.0 / shape, n)) - r.random()  # random phase
+    while u[-1] < expected:
+        u = np.concatenate([u, u[-1] + np.cumsum(r.gamma(shape, 1.0 / shape, n))])
+    u = u[(u >= 0) & (u < expected)]
+    if len(u) == 0:
+        u = np.array([r.random() * expected])
+    # Linear inside each cell; side="right" skips the plateaus of `cum` (regime off), so the
+    # chosen cell always has a positive intensity.
+    k = np.clip(np.searchsorted(cum, u, side="right") - 1, 0, len(lam) - 1)
+    width = cum[k + 1] - cum[k]
+    frac = np.where(width > 0, (u - cum[k]) / np.where(width > 0, width, 1.0), 0.0)
+    return edges[k] + frac * (edges[k + 1] - edges[k])
 
 
 def _regime(r: np.random.Generator, horizon: float, on_mean: float, duty: float
@@ -517,10 +593,30 @@ def ensure_standin(kind: str, cache_root: Optional[PathLike] = None,
 _PCTS = (10, 25, 50, 75, 90, 99, 99.9)
 
 
-def _pct(x: np.ndarray) -> dict[str, float]:
+def _pct(x: np.ndarray, weights: Optional[np.ndarray] = None) -> dict[str, float]:
+    """Percentiles of ``x``; with ``weights``, of the distribution that gives each value its
+    weight (the smallest value whose cumulative weight share reaches q%)."""
+    x = np.asarray(x, dtype=np.float64)
     if len(x) == 0:
         return {f"p{q:g}": float("nan") for q in _PCTS}
-    return {f"p{q:g}": float(np.percentile(x, q)) for q in _PCTS}
+    if weights is None:
+        return {f"p{q:g}": float(np.percentile(x, q)) for q in _PCTS}
+    o = np.argsort(x, kind="stable")
+    cum = np.cumsum(np.asarray(weights, dtype=np.float64)[o])
+    cum /= cum[-1]
+    return {f"p{q:g}": float(x[o][min(np.searchsorted(cum, q / 100), len(x) - 1)])
+            for q in _PCTS}
+
+
+#: Fitted-CV classes of the volume shares in the MAF2 report: regular, Poisson-like, bursty.
+_CV_CLASSES = ((0.0, 0.5), (0.5, 1.0), (1.0, 2.0), (2.0, math.inf))
+
+
+def _volume_shares(cvs: np.ndarray, volume: np.ndarray) -> dict[str, float]:
+    """Share of ``volume`` in windows whose fitted CV is in each of :data:`_CV_CLASSES`."""
+    tot = max(float(np.sum(volume)), 1e-300)
+    return {f"cv {lo:g}-{hi:g}": float(np.sum(volume[(cvs >= lo) & (cvs < hi)]) / tot)
+            for lo, hi in _CV_CLASSES}
 
 
 def trace_report(trace: tr.Trace, num_models: int = 72,
@@ -561,7 +657,7 @@ def trace_report(trace: tr.Trace, num_models: int = 72,
         start, end, interval = window or ("13.0.0", "13.23.60", 5400.0)
         s, e = tr.parse_time(start), tr.parse_time(end)
         edges = np.arange(s, e + 1e-9, interval)
-        f_cvs = []
+        f_cvs, f_n = [], []
         for f in range(F):
             t = trace.function_times(f)
             b = np.searchsorted(t, edges)
@@ -569,16 +665,28 @@ def trace_report(trace: tr.Trace, num_models: int = 72,
                 fit = tr.fit_gamma_window(t[b[k]:b[k + 1]], interval)
                 if fit:
                     f_cvs.append(fit[1])
+                    f_n.append(b[k + 1] - b[k])
+        f_cvs, f_n = np.asarray(f_cvs), np.asarray(f_n, dtype=np.float64)
         rp = trace.replay(num_models, start, end, interval, 1.0, 1.0, 0)
-        m_cvs = rp.window_cvs[rp.window_cvs > 0]
+        used = rp.window_cvs > 0
+        m_cvs, m_vol = rp.window_cvs[used], rp.window_rates[used]
         rep["cv_window"] = f"{start}-{end}, {interval:g} s windows"
-        rep["fitted_cv_per_function_window"] = _pct(np.asarray(f_cvs))
-        rep["frac_function_windows_cv_gt_1"] = float(np.mean(np.asarray(f_cvs) > 1)) \
-            if f_cvs else float("nan")
+        rep["fitted_cv_per_function_window"] = _pct(f_cvs)
+        rep["frac_function_windows_cv_gt_1"] = float(np.mean(f_cvs > 1)) \
+            if len(f_cvs) else float("nan")
+        # Weighted by invocations (function windows) or by replayed rate (model windows): the
+        # CV that a request sees, on which cv_scale acts.
+        rep["fitted_cv_per_function_window_by_volume"] = _pct(f_cvs, f_n)
+        rep["volume_share_function_windows"] = _volume_shares(f_cvs, f_n)
         rep["fitted_cv_per_model_window"] = _pct(m_cvs)
         rep["frac_model_windows_cv_gt_1"] = float(np.mean(m_cvs > 1)) if len(m_cvs) else \
             float("nan")
+        rep["fitted_cv_per_model_window_by_volume"] = _pct(m_cvs, m_vol)
+        rep["volume_share_model_windows"] = _volume_shares(m_cvs, m_vol)
         rep["replay_rate_per_model"] = _pct(rp.rates)
+        model_vol = np.sort(rp.rates)[::-1]
+        rep["replay_share_top_5_models"] = float(model_vol[:5].sum() /
+                                                 max(model_vol.sum(), 1e-300))
     else:
         cvs = []
         for h in range(24):
@@ -619,11 +727,14 @@ def format_report(rep: dict) -> str:
     lines.append(f"diurnal peak/trough: {rep['diurnal_peak_to_trough']:.2f}; daily totals: " +
                  " ".join(f"{v:,}" for v in rep["daily_totals"]))
     lines.append(f"per-window CV ({rep['cv_window']}):")
-    for key in ("fitted_cv_per_function_window", "fitted_cv_per_model_window",
+    for key in ("fitted_cv_per_function_window", "fitted_cv_per_function_window_by_volume",
+                "volume_share_function_windows", "fitted_cv_per_model_window",
+                "fitted_cv_per_model_window_by_volume", "volume_share_model_windows",
                 "minute_count_cv_per_function_hour", "replay_rate_per_model"):
         if key in rep:
             lines.append(f"  {key}: " + ", ".join(f"{k}={v:.3g}" for k, v in rep[key].items()))
     for key in ("frac_function_windows_cv_gt_1", "frac_model_windows_cv_gt_1",
+                "replay_share_top_5_models",
                 "first_hour_active_functions", "first_hour_invocations",
                 "first_hour_model_share_max"):
         if key in rep:

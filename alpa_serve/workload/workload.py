@@ -9,13 +9,16 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
-from typing import Optional, Sequence, Union
+from typing import Literal, Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["Workload", "WorkloadFormatError"]
+__all__ = ["SortKind", "Workload", "WorkloadFormatError"]
 
 logger = logging.getLogger(__name__)
+
+#: numpy argsort kinds (the tie-breaking sorts of Workload.merge and of the placement search).
+SortKind = Literal["stable", "quicksort", "mergesort", "heapsort"]
 
 # Added to the mean gap in ``rate`` (as in the published code), so a burst of identical
 # arrival times gives a large finite rate instead of a division by zero.
@@ -100,7 +103,7 @@ class Workload:
         return list(longest)
 
     @classmethod
-    def merge(cls, *ws: "Workload", kind: Optional[str] = None) -> "Workload":
+    def merge(cls, *ws: "Workload", kind: Optional[SortKind] = None) -> "Workload":
         """Merge workloads into one sorted by arrival (DESIGN 4.1).
 
         The arrays are concatenated in argument order and ordered with

@@ -1,11 +1,15 @@
 """Add finished S3@MAF2 Beta rows to the shipped precomputed file (maintainers' tool).
 
     python osdi23_artifact/precomputed/collect.py RUN_DIR/S3_maf2.tsv [MORE.tsv ...]
+    python osdi23_artifact/precomputed/collect.py      # only drop stale rows, rewrite manifest
 
 Takes the mp-search-sep rows of cases of the current Fig. 11 S3@MAF2 grid (stand-in trace,
 current profile) from the given TSV files, merges them with the rows already shipped in
 ``sec6_2_data/S3_maf2.tsv`` (a case already shipped keeps its row), writes the file in grid
-order and rewrites ``manifest.json`` (profile, MAF2 stand-in parameter digest, machine, time).
+order (a header only when no row is left) and rewrites ``manifest.json`` (profile, MAF2
+stand-in parameter digest, machine, time). Shipped rows are dropped when the manifest's MAF2
+stand-in digest is not the current one: the case ids do not cover the stand-in's parameters, so
+the digest is what tells that those rows came from another trace.
 ``tests/test_precomputed.py`` replays every shipped row's placement and checks its numbers.
 """
 from __future__ import annotations
@@ -19,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alpa_serve.experiments.run import default_database, profile_fingerprint
+from alpa_serve.experiments.case_runner import default_database, profile_fingerprint
 from alpa_serve.experiments.suites import SuiteOptions, build_suite
 from alpa_serve.experiments.tsv import COLUMNS, append_row, read_rows
 from alpa_serve.workload.standin import DEFAULT_PARAMS
@@ -36,25 +40,46 @@ def grid() -> list:
     return [e.case for e in entries if e.case.policy == POLICY]
 
 
+def shipped_rows_current(manifest: Path, digest: str) -> bool:
+    """Whether the rows shipped beside ``manifest`` were computed on the MAF2 stand-in whose
+    parameter digest is ``digest`` (no manifest: nothing to trust)."""
+    if not manifest.exists():
+        return False
+    return json.loads(manifest.read_text()).get("maf2_standin_digest") == digest
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """Write ``rows`` (DESIGN 7.3 columns) to ``path`` atomically; a header only if empty."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    if rows:
+        for r in rows:
+            append_row(tmp, r)
+    else:
+        tmp.write_text("\t".join(COLUMNS) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("tsv", nargs="+", type=Path, help="result TSV files of S3@MAF2 runs")
+    parser.add_argument("tsv", nargs="*", type=Path, help="result TSV files of S3@MAF2 runs")
     args = parser.parse_args(argv)
     db = default_database()
+    digest = DEFAULT_PARAMS.digest("maf2")
     cases = grid()
     expected = {c.case_id: profile_fingerprint(c, db) for c in cases}
     order = {c.case_id: i for i, c in enumerate(cases)}
     rows: dict[str, dict] = {}
-    sources = ([SHIPPED] if SHIPPED.exists() else []) + list(args.tsv)
+    keep_shipped = SHIPPED.exists() and shipped_rows_current(MANIFEST, digest)
+    if SHIPPED.exists() and not keep_shipped:
+        print(f"{SHIPPED}: shipped rows were computed on another MAF2 stand-in (manifest "
+              f"digest differs from {digest}): dropped")
+    sources = ([SHIPPED] if keep_shipped else []) + list(args.tsv)
     for path in sources:
         for r in read_rows(path, columns=COLUMNS):
             if r["case_id"] in order and r["profile"] == expected[r["case_id"]]:
                 rows.setdefault(r["case_id"], r)
-    tmp = SHIPPED.with_name(SHIPPED.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    for cid in sorted(rows, key=order.__getitem__):
-        append_row(tmp, rows[cid])
-    os.replace(tmp, SHIPPED)
+    write_rows(SHIPPED, [rows[cid] for cid in sorted(rows, key=order.__getitem__)])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=HERE).stdout.strip()
     manifest = {
@@ -63,7 +88,7 @@ def main(argv=None) -> int:
         "cases_in_grid": len(cases),
         "missing": [c.describe() for c in cases if c.case_id not in rows],
         "profiles": {t: db.get(t).fingerprint() for t in sorted(set(cases[0].model_types))},
-        "maf2_standin_digest": DEFAULT_PARAMS.digest("maf2"),
+        "maf2_standin_digest": digest,
         "solver_cpu_note": "solver_seconds are wall seconds of the producing machine",
         "machine": f"{platform.platform()}, {os.cpu_count()} cores",
         "python": sys.version.split()[0],

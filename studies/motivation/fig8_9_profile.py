@@ -14,11 +14,10 @@ simulator penalties):
 The paper read these from separate long-sequence profiles that are not public; we use the main
 V100 reconstruction (alpa_serve/data/profiling_result.pkl).
 
-Run: ``python experiments/motivation/fig8_9_profile.py``.
+Run: ``python -m studies.motivation.fig8_9_profile``.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from dataclasses import dataclass
@@ -27,10 +26,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from experiments.motivation import common  # noqa: E402
+from alpa_serve.units import GiB
+from studies.motivation import common
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +65,8 @@ def parallelism_costs(profile: Any, devices: Sequence[int] = DEVICES) -> list[Pa
     for n in devices:
         pp_stages = profile.latency(ParallelConfig(1, 1, n), 1)
         op_stages = profile.latency(ParallelConfig(1, n, 1), 1)
-        pp_sum, slowest, op_lat = float(sum(pp_stages)), float(max(pp_stages)), float(sum(op_stages))
+        pp_sum, slowest = float(sum(pp_stages)), float(max(pp_stages))
+        op_lat = float(sum(op_stages))
         comm = max(pp_sum - single, 0.0)
         out.append(ParallelismCost(
             n=n, single=single, pp_latency=pp_sum, pp_slowest=slowest, op_latency=op_lat,
@@ -89,8 +87,8 @@ def make(settings: common.Settings, db: Any) -> list[Path]:
         logger.info("n=%d: pp %.4f s (slowest %.4f), op %.4f s; thr pp %.2f op %.2f rep %.2f "
                     "req/s; mem pp %.2f op %.2f rep %.2f GiB; comm %.4f uneven %.4f op-ovh %.4f s",
                     c.n, c.pp_latency, c.pp_slowest, c.op_latency, c.pp_throughput,
-                    c.op_throughput, c.rep_throughput, c.pp_memory / common.GiB,
-                    c.op_memory / common.GiB, c.rep_memory / common.GiB, c.communication,
+                    c.op_throughput, c.rep_throughput, c.pp_memory / GiB,
+                    c.op_memory / GiB, c.rep_memory / GiB, c.communication,
                     c.uneven, c.op_overhead)
     n = [c.n for c in costs]
     lines = {"Inter-op (pipeline)": ("tab:red", "o"), "Intra-op": ("tab:green", "^"),
@@ -102,9 +100,9 @@ def make(settings: common.Settings, db: Any) -> list[Path]:
         "Throughput (req/s)": {"Inter-op (pipeline)": [c.pp_throughput for c in costs],
                                "Intra-op": [c.op_throughput for c in costs],
                                "Replication": [c.rep_throughput for c in costs]},
-        "Memory (GiB)": {"Inter-op (pipeline)": [c.pp_memory / common.GiB for c in costs],
-                         "Intra-op": [c.op_memory / common.GiB for c in costs],
-                         "Replication": [c.rep_memory / common.GiB for c in costs]},
+        "Memory (GiB)": {"Inter-op (pipeline)": [c.pp_memory / GiB for c in costs],
+                         "Intra-op": [c.op_memory / GiB for c in costs],
+                         "Replication": [c.rep_memory / GiB for c in costs]},
     }
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     for ax, (ylabel, data) in zip(axes, series.items()):
@@ -150,13 +148,10 @@ def make(settings: common.Settings, db: Any) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common.add_common_arguments(parser)
-    settings = common.settings_from_args(parser.parse_args(argv))
     from alpa_serve.profiling import ProfilingDatabase
 
-    make(settings, ProfilingDatabase.default())
-    return 0
+    return common.make_script_main(__doc__.splitlines()[0], make, ProfilingDatabase.default,
+                                   argv)
 
 
 if __name__ == "__main__":

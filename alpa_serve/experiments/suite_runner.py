@@ -19,7 +19,7 @@ skipped (the original artifact shipped its S3 columns the same way; see
 ``osdi23_artifact/precomputed/``). Only rows with the current profile are used.
 Work shared between cases (the profiling database, loaded traces) is put in
 Ray's object store once; workload inputs common to several cases (same model
-set and workload spec, see :func:`~alpa_serve.experiments.run.inputs_key`) are
+set and workload spec, see :func:`~alpa_serve.experiments.case_runner.inputs_key`) are
 built once by a preparation task whose result the case tasks share.
 """
 
@@ -38,15 +38,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+from alpa_serve.experiments.case_runner import (
+    CaseInputs,
+    SearchResources,
+    default_database,
+    inputs_key,
+    prepare_inputs,
+    profile_fingerprint,
+    run_prepared,
+)
 from alpa_serve.experiments.cases import Case, TraceWorkload
-from alpa_serve.experiments.run import (CaseInputs, SearchResources, default_database,
-                                        inputs_key, prepare_inputs, profile_fingerprint,
-                                        run_prepared)
-from alpa_serve.experiments.suites import SuiteEntry, SuiteOptions, build_suite, resolve_suite_name
 from alpa_serve.experiments.lock import FolderLockedError, folder_lock
-from alpa_serve.experiments.tsv import (COLUMNS, ResultFileState, append_row,
-                                        finished_case_ids, inspect_result_file, read_rows,
-                                        repair_partial_tail)
+from alpa_serve.experiments.suites import SuiteEntry, SuiteOptions, build_suite, resolve_suite_name
+from alpa_serve.experiments.tsv import (
+    COLUMNS,
+    ResultFileState,
+    append_row,
+    finished_case_ids,
+    inspect_result_file,
+    read_rows,
+    repair_partial_tail,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -311,7 +323,7 @@ def _append(path: Path, row: dict[str, Any]) -> None:
 def _load_traces(todo: Sequence[SuiteEntry]) -> dict[str, Any]:
     """The traces of the trace cases in ``todo``, loaded (generated or preprocessed on first
     use) before any case runs, so a missing or malformed trace stops the run up front."""
-    from alpa_serve.experiments.traces import load_trace
+    from alpa_serve.experiments.trace_inputs import load_trace
 
     sources = sorted({e.case.workload.source for e in todo
                       if isinstance(e.case.workload, TraceWorkload)})
@@ -334,7 +346,8 @@ def _check_reachable(address: str, timeout: float) -> None:
     try:
         port = int(port_text)
     except ValueError:
-        raise RunnerError(f"--ray-address {address!r}: port {port_text!r} is not a number") from None
+        raise RunnerError(
+            f"--ray-address {address!r}: port {port_text!r} is not a number") from None
     try:
         with socket.create_connection((host.strip("[]"), port), timeout=timeout):
             pass
@@ -395,7 +408,7 @@ def _init_within(address: str, timeout: float, limit: float) -> None:
         raise RunnerError(f"cannot join the Ray cluster at {address!r}: {exc}") from exc
 
 
-def _init_ray(options: RunOptions) -> bool:
+def init_ray(options: RunOptions) -> bool:
     """Connect to or start Ray; returns True if this call started it (and must shut it down)."""
     import ray
 
@@ -558,7 +571,7 @@ def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
              summary: RunSummary, bar: Any, traces: dict[str, Any]) -> None:
     import ray
 
-    started = _init_ray(options)
+    started = init_ray(options)
     try:
         prepare_remote = ray.remote(num_cpus=1)(_prepare_task)
         case_remote = ray.remote(num_cpus=1)(_case_task)
@@ -570,7 +583,7 @@ def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
         # a small handle; on a remote cluster the trace itself goes to the object store.
         trace_refs: dict[str, Any] = {}
         if options.share_traces:
-            from alpa_serve.experiments.traces import handle_of
+            from alpa_serve.experiments.trace_inputs import handle_of
 
             for source, trace in traces.items():
                 shared = handle_of(trace) if options.ray_address is None else trace

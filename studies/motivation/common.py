@@ -3,24 +3,23 @@
 * paths (all resolved relative to this file) and constants;
 * :func:`motivation_database`: the committed database plus the Fig. 7(b) pipeline-overhead
   variants of bert-2.6b, built as new profile objects (the database is never mutated);
-* :func:`run_cases`: the one path by which the many-case figures (4-7) are computed: their
-  :class:`~alpa_serve.experiments.Case` objects go through the project's runner
-  (:func:`alpa_serve.experiments.runner.run_entries`: Ray fan-out, or in-process with
-  ``serial``), which calls ``run_prepared`` (policy + simulator) for every case;
-* :func:`place_and_simulate`: the in-process path of Fig. 2, which needs per-request finish
-  times (a runner row only holds summaries) and a 20%/80% rate split that
-  :class:`~alpa_serve.experiments.SyntheticWorkload` cannot express;
+* :func:`run_cases`: how the many-case figures (4-7) are computed: their
+  :class:`~alpa_serve.experiments.Case` objects go through the project's suite runner
+  (:func:`alpa_serve.experiments.suite_runner.run_entries`: Ray fan-out, or in-process with
+  ``serial``), which calls ``run_prepared`` (policy + simulator) for every case. Fig. 2, which
+  needs per-request finish times, runs its Cases in-process through the same steps
+  (:func:`alpa_serve.experiments.simulate_case`);
 * figure saving (PDF + PNG) and the common command-line options.
 
-Units: seconds, bytes, requests per second; memory budgets on figure axes are GiB (2**30 bytes,
-the unit of the project's 13 GiB default budget).
+Units: seconds, bytes, requests per second; memory budgets on figure axes are GiB
+(``alpa_serve.units.GiB``, the unit of the project's 13 GiB default budget).
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
@@ -34,9 +33,6 @@ HERE = Path(__file__).resolve().parent
 FIGURES_DIR = HERE / "figures"
 #: Result TSVs of the runner (inside the gitignored figures folder).
 DATA_DIR = FIGURES_DIR / "data"
-
-GiB = float(1 << 30)
-"""One GiB in bytes (the project's ``GB`` constant)."""
 
 #: "SLO infinite" of Figs. 2 and 4-6: SLO = 1e9 x single-device latency, i.e. at least 1.5e8 s
 #: for the models used here. A request can never wait that long in workloads of at most 1e5 s,
@@ -91,8 +87,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-cpus", type=int, default=None,
                         help="CPUs of the embedded Ray instance (default: all cores)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    default = FIGURES_DIR.relative_to(HERE.parent.parent)
     parser.add_argument("--out", type=Path, default=None,
-                        help=f"figure folder (default: {FIGURES_DIR.relative_to(HERE.parent.parent)})")
+                        help=f"figure folder (default: {default})")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -116,10 +113,19 @@ def case_script_main(description: str, build_entries: Any, plot: Any,
                      argv: Optional[Sequence[str]] = None) -> int:
     """Command line shared by the many-case figure scripts (Figs. 4-7b): parse the common
     options, run the script's cases through the runner on the motivation database, plot."""
+    def make(settings: Settings, db: Any) -> None:
+        plot(run_cases(build_entries(settings), db, settings), settings)
+
+    return make_script_main(description, make, motivation_database, argv)
+
+
+def make_script_main(description: str, make: Any, database: Any,
+                     argv: Optional[Sequence[str]] = None) -> int:
+    """Command line shared by the figure scripts that build their figures in-process (Figs. 2,
+    8-9): parse the common options, then ``make(settings, database())``."""
     parser = argparse.ArgumentParser(description=description)
     add_common_arguments(parser)
-    settings = settings_from_args(parser.parse_args(argv))
-    plot(run_cases(build_entries(settings), motivation_database(), settings), settings)
+    make(settings_from_args(parser.parse_args(argv)), database())
     return 0
 
 
@@ -178,7 +184,7 @@ def run_cases(entries: Iterable[Any], db: Any, settings: Settings) -> dict[str, 
     same case (e.g. the sr-uniform line shared by Figs. 7a and 7b) run once, the first entry
     deciding the file. Raises RuntimeError if any case failed.
     """
-    from alpa_serve.experiments.runner import RunOptions, run_entries
+    from alpa_serve.experiments.suite_runner import RunOptions, run_entries
     from alpa_serve.experiments.tsv import read_rows
 
     unique: dict[str, Any] = {}
@@ -208,60 +214,6 @@ def run_cases(entries: Iterable[Any], db: Any, settings: Settings) -> dict[str, 
 def row_value(rows: Mapping[str, Mapping[str, str]], case: Any, column: str) -> float:
     """``column`` of ``case``'s row as a float (KeyError if the case was not run)."""
     return float(rows[case.case_id][column])
-
-
-# ------------------------------------------------------------------------------------------
-# Few cases with per-request output: in-process (Fig. 2)
-# ------------------------------------------------------------------------------------------
-@dataclass
-class SimResult:
-    """One in-process case: the placement chosen, the trimmed SimStats and the workload.
-
-    ``workload`` holds the requests with their SLOs; ``stats.finish``/``stats.good`` are per
-    request of it; ``single_latency`` (s) is each model's single-device batch-1 latency.
-    """
-
-    policy: str
-    placement: Any
-    stats: Any
-    workload: Any
-    single_latency: np.ndarray = field(repr=False)
-
-    def good_latencies(self, trimmed: bool = True) -> np.ndarray:
-        """Latencies (s) of the good requests (inside the warm-up trim window by default)."""
-        sl = self.stats.trim if trimmed else slice(None)
-        lat = self.stats.finish[sl] - self.workload.arrivals[sl]
-        return lat[self.stats.good[sl]]
-
-
-def place_and_simulate(model_types: Sequence[str], rates: Sequence[float], cv: float,
-                       duration: float, slo_scale: float, policy: str, num_devices: int,
-                       mem_budget: float, db: Any) -> SimResult:
-    """Gamma arrivals for every model (model i: rate_i req/s, seed i, from t = 0 for
-    ``duration`` s, DESIGN 4.1), placed by ``policy`` on ``num_devices`` devices with
-    ``mem_budget`` bytes each (the policy places on the workload it is evaluated on, as the
-    published equal-model drivers do), then simulated. SLO = slo_scale x single latency.
-    """
-    from alpa_serve.placement import ClusterEnv, ModelData, get_policy
-    from alpa_serve.simulator import simulate
-    from alpa_serve.workload import GammaProcess, Workload
-
-    names = [f"m{i}" for i in range(len(model_types))]
-    profiles = [db.get(t) for t in model_types]
-    single = np.array([p.single_latency for p in profiles], dtype=np.float64)
-    slos = slo_scale * single
-    workload = Workload.merge(*[
-        GammaProcess(float(rates[i]), cv).generate_workload(i, 0.0, duration, float(slos[i]),
-                                                            seed=i, model_names=names)
-        for i in range(len(names))])
-    model_datas = [ModelData(name=names[i], slo=float(slos[i]), rate=float(rates[i]),
-                             cv=float(cv), profile=profiles[i]) for i in range(len(names))]
-    placement = get_policy(policy).place(model_datas, ClusterEnv(num_devices, mem_budget),
-                                         train_workload=workload)
-    stats = simulate(placement, profiles, workload)
-    logger.info("%s: %s, %d requests, mean latency %.3f s, p99 %.3f s", policy,
-                placement.to_json(), len(workload), stats.latency_mean, stats.latency_p99)
-    return SimResult(policy, placement, stats, workload, single)
 
 
 # ------------------------------------------------------------------------------------------

@@ -11,11 +11,10 @@ and (1,1,2) for both models.
 * (d) cluster utilisation over 0-40 s of a 500-s run at CV 3 (equal rates): each good request
   keeps one device busy over [finish - single latency, finish]; utilisation = busy devices / 2.
 
-Run: ``python experiments/motivation/fig2_two_models.py [--quick]``.
+Run: ``python -m studies.motivation.fig2_two_models [--quick]``.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -23,16 +22,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from experiments.motivation import common  # noqa: E402
+from alpa_serve.units import GiB
+from studies.motivation import common
 
 logger = logging.getLogger(__name__)
 
 MODEL = "bert-6.7b"
 NUM_DEVICES = 2
-MEM_BUDGET = 14 * common.GiB
+MEM_BUDGET = 14 * GiB
 TOTAL_RATE = 3.0  # req/s over both models
 DURATION = 20000.0  # s, panels (a)-(c)
 UTIL_DURATION = 500.0  # s, panel (d)
@@ -72,17 +69,33 @@ def utilisation(finish: np.ndarray, good: np.ndarray, busy_seconds: Any, num_dev
     return active.astype(np.float64) / num_devices * 100.0
 
 
-def _run(db: Any, shares: Sequence[float], cv: float, duration: float
-         ) -> list[common.SimResult]:
-    """Both policies on one workload: total rate split by ``shares``, Gamma ``cv``."""
-    rates = [TOTAL_RATE * s for s in shares]
-    return [common.place_and_simulate([MODEL, MODEL], rates, cv, duration,
-                                      common.INFINITE_SLO_SCALE, policy, NUM_DEVICES,
-                                      MEM_BUDGET, db)
-            for policy, _, _ in POLICIES]
+def case(policy: str, shares: Sequence[float], cv: float, duration: float) -> Any:
+    """The Fig. 2 case of ``policy``: the total rate split by ``shares``, Gamma ``cv``, the
+    policy placing on the workload it is evaluated on (as the published drivers do)."""
+    from alpa_serve.experiments import Case, SyntheticWorkload
+
+    workload = SyntheticWorkload(total_rate=TOTAL_RATE, cv=cv, duration=duration,
+                                 rate_dist="shares", rate_shares=tuple(shares))
+    return Case(exp_name="fig2_two_models", model_set=MODEL, num_devices=NUM_DEVICES,
+                num_models=2, policy=policy, slo_scale=common.INFINITE_SLO_SCALE,
+                workload=workload, mem_budget=MEM_BUDGET)
 
 
-def _placement_label(result: common.SimResult) -> str:
+def _run(db: Any, shares: Sequence[float], cv: float, duration: float) -> list[Any]:
+    """Both policies on one workload, in-process (their CaseResults keep every request)."""
+    from alpa_serve.experiments import simulate_case
+
+    results = []
+    for policy, _, _ in POLICIES:
+        res = simulate_case(case(policy, shares, cv, duration), db)
+        logger.info("%s: %s, %d requests, mean latency %.3f s, p99 %.3f s", policy,
+                    res.placement.to_json(), len(res.workload), res.stats.latency_mean,
+                    res.stats.latency_p99)
+        results.append(res)
+    return results
+
+
+def _placement_label(result: Any) -> str:
     cfgs = sorted({tuple(c) for c in result.placement.group_configs})
     return "+".join(f"({c[0]},{c[1]},{c[2]})" for c in cfgs)
 
@@ -95,7 +108,7 @@ def make(settings: common.Settings, db: Any) -> list[Path]:
     for panel, (shares, cv) in PANELS.items():
         results = _run(db, shares, cv, duration)
         fig, ax = plt.subplots(figsize=(5.2, 3.6))
-        for (policy, label, color), res in zip(POLICIES, results):
+        for (_, label, color), res in zip(POLICIES, results):
             lat = np.sort(res.good_latencies())
             cdf = np.arange(1, len(lat) + 1) / len(lat)
             ax.plot(lat, cdf, color=color,
@@ -113,8 +126,9 @@ def make(settings: common.Settings, db: Any) -> list[Path]:
     results = _run(db, (0.5, 0.5), 3.0, UTIL_DURATION)
     times = np.linspace(UTIL_WINDOW[0], UTIL_WINDOW[1], UTIL_POINTS)
     fig, axes = plt.subplots(2, 1, figsize=(6.4, 4.6), sharex=True)
+    single = np.array([db.get(MODEL).single_latency] * 2)  # s, per model
     for ax, (policy, label, color), res in zip(axes, POLICIES, results):
-        busy = res.single_latency[res.workload.model_ids]
+        busy = single[res.workload.model_ids]
         util = utilisation(res.stats.finish, res.stats.good, busy, NUM_DEVICES, times)
         ax.fill_between(times, util, step=None, color=color, alpha=0.35, linewidth=0)
         ax.plot(times, util, color=color, linewidth=1.2)
@@ -130,11 +144,8 @@ def make(settings: common.Settings, db: Any) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common.add_common_arguments(parser)
-    settings = common.settings_from_args(parser.parse_args(argv))
-    make(settings, common.motivation_database())
-    return 0
+    return common.make_script_main(__doc__.splitlines()[0], make, common.motivation_database,
+                                   argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ models i, i+1, ... mod 8, as many as fit: 2 per device with the committed profil
 * Fig. 6: mean and p99 latency vs CV 0.1..8 (rate 20 req/s, SLO infinite, 100000 s);
 * Fig. 7(a): SLO attainment vs SLO scale 1..20 (rate 30 req/s, CV 3, 500 s).
 
-Run: ``python experiments/motivation/fig5_7a_sweeps.py [--quick] [--serial]``.
+Run: ``python -m studies.motivation.fig5_7a_sweeps [--quick] [--serial]``.
 """
 from __future__ import annotations
 
@@ -18,15 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from experiments.motivation import common  # noqa: E402
+from alpa_serve.units import DEFAULT_MEM_BUDGET
+from studies.motivation import common
 
 MODEL = "bert-2.6b"
 NUM_DEVICES = 8
 NUM_MODELS = 8
-MEM_BUDGET = 13 * common.GiB
+MEM_BUDGET = DEFAULT_MEM_BUDGET  # 13 GiB
 NUM_POINTS = 20
 QUICK_POINTS = 5
 #: policy -> (legend label, colour, marker)

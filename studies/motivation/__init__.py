@@ -2,5 +2,5 @@
 
 Each ``fig*.py`` module builds one figure family; ``run_all.py`` builds all of them, running
 the many-case figures (4-7) as one fan-out through the project's runner
-(:func:`alpa_serve.experiments.runner.run_entries`).
+(:func:`alpa_serve.experiments.suite_runner.run_entries`).
 """

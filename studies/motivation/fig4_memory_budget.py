@@ -11,7 +11,7 @@
 the run, p99 = np.percentile (linear) over all good latencies, both over the warm-up-trimmed
 requests (DESIGN 5.2); with an infinite SLO every request is good.
 
-Run: ``python experiments/motivation/fig4_memory_budget.py [--quick] [--serial]``.
+Run: ``python -m studies.motivation.fig4_memory_budget [--quick] [--serial]``.
 """
 from __future__ import annotations
 
@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from experiments.motivation import common  # noqa: E402
+from alpa_serve.units import GiB
+from studies.motivation import common
 
 TSV = "fig4_memory_budget.tsv"
 NUM_DEVICES = 8
@@ -66,7 +64,7 @@ def grid(settings: common.Settings) -> list[Point]:
             case = Case(exp_name="latency_vs_mem_budget", model_set=model,
                         num_devices=NUM_DEVICES, num_models=NUM_MODELS, policy=policy,
                         slo_scale=common.INFINITE_SLO_SCALE, workload=workload,
-                        mem_budget=budget * common.GiB)
+                        mem_budget=budget * GiB)
             points.append(Point(model, line, budget, case))
     return points
 

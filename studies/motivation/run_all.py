@@ -1,14 +1,13 @@
 """Build every motivation figure of Section 3 (Figs. 2, 4, 5, 6, 7a, 7b, 8, 9).
 
-    python -m experiments.motivation.run_all [--quick] [--serial] [--force]
-    python experiments/motivation/run_all.py [--quick] [--serial] [--force]
+    python -m studies.motivation.run_all [--quick] [--serial] [--force]   # from the repository root
 
 The many-case figures (4, 5, 6, 7a, 7b: 262 distinct cases, 82 with --quick) run as ONE fan-out
 through the project's runner (Ray tasks on an embedded local Ray instance using all cores, or
 in-process with --serial); their rows are appended to TSVs under
 ``figures/data/<profile fingerprint>[-quick]/`` and reused on reruns (--force recomputes).
 Fig. 2 runs in-process (it needs per-request finish times); Figs. 8-9 are read from the
-profile database. Figures go to ``experiments/motivation/figures/`` as PDF and PNG.
+profile database. Figures go to ``studies/motivation/figures/`` as PDF and PNG.
 """
 from __future__ import annotations
 
@@ -19,14 +18,16 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from studies.motivation import (
+    common,
+    fig2_two_models,
+    fig4_memory_budget,
+    fig5_7a_sweeps,
+    fig7b_pipeline_overhead,
+    fig8_9_profile,
+)
 
-from experiments.motivation import common  # noqa: E402
-from experiments.motivation import (fig2_two_models, fig4_memory_budget,  # noqa: E402
-                                    fig5_7a_sweeps, fig7b_pipeline_overhead, fig8_9_profile)
-
-logger = logging.getLogger("experiments.motivation.run_all")
+logger = logging.getLogger("studies.motivation.run_all")
 
 #: Figure families that run through the runner, in the order their cases are submitted.
 RUNNER_FAMILIES = {"fig4": fig4_memory_budget, "fig5-7a": fig5_7a_sweeps,
@@ -71,7 +72,7 @@ def run_all(settings: common.Settings, families: Sequence[str] = FAMILIES) -> li
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.motivation.run_all",
+        prog="python -m studies.motivation.run_all",
         description="Build every motivation figure of Section 3 (Figs. 2, 4-9).")
     common.add_common_arguments(parser)
     parser.add_argument("--only", default=None,

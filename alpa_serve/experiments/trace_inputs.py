@@ -1,4 +1,5 @@
-"""Adapter between experiment cases and the Azure trace replay (``alpa_serve.workload.trace``).
+"""The workload inputs of trace cases: adapter between experiment cases and the Azure trace
+replay (``alpa_serve.workload.trace``).
 
 Keeps every use of the trace API in one place: loading a trace by source name
 (cached per process) and replaying a window for a case's models.
@@ -11,14 +12,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from alpa_serve.experiments.cases import Case, TraceWorkload
+from alpa_serve.workload import trace as trace_module
 
 logger = logging.getLogger(__name__)
 
 _CACHE: dict[str, Any] = {}
-
-
-class TraceUnavailableError(RuntimeError):
-    """The trace replay module or a trace's files are not available."""
 
 
 @dataclass(frozen=True)
@@ -30,22 +28,11 @@ class Replay:
     cvs: tuple[float, ...]
 
 
-def _trace_module() -> Any:
-    try:
-        from alpa_serve.workload import trace as trace_module  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise TraceUnavailableError(
-            "trace cases need alpa_serve.workload.trace (Azure trace replay), which is not "
-            f"available in this checkout: {exc}") from exc
-    return trace_module
-
-
 def load_trace(source: str) -> Any:
     """Load (or build and cache) the trace of ``source`` (``maf1``, ``maf1-standin``, ...)."""
     if source not in _CACHE:
-        module = _trace_module()
         logger.info("loading trace %s", source)
-        _CACHE[source] = module.load_trace(source)
+        _CACHE[source] = trace_module.load_trace(source)
     return _CACHE[source]
 
 
@@ -65,8 +52,7 @@ class TraceHandle:
         """The :class:`~alpa_serve.workload.trace.Trace` (cached per process)."""
         key = f"{self.source}@{self.cache_path}"
         if key not in _CACHE:
-            module = _trace_module()
-            _CACHE[key] = module.Trace(self.source, self.cache_path)
+            _CACHE[key] = trace_module.Trace(self.source, self.cache_path)
         return _CACHE[key]
 
 

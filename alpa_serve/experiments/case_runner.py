@@ -7,8 +7,10 @@ uses. It is split in two steps so the runner can share work between cases:
   (the test workload's arrivals and model ids, the training workload, the
   per-model rate/CV of the ModelDatas). Cases that differ only in policy,
   number of devices or SLO scale share it (see :func:`inputs_key`).
-* :func:`run_prepared` applies the case's SLOs, runs the policy and the
-  simulator and returns the row.
+* :func:`simulate_prepared` applies the case's SLOs, runs the policy and the
+  simulator; :func:`result_row` reduces the :class:`CaseResult` to the row
+  (:func:`run_prepared` does both). :func:`simulate_case` keeps the result for callers
+  that need per-request output (the Section 3 figures).
 
 Units: seconds, bytes, requests per second.
 """
@@ -80,8 +82,11 @@ def _synthetic_inputs(case: Case, spec: SyntheticWorkload) -> CaseInputs:
 
     m = case.num_models
     names = case.model_names
-    rate_fn = power_law_rates if spec.rate_dist == "power_law" else uniform_rates
-    rates = [float(r) for r in rate_fn(spec.total_rate, m)]
+    if spec.rate_dist == "shares":
+        rates = [spec.total_rate * share for share in spec.rate_shares]
+    else:
+        rate_fn = power_law_rates if spec.rate_dist == "power_law" else uniform_rates
+        rates = [float(r) for r in rate_fn(spec.total_rate, m)]
     # Model i: Gamma(rate_i, cv) with seed i from time 0; SLO filled in per case.
     parts = [GammaProcess(rates[i], spec.cv).generate_workload(i, 0.0, spec.duration, 0.0,
                                                                seed=i, model_names=names)
@@ -97,7 +102,7 @@ def _synthetic_inputs(case: Case, spec: SyntheticWorkload) -> CaseInputs:
 
 def _trace_inputs(case: Case, spec: TraceWorkload, traces: Optional[Mapping[str, Any]]
                   ) -> CaseInputs:
-    from alpa_serve.experiments import traces as trace_adapter
+    from alpa_serve.experiments import trace_inputs as trace_adapter
 
     trace = trace_adapter.get_trace(spec.source, traces)
     test = trace_adapter.replay(trace, case, spec.test_window)
@@ -110,7 +115,8 @@ def _trace_inputs(case: Case, spec: TraceWorkload, traces: Optional[Mapping[str,
 
 
 def prepare_inputs(case: Case, traces: Optional[Mapping[str, Any]] = None) -> CaseInputs:
-    """Build the workload-derived inputs of ``case`` (shared by cases with equal :func:`inputs_key`).
+    """Build the workload-derived inputs of ``case`` (shared by cases with equal
+    :func:`inputs_key`).
 
     ``traces`` maps a trace source name to a loaded trace (the runner shares them
     through Ray's object store); missing ones are loaded (and cached per process).
@@ -120,8 +126,8 @@ def prepare_inputs(case: Case, traces: Optional[Mapping[str, Any]] = None) -> Ca
     return _trace_inputs(case, case.workload, traces)
 
 
-def _with_slos(workload: Any, slos: np.ndarray) -> Any:
-    """``workload`` with request SLOs set from the per-model ``slos`` (s)."""
+def with_slos(workload: Any, slos: np.ndarray) -> Any:
+    """``workload`` with request SLOs set from the per-model ``slos`` (s); None stays None."""
     from alpa_serve.workload import Workload
 
     if workload is None:
@@ -137,6 +143,17 @@ def _compact_json(text: str) -> str:
 
 def _float(x: Any) -> float:
     return float(x) if x is not None else float("nan")
+
+
+def case_models(case: Case, db: Any) -> tuple[list[Any], np.ndarray]:
+    """Profile (model i -> ``profiles[i]``) and SLO (s, float64[M]) of every model of ``case``:
+    SLO = ``case.slo_scale`` x :func:`slo_base` of the model's type."""
+    types = case.model_types
+    type_profiles = {t: db.get(t) for t in dict.fromkeys(types)}
+    profiles = [type_profiles[t] for t in types]
+    slo_of_type = {t: case.slo_scale * slo_base(p) for t, p in type_profiles.items()}
+    slos = np.array([slo_of_type[t] for t in types], dtype=np.float64)
+    return profiles, slos
 
 
 @dataclass(frozen=True)
@@ -165,24 +182,45 @@ class SearchResources:
                                      if self.subproblem_dir else None)}
 
 
-def run_prepared(case: Case, db: Any, inputs: CaseInputs,
-                 resources: SearchResources = SearchResources()) -> dict[str, Any]:
-    """Run ``case`` on prepared ``inputs`` (see :func:`prepare_inputs`) and return its row."""
+@dataclass(frozen=True)
+class CaseResult:
+    """What one simulated case produced, before it is reduced to a row.
+
+    Attributes:
+        placement: the policy's placement.
+        stats: the simulator's warm-up-trimmed statistics of ``workload`` (per request:
+            ``stats.finish``, ``stats.good``; ``stats.trim`` selects the trimmed requests).
+        workload: the evaluated requests, with their SLOs (s).
+        solver_seconds: wall time (s) of the policy's placement.
+    """
+
+    placement: Any
+    stats: Any
+    workload: Any
+    solver_seconds: float
+
+    def good_latencies(self) -> np.ndarray:
+        """Latencies (s) of the good requests inside the warm-up trim window (DESIGN 5.2)."""
+        trim = self.stats.trim
+        latency = self.stats.finish[trim] - self.workload.arrivals[trim]
+        return latency[self.stats.good[trim]]
+
+
+def simulate_prepared(case: Case, db: Any, inputs: CaseInputs,
+                      resources: SearchResources = SearchResources()) -> CaseResult:
+    """Apply ``case``'s SLOs to its prepared ``inputs`` (see :func:`prepare_inputs`), run its
+    policy and simulate the placement (DESIGN 4.2, 6, 5)."""
     from alpa_serve.placement import ClusterEnv, ModelData, get_policy
     from alpa_serve.simulator import simulate
 
-    types = case.model_types
     names = case.model_names
-    type_profiles = {t: db.get(t) for t in dict.fromkeys(types)}
-    profiles = [type_profiles[t] for t in types]
-    slo_of_type = {t: case.slo_scale * slo_base(p) for t, p in type_profiles.items()}
-    slos = np.array([slo_of_type[t] for t in types], dtype=np.float64)
+    profiles, slos = case_models(case, db)
 
-    test = _with_slos(inputs.test_workload, slos)
+    test = with_slos(inputs.test_workload, slos)
     if inputs.train_workload is inputs.test_workload:
         train = test
     else:
-        train = _with_slos(inputs.train_workload, slos)
+        train = with_slos(inputs.train_workload, slos)
 
     model_datas = [ModelData(name=names[i], slo=float(slos[i]), rate=float(inputs.rates[i]),
                              cv=float(inputs.cvs[i]), profile=profiles[i])
@@ -196,19 +234,31 @@ def run_prepared(case: Case, db: Any, inputs: CaseInputs,
     solver_seconds = time.perf_counter() - t0
 
     stats = simulate(placement, profiles, test)
+    return CaseResult(placement, stats, test, solver_seconds)
+
+
+def result_row(case: Case, db: Any, result: CaseResult) -> dict[str, Any]:
+    """The TSV row of ``case`` (DESIGN 7.3 columns plus ``case_id``) from its ``result``."""
+    stats = result.stats
     row = case.to_row_fields()
     row.update(
         goodput=float(np.round(np.float64(stats.goodput), 3)),
         latency_mean=_float(stats.latency_mean),
         latency_p99=_float(stats.latency_p99),
         num_requests=int(stats.num_requests),
-        solver_seconds=round(solver_seconds, 4),
-        placement=_compact_json(placement.to_json()),
+        solver_seconds=round(result.solver_seconds, 4),
+        placement=_compact_json(result.placement.to_json()),
         profile=profile_fingerprint(case, db),
         case_id=case.case_id,
     )
     logger.debug("finished %s: goodput %.3f", case.describe(), row["goodput"])
     return row
+
+
+def run_prepared(case: Case, db: Any, inputs: CaseInputs,
+                 resources: SearchResources = SearchResources()) -> dict[str, Any]:
+    """Run ``case`` on prepared ``inputs`` (see :func:`prepare_inputs`) and return its row."""
+    return result_row(case, db, simulate_prepared(case, db, inputs, resources))
 
 
 def profile_fingerprint(case: Case, db: Any) -> str:
@@ -230,7 +280,16 @@ def run_case(case: Case, db: Any = None, traces: Optional[Mapping[str, Any]] = N
     """
     if db is None:
         db = default_database()
-    return run_prepared(case, db, prepare_inputs(case, traces), resources)
+    return result_row(case, db, simulate_case(case, db, traces, resources))
+
+
+def simulate_case(case: Case, db: Any = None, traces: Optional[Mapping[str, Any]] = None,
+                  resources: SearchResources = SearchResources()) -> CaseResult:
+    """Run one case and return its :class:`CaseResult` (placement, per-request statistics
+    and workload) instead of the row; arguments as :func:`run_case`."""
+    if db is None:
+        db = default_database()
+    return simulate_prepared(case, db, prepare_inputs(case, traces), resources)
 
 
 _DEFAULT_DB: Optional[Any] = None

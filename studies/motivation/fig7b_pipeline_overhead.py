@@ -8,7 +8,7 @@ The modified profiles are new objects in the motivation database
 (``common.motivation_database``), named ``bert-2.6b-alpha<alpha>``, so the cases remain plain
 runner Cases. The sr-uniform line is the same case as Fig. 7(a)'s (run once).
 
-Run: ``python experiments/motivation/fig7b_pipeline_overhead.py [--quick] [--serial]``.
+Run: ``python -m studies.motivation.fig7b_pipeline_overhead [--quick] [--serial]``.
 """
 from __future__ import annotations
 
@@ -16,11 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from experiments.motivation import common  # noqa: E402
-from experiments.motivation import fig5_7a_sweeps as sweeps  # noqa: E402
+from studies.motivation import common, fig5_7a_sweeps as sweeps
 
 TSV = "fig7b_alpha.tsv"
 MP_POLICY = "mp-greedy-8"

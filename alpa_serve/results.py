@@ -1,0 +1,171 @@
+"""The result files: columns of a result TSV, where each figure's rows go, and how a TSV is
+parsed (DESIGN 7.3).
+
+Shared by the experiments package, which writes the files, and the plotting package, which
+reads them; it depends on the standard library only, so that plotting never imports the
+experiment machinery (policies, simulator, Ray).
+
+A result TSV is one header line of :data:`COLUMNS` and one tab-separated row per finished
+case. :func:`parse_table` splits a file into rows and reports any damage as a
+:class:`TsvFormatError` naming the file and the 1-based line (the header is line 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Union
+
+PathLike = Union[str, os.PathLike]
+
+#: Column order of every result TSV (DESIGN 7.3 plus case bookkeeping).
+COLUMNS: tuple[str, ...] = (
+    "exp_name", "workload", "model_set", "num_devices", "num_models", "mem_budget",
+    "total_rate", "rate_scale", "cv", "cv_scale", "slo_scale", "duration", "policy",
+    "goodput", "latency_mean", "latency_p99", "num_requests", "solver_seconds",
+    "placement", "train_window", "test_window", "train_workload", "train_seed",
+    "profile", "case_id",
+)
+
+#: Columns that hold numbers (empty where a column does not apply to the case's workload;
+#: ``nan`` where a statistic is undefined).
+NUMERIC_COLUMNS: tuple[str, ...] = (
+    "num_devices", "num_models", "mem_budget", "total_rate", "rate_scale", "cv", "cv_scale",
+    "slo_scale", "duration", "goodput", "latency_mean", "latency_p99", "num_requests",
+    "solver_seconds",
+)
+
+#: Columns that may differ between two runs of the same case (all others are determined by
+#: the case and the profile).
+TIMING_COLUMNS: tuple[str, ...] = ("solver_seconds",)
+
+
+# ------------------------------------------------------------------------------------------
+# Where each figure's rows go (file names relative to the figure's data folder)
+# ------------------------------------------------------------------------------------------
+#: Fig. 11 columns, left to right: (model set, trace). Each column has its own TSV holding
+#: its four sweeps (told apart by ``exp_name``).
+FIG11_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("S1", "maf1"), ("S2", "maf1"), ("S3", "maf1"),
+    ("S1", "maf2"), ("S2", "maf2"), ("S3", "maf2"),
+)
+#: Fig. 12: all sweeps of the large-model experiment in one file.
+FIG12_FILE = "large_model_exp.tsv"
+#: Fig. 14: both sweeps of the ablation in one file.
+FIG14_FILE = "ablation.tsv"
+
+
+def fig11_title(model_set: str, trace: str) -> str:
+    """Panel title of a Fig. 11 column, e.g. ``S1@MAF1``."""
+    return f"{model_set}@{trace.upper()}"
+
+
+def fig11_file(model_set: str, trace: str) -> str:
+    """TSV file of a Fig. 11 column, e.g. ``S1_maf1.tsv``."""
+    return f"{model_set}_{trace}.tsv"
+
+
+def fig13_file(pair: int) -> str:
+    """TSV file of the Fig. 13 (train, test) window pair number ``pair`` (1-based)."""
+    return f"robust_pair{pair}.tsv"
+
+
+# ------------------------------------------------------------------------------------------
+# Parsing
+# ------------------------------------------------------------------------------------------
+class TsvFormatError(ValueError):
+    """A result TSV that cannot be read or used; the message names the file (and line)."""
+
+
+def where(path: PathLike, line: int | None) -> str:
+    """``file:line`` (or the file alone) for error messages."""
+    return f"{path}:{line}" if line is not None else str(path)
+
+
+@dataclass(frozen=True)
+class Table:
+    """The parsed lines of a TSV.
+
+    Attributes:
+        header: the column names (stripped of surrounding white space).
+        header_line: line number of the header.
+        rows: the fields of each row, in file order (as many as the header has).
+        lines: the line number each row ends on.
+    """
+
+    header: list[str]
+    header_line: int
+    rows: list[list[str]]
+    lines: list[int]
+
+    def dicts(self) -> list[dict[str, str]]:
+        """The rows as ``{column: text}``."""
+        return [dict(zip(self.header, fields)) for fields in self.rows]
+
+
+def parse_table(lines: Iterable[str], path: PathLike, required: Iterable[str] = (),
+                skip_blank_lines: bool = False) -> Table:
+    """Split the text ``lines`` of the TSV ``path`` (used in messages) into a :class:`Table`.
+
+    Fields are tab-separated; a field may be quoted as the csv module writes it (a JSON
+    placement written by pandas, say); the runner itself never quotes. Blank lines are
+    skipped with ``skip_blank_lines`` and are an error otherwise (the runner never writes
+    one). Raises :class:`TsvFormatError` naming the file and line for: no header, a header
+    that lacks a ``required`` column, a blank line (unless skipped), a row with another number
+    of fields than the header (typically a row cut short by an interrupted run).
+    """
+    header: list[str] | None = None
+    header_line = 0
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    reader = csv.reader(lines, delimiter="\t")
+    try:
+        for fields in reader:
+            blank = not fields or all(not f.strip() for f in fields)
+            if blank and skip_blank_lines:
+                continue
+            if header is None:
+                if blank:
+                    raise TsvFormatError(f"{where(path, reader.line_num)}: empty header line")
+                header, header_line = [h.strip() for h in fields], reader.line_num
+                missing = [c for c in required if c not in header]
+                if missing:
+                    raise TsvFormatError(
+                        f"{where(path, header_line)}: missing column(s) {', '.join(missing)}; "
+                        f"header is: {' '.join(header)}")
+                continue
+            if blank:
+                raise TsvFormatError(f"{where(path, reader.line_num)}: unreadable row: "
+                                     f"empty line")
+            if len(fields) != len(header):
+                shown = "\t".join(fields)
+                raise TsvFormatError(
+                    f"{where(path, reader.line_num)}: unreadable row: expected {len(header)} "
+                    f"tab-separated fields (as in the header on line {header_line}), found "
+                    f"{len(fields)} ({shown[:120]!r}); a row cut short by an interrupted run "
+                    f"can be deleted: a rerun recomputes it (finished cases are skipped)")
+            rows.append(fields)
+            numbers.append(reader.line_num)
+    except csv.Error as e:
+        raise TsvFormatError(f"{where(path, reader.line_num)}: {e}") from e
+    if header is None:
+        raise TsvFormatError(f"{path}: empty file (no header line)")
+    return Table(header, header_line, rows, numbers)
+
+
+def read_table(path: PathLike, required: Iterable[str] = (),
+               skip_blank_lines: bool = False) -> Table:
+    """:func:`parse_table` of the file ``path`` (UTF-8).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        TsvFormatError: the file is not UTF-8 text or does not parse.
+    """
+    path = Path(path)
+    try:
+        with open(path, "r", encoding="utf-8", newline="") as f:
+            return parse_table(f, path, required, skip_blank_lines)
+    except UnicodeDecodeError as e:
+        raise TsvFormatError(f"{path}: not a UTF-8 text file ({e})") from e

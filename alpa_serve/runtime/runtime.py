@@ -1,0 +1,296 @@
+"""Starting and stopping the serving runtime on Ray (DESIGN 9).
+
+``Runtime.start(placement, profiles, model_names, slos)`` brings up:
+
+* one :class:`~alpa_serve.runtime.group.GroupManager` actor per placement group (its executors,
+  one per stage, run inside it);
+* one :class:`ServeActor` holding the :class:`~alpa_serve.runtime.controller.Controller` and
+  the HTTP front end (aiohttp) on the same event loop, so a request goes from the socket to the
+  dispatch decision without another hop. It is placed on the driver's node so that a loopback
+  address is reachable from the caller.
+
+``Runtime.deploy`` serves another placement with the same actors (reconfigured).
+
+Ray is started embedded (``ray.init()`` on this machine) unless ``RuntimeConfig.address`` names
+a cluster to join. All actors ask for 0 CPUs: they are event loops that mostly wait on timers,
+so many of them share a small machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence, cast
+
+from alpa_serve.runtime.backend import BACKENDS
+from alpa_serve.runtime.controller import Controller
+from alpa_serve.runtime.group import GroupManager
+from alpa_serve.simulator.dispatch import Dispatcher
+
+logger = logging.getLogger(__name__)
+
+#: Concurrent method calls an actor accepts (requests queued in a group are pending calls).
+_MAX_CONCURRENCY = 10000
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How to run the runtime.
+
+    Attributes:
+        host: address the HTTP front end binds (loopback by default).
+        port: TCP port; 0 picks a free one (see ``Runtime.port``).
+        speedup: model seconds per real second. 1 serves in real time; k > 1 compresses time
+            k-fold (stage latencies and SLOs are model seconds; devices are busy L / k real
+            seconds), e.g. to replay a long workload quickly. Host overheads (HTTP, actor
+            calls, timers) are then worth k times more model time: see docs/runtime.md.
+        backend: device back end (``alpa_serve.runtime.backend.BACKENDS``).
+        address: Ray cluster address to join (``auto``, ``host:port``, ``ray://...``);
+            None starts an embedded instance.
+        group_timeout: real seconds past a request's predicted finish after which the
+            controller stops waiting for its group and rejects it.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    speedup: float = 1.0
+    backend: str = "emulated"
+    address: Optional[str] = None
+    group_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.speedup > 0:
+            raise ValueError(f"speedup must be > 0, got {self.speedup}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown device back end {self.backend!r}; known: "
+                             f"{sorted(BACKENDS)}")
+        if not 0 <= int(self.port) < 65536:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
+
+
+class ServeActor:
+    """Controller + HTTP front end in one asyncio event loop (a Ray async actor)."""
+
+    def __init__(self) -> None:
+        from alpa_serve.runtime.frontend import ControllerSlot
+
+        self.slot = ControllerSlot()
+        self._runner: Any = None
+
+    async def start_http(self, host: str, port: int) -> int:
+        """Serve HTTP on host:port (0: a free port); returns the bound port."""
+        from aiohttp import web
+
+        from alpa_serve.runtime.frontend import make_app
+
+        self._runner = web.AppRunner(make_app(self.slot), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        return int(self._runner.addresses[0][1])  # the bound port (port 0 picks a free one)
+
+    async def deploy(self, placement_json: str, profiles: Sequence[Any],
+                     model_names: Sequence[str], slos: Sequence[float],
+                     addresses: Sequence[tuple[str, int]], speedup: float,
+                     group_timeout: float) -> None:
+        """Serve a placement from now on (a fresh controller: idle devices, clock from 0);
+        ``addresses[g]``: the request channel of group g."""
+        from alpa_serve.placement import ModelPlacement
+
+        placement = ModelPlacement.from_json(placement_json)
+        controller = Controller(Dispatcher(placement, profiles, model_names), slos, speedup,
+                                group_timeout)
+        await controller.connect([(str(h), int(p)) for h, p in addresses])
+        old, self.slot.controller = self.slot.controller, controller
+        if old is not None:
+            await old.close()
+
+    async def health(self) -> dict:
+        ctl = self.slot.controller
+        return {"status": "waiting"} if ctl is None else ctl.health()
+
+    async def stop_http(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+#: Nice value of the Ray workers (the runtime's actors) of an embedded instance. Ray's default
+#: (15) lets any busy nice-0 process of the same session (the load generator, the raylet)
+#: starve the group managers for 100-200 ms on a loaded 2-core machine; these actors are
+#: latency-critical and mostly asleep, so they run at the driver's priority.
+WORKER_NICENESS = 0
+
+
+def _init_ray(address: Optional[str]) -> bool:
+    """Join ``address`` or start embedded Ray; True if this call started it (see the
+    experiments runner, whose start-up and error messages this reuses). An embedded instance
+    starts its workers at :data:`WORKER_NICENESS` unless ``RAY_worker_niceness`` is set."""
+    from alpa_serve.experiments.suite_runner import RunOptions, init_ray as init
+
+    key = "RAY_worker_niceness"
+    previous = os.environ.get(key)
+    if previous is None:
+        os.environ[key] = str(WORKER_NICENESS)  # read by the raylet when it starts
+    try:
+        return init(RunOptions(out_dir=Path("."), ray_address=address, progress=False))
+    finally:
+        if previous is None:
+            del os.environ[key]
+
+
+class Runtime:
+    """A running runtime; see :meth:`start`. Use as a context manager or call :meth:`stop`."""
+
+    def __init__(self, config: RuntimeConfig, serve: Any, port: int, owns_ray: bool) -> None:
+        self.config = config
+        #: Group-manager actor handles, by group index of the deployed placement.
+        self.groups: list[Any] = []
+        #: The controller/HTTP actor handle.
+        self.serve = serve
+        #: Bound HTTP port.
+        self.port = port
+        self._owns_ray = owns_ray
+
+    @property
+    def url(self) -> str:
+        """Base URL of the HTTP front end."""
+        host = self.config.host
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @classmethod
+    def start(cls, placement: Any, profiles: Sequence[Any], model_names: Sequence[str],
+              slos: Sequence[float], config: RuntimeConfig = RuntimeConfig()) -> "Runtime":
+        """Start Ray (or join ``config.address``), the HTTP front end, and deploy
+        ``placement`` (see :meth:`deploy` for the arguments)."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        Dispatcher(placement, profiles, model_names)  # bad input fails before Ray starts
+        owns_ray = _init_ray(config.address)
+        try:
+            # On the driver's node, so that a loopback address is reachable from the caller.
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
+                                                  soft=False)
+            serve = cast(Any, ray.remote(ServeActor)).options(
+                num_cpus=0, max_concurrency=_MAX_CONCURRENCY, scheduling_strategy=here).remote()
+            port = int(ray.get(serve.start_http.remote(config.host, int(config.port))))
+        except BaseException:
+            if owns_ray:
+                ray.shutdown()
+            raise
+        rt = cls(config, serve, port, owns_ray)
+        try:
+            rt.deploy(placement, profiles, model_names, slos)
+        except BaseException:
+            rt.stop()
+            raise
+        logger.info("runtime up at %s (speed-up %g)", rt.url, config.speedup)
+        return rt
+
+    def deploy(self, placement: Any, profiles: Sequence[Any], model_names: Sequence[str],
+               slos: Sequence[float]) -> None:
+        """Serve ``placement`` from now on, reusing the group-manager actors already started
+        (a new placement on the same machine costs no process start-up).
+
+        Call it when no request is in flight: requests still inside the old groups fail.
+
+        Args:
+            placement: a ``ModelPlacement`` (model indices into ``model_names``).
+            profiles: ``profiles[i]`` is model i's ``ModelProfile``.
+            model_names: names used in URLs (``/v1/models/{name}/infer``).
+            slos: default SLO (model seconds) of each model.
+        """
+        import ray
+
+        names = [str(n) for n in model_names]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique, got {names}")
+        if len(slos) != len(names) or len(profiles) != len(names):
+            raise ValueError(f"got {len(names)} model names, {len(profiles)} profiles and "
+                             f"{len(slos)} SLOs; pass one of each per model")
+        dispatcher = Dispatcher(placement, profiles, names)
+        cfg = self.config
+        specs = []
+        for g in range(dispatcher.num_groups):
+            lat = {m: dispatcher.latencies(m, g) for m in dispatcher.group_models[g]}
+            specs.append((g, dispatcher.group_stages[g],
+                          {m: v for m, v in lat.items() if v is not None},
+                          cfg.speedup, cfg.backend))
+        group_cls = ray.remote(GroupManager).options(num_cpus=0,
+                                                     max_concurrency=_MAX_CONCURRENCY)
+        old, new = self.groups, []
+        ready = []
+        for g, spec in enumerate(specs):
+            if g < len(old):
+                new.append(old[g])
+                ready.append(old[g].configure.remote(*spec))
+            else:
+                new.append(group_cls.remote(*spec))
+                ready.append(new[-1].start.remote())
+        surplus = old[len(specs):]
+        self.groups = new
+        ray.get(ready)
+        # Request channels on loopback when everything runs on this machine; on a cluster
+        # each group listens on its node's address.
+        host = "127.0.0.1" if cfg.address is None else None
+        addresses = ray.get([h.listen.remote(host) for h in new])
+        ray.get(self.serve.deploy.remote(
+            placement.to_json(), list(profiles), names, [float(s) for s in slos],
+            addresses, cfg.speedup, cfg.group_timeout))
+        # Only now, with the old controller's channels closed, so that nobody mourns them.
+        self._kill(surplus)
+        logger.info("deployed %d groups, %d models", len(new), len(names))
+
+    def health(self) -> dict:
+        """The controller's health report (as ``GET /health``)."""
+        import ray
+
+        return ray.get(self.serve.health.remote())
+
+    @staticmethod
+    def _kill(groups: Sequence[Any]) -> None:
+        """Stop the executors, then kill the actors (groups that already died are skipped)."""
+        import ray
+
+        if not groups:
+            return
+        refs = [h.stop.remote() for h in groups]
+        ray.wait(refs, num_returns=len(refs), timeout=10)
+        for h in groups:
+            try:
+                ray.kill(h)
+            except Exception:  # noqa: BLE001 - already dead
+                pass
+
+    def stop(self) -> None:
+        """Stop serving, kill the actors, and shut Ray down if :meth:`start` started it."""
+        import ray
+
+        if self.serve is None:
+            return
+        try:
+            ray.get(self.serve.stop_http.remote(), timeout=10)
+        except Exception as exc:  # noqa: BLE001 - stopping must go on
+            logger.warning("stopping the HTTP front end failed: %r", exc)
+        self._kill(self.groups)
+        self.groups = []
+        try:
+            ray.kill(self.serve)
+        except Exception:  # noqa: BLE001 - already dead
+            pass
+        self.serve = None
+        if self._owns_ray:
+            ray.shutdown()
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
