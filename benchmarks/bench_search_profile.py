@@ -38,6 +38,24 @@ def pick_case(file: str, devices: int, quick: bool):
     raise SystemExit(f"no Beta case with {devices} devices in {file} (quick={quick})")
 
 
+def prepared_case(file: str, devices: int, quick: bool):
+    """:func:`pick_case`'s case, its prepared inputs and the profiling database, with the
+    simulator kernels compiled by a 2-device run of the case (outside any measurement)."""
+    case = pick_case(file, devices, quick)
+    inputs = prepare_inputs(case)
+    db = default_database()
+    run_prepared(case.replace(num_devices=2), db, inputs)
+    return case, inputs, db
+
+
+def write_result(result: dict, out: Path | None) -> None:
+    """Print ``result`` as JSON and write it to ``out`` (if given)."""
+    text = json.dumps(result, indent=1)
+    print(text)
+    if out:
+        out.write_text(text + "\n")
+
+
 class Counters:
     """Wraps SimTables.simulate_fast / simulate_subset and the greedy's additions."""
 
@@ -87,10 +105,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    case = pick_case(args.file, args.devices, args.window == "quick")
-    inputs = prepare_inputs(case)
-    db = default_database()
-    run_prepared(case.replace(num_devices=2), db, inputs)  # compile outside the measurement
+    case, inputs, db = prepared_case(args.file, args.devices, args.window == "quick")
     counters = Counters()
     counters.install()
 
@@ -109,10 +124,7 @@ def main() -> None:
         "python_cpu_seconds": round(cpu - kernel, 2),
         "machine": f"{platform.machine()}, {platform.processor() or platform.platform()}",
     }
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,12 @@ Usage: ``python benchmarks/bench_subproblem_sharing.py [--file S3_maf2.tsv] [--w
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
 import time
 from pathlib import Path
+
+from bench_search_profile import write_result
 
 from alpa_serve.experiments.case_runner import (
     SearchResources,
@@ -74,10 +75,7 @@ def main() -> None:
             print(result["cases"][-1], flush=True)
     result["total_alone"] = round(sum(c["cpu_alone"] for c in result["cases"]), 2)
     result["total_shared"] = round(sum(c["cpu_shared"] for c in result["cases"]), 2)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":
