@@ -24,6 +24,7 @@ from alpa_serve.plotting import (
     write_figures,
 )
 from alpa_serve.plotting.figures import FIG11_PANELS
+from alpa_serve.plotting.markers import marker_is_certain
 from alpa_serve.plotting.panels import NO_DATA_GID
 
 REPO = Path(__file__).resolve().parent.parent
@@ -185,7 +186,7 @@ def test_marker_lines_drawn_at_99_points(tmp_path):
     write_tsv(d / "ablation.tsv", rows)
     fig = build_figures("sec6_5", d)["ablation"]
     ax = fig.axes[0]
-    lines = {ln.get_gid(): ln for ln in ax.get_lines() if ln.get_gid()}
+    lines = {ln.get_gid(): ln for ln in ax.get_lines() if str(ln.get_gid()).startswith("p99-")}
     assert set(lines) == {"p99-mp-search-sep"}
     assert lines["p99-mp-search-sep"].get_xdata()[0] == 32
     assert lines["p99-mp-search-sep"].get_linestyle() == ":"
@@ -483,3 +484,37 @@ def test_plotting_imports_no_experiment_machinery():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- partly computed sweeps
+
+def test_marker_certainty_needs_the_neighbouring_grid_point():
+    grid = [16, 24, 32, 40, 48]
+    # "min": 48 reaches 99%; 40 was not run for this method, so 40 might too.
+    assert not marker_is_certain(48, grid, [16, 24, 48], "min")
+    assert marker_is_certain(48, grid, [16, 40, 48], "min")
+    assert marker_is_certain(16, grid, [16, 48], "min")  # nothing below the grid's start
+    # "max": 8 still reaches 99%; 16 was not run, so it might too.
+    assert not marker_is_certain(8, [1, 4, 8, 16, 32], [1, 4, 8], "max")
+    assert marker_is_certain(8, [1, 4, 8, 16, 32], [1, 4, 8, 16], "max")
+
+
+def test_gap_in_a_sweep_breaks_the_line_and_drops_an_uncertain_marker(tmp_path):
+    """A policy missing a grid point that another policy has is drawn with a gap there (no
+    interpolated segment) and gets no 99% marker that the missing point could move."""
+    d = tmp_path / "sec6_5_data"
+    rows = synthetic_rows({"goodput_vs_rate": ("total_rate", [8, 16, 32, 64], False)},
+                          {"mp-search-sep": 1.0, "mp-round-robin": 0.6}, "synthetic")
+    # search-sep ran at 8 and 64 only (>= 0.99 at 8: 16 might be too); round robin everywhere.
+    rows = [r for r in rows if r["policy"] != "mp-search-sep" or r["total_rate"] in (8, 64)]
+    for r in rows:
+        r["goodput"] = 1.0 if (r["policy"], r["total_rate"]) == ("mp-search-sep", 8) else 0.5
+    write_tsv(d / "ablation.tsv", rows)
+    ax = build_figures("sec6_5", d)["ablation"].axes[0]
+    lines = {ln.get_gid(): ln for ln in ax.get_lines() if ln.get_gid()}
+    sep = lines["curve-mp-search-sep"]
+    assert list(sep.get_xdata()) == [8, 16, 32, 64]
+    y = np.asarray(sep.get_ydata(), dtype=float)
+    assert y[0] == 100 and np.isnan(y[1]) and np.isnan(y[2]) and y[3] == 50
+    assert not np.isnan(np.asarray(lines["curve-mp-round-robin"].get_ydata(), float)).any()
+    assert "p99-mp-search-sep" not in lines

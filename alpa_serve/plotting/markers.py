@@ -11,7 +11,9 @@ makes the problem easier:
 
 A method that never reaches 99% gets no line. The rule is applied literally to the measured
 points (the smallest / largest such x); curves are not interpolated, so the marker always sits
-on a point that was actually run.
+on a point that was actually run. A method missing points that other methods of the panel have
+(a partly computed sweep) gets no marker where an unrun point could move it
+(:func:`marker_is_certain`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,25 @@ def point_99(xs: Sequence[float], goodputs: Sequence[float], direction: str,
     if not ok.any():
         return None
     return float(x[ok].min() if direction == "min" else x[ok].max())
+
+
+def marker_is_certain(x99: float, grid: Sequence[float], xs: Sequence[float],
+                      direction: str) -> bool:
+    """Whether a method's 99% point ``x99`` would stay where it is if the method had every
+    point of the panel's ``grid`` (the x values any method of the panel was run at), given the
+    x values ``xs`` it has.
+
+    The point is certain when the grid point just before it on the harder-to-easier side
+    ("min": the next smaller grid x; "max": the next larger) was run for this method, or when
+    there is none; otherwise an unrun point there might also reach 99% and move the marker.
+    """
+    g = np.asarray(sorted(set(float(v) for v in grid)), dtype=float)
+    have = set(float(v) for v in xs)
+    side = g[g < x99] if direction == "min" else g[g > x99]
+    if side.size == 0:
+        return True
+    neighbour = side.max() if direction == "min" else side.min()
+    return float(neighbour) in have
 
 
 def direction_for(x_column: str) -> str:

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import matplotlib
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .markers import direction_for, point_99
+from .markers import direction_for, marker_is_certain, point_99
 from .styles import RC_PARAMS, policy_style
 from .tsv import check_x_column
 
@@ -148,14 +149,24 @@ def draw_panel(ax, panel: Panel, figure_kind: str, markers: bool = True) -> list
     drawn = []
     policies = sorted(panel.points["policy"].unique(),
                       key=lambda p: (policy_style(p, figure_kind).order, p))
+    grid = np.sort(panel.points["x"].unique())
     for policy in policies:
         style = policy_style(policy, figure_kind)
         pts = panel.points[panel.points["policy"] == policy].sort_values("x")
-        ax.plot(pts["x"], 100 * pts["goodput"], color=style.color, marker=style.marker,
-                label=style.label)
+        # A grid point this policy was not run at is a gap (NaN): the line is not drawn across
+        # it, so a partly computed sweep never shows an interpolated segment.
+        inside = grid[(grid >= pts["x"].min()) & (grid <= pts["x"].max())]
+        line = pd.DataFrame({"x": inside}).merge(pts[["x", "goodput"]], on="x", how="left")
+        ax.plot(line["x"], 100 * line["goodput"], color=style.color, marker=style.marker,
+                label=style.label, gid=f"curve-{policy}")
         drawn.append(policy)
         if markers:
             x99 = point_99(pts["x"], pts["goodput"], direction)
+            if x99 is not None and not marker_is_certain(x99, grid.tolist(), pts["x"].tolist(),
+                                                         direction):
+                logger.info("%s: no 99%% marker for %s (points missing next to %g)",
+                            panel.title, policy, x99)
+                x99 = None
             if x99 is not None:
                 ax.axvline(x99, color=style.color, linestyle=":", linewidth=1.8, alpha=0.9,
                            gid=f"p99-{policy}")
