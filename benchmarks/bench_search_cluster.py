@@ -35,22 +35,25 @@ import platform
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # the cluster helpers of tests/test_cluster.py
-    sys.path.insert(1, str(ROOT))
 
 from bench_search_profile import prepared_case  # noqa: E402
 
 from alpa_serve.experiments.case_runner import SearchResources, run_prepared  # noqa: E402
+from alpa_serve.experiments.local_cluster import (  # noqa: E402
+    free_port,
+    port_open,
+    ray_cli,
+    stop_nodes,
+    wait_for,
+)
 from alpa_serve.placement import executors as executors_mod  # noqa: E402
 from alpa_serve.placement.base import Policy  # noqa: E402
-from tests.test_cluster import _free_port, _port_open, _ray_cli, _stop, _wait_for  # noqa: E402
 
 logger = logging.getLogger("bench_search_cluster")
 
@@ -220,7 +223,7 @@ class LocalCluster:
 
         # A short folder: Ray's socket paths must stay under the OS limit (~107 bytes).
         self.tmp = Path(tempfile.mkdtemp(prefix="sbray", dir="/tmp"))
-        port = _free_port()
+        port = free_port()
         self.address = f"127.0.0.1:{port}"
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         common = ["--block", "--num-cpus", "1", "--disable-usage-stats",
@@ -228,7 +231,7 @@ class LocalCluster:
         try:
             self._start(["start", "--head", "--port", str(port), "--include-dashboard", "false",
                          "--temp-dir", str(self.tmp)] + common, env, "head")
-            _wait_for(lambda: _port_open(port), 90, "the head node")
+            wait_for(lambda: port_open(port), 90, "the head node")
             for k in range(1, self.nodes):
                 self._start(["start", "--address", self.address] + common, env, f"node{k}")
             self._connect(ray)
@@ -240,7 +243,7 @@ class LocalCluster:
     def _start(self, args: list[str], env: dict, name: str) -> None:
         assert self.tmp is not None
         log = open(self.tmp / f"{name}.log", "w")
-        self.procs.append(subprocess.Popen(_ray_cli() + args, env=env, stdout=log,
+        self.procs.append(subprocess.Popen(ray_cli() + args, env=env, stdout=log,
                                            stderr=subprocess.STDOUT))
 
     def _connect(self, ray: Any) -> None:
@@ -259,14 +262,14 @@ class LocalCluster:
             return (len(alive) == self.nodes
                     and ray.cluster_resources().get("CPU", 0) == self.nodes)
 
-        _wait_for(all_joined, 120, f"{self.nodes} nodes of one CPU each")
+        wait_for(all_joined, 120, f"{self.nodes} nodes of one CPU each")
 
     def __exit__(self, *exc: Any) -> None:
         import ray
 
         if ray.is_initialized():
             ray.shutdown()
-        _stop(self.procs[::-1])
+        stop_nodes(self.procs[::-1])
         self.procs = []
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)

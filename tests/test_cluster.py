@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from alpa_serve.experiments.local_cluster import free_port, port_open, ray_cli, stop_nodes, wait_for
 
 #: Starts a two-node Ray cluster (about a minute): deselected by the quick run -m "not slow".
 pytestmark = pytest.mark.slow
@@ -23,59 +22,22 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ray_cli() -> list[str]:
-    exe = Path(sys.executable).with_name("ray")
-    return [str(exe)] if exe.exists() else [shutil.which("ray") or "ray"]
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _stop(procs) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()  # `ray start --block` stops its node's processes on SIGTERM
-    for p in procs:
-        try:
-            p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ray")
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), RAY_AUTH_MODE="token",
                RAY_AUTH_TOKEN=secrets.token_hex(16))
     common = ["--block", "--num-cpus", "1", "--disable-usage-stats"]
     procs = []
     try:
         procs.append(subprocess.Popen(
-            _ray_cli() + ["start", "--head", "--port", str(port), "--include-dashboard",
+            ray_cli() + ["start", "--head", "--port", str(port), "--include-dashboard",
                           "false", "--temp-dir", str(tmp)] + common,
             env=env, stdout=open(tmp / "head.log", "w"), stderr=subprocess.STDOUT))
-        _wait_for(lambda: _port_open(port), 90, "the head node")
+        wait_for(lambda: port_open(port), 90, "the head node")
         procs.append(subprocess.Popen(
-            _ray_cli() + ["start", "--address", f"127.0.0.1:{port}"] + common,
+            ray_cli() + ["start", "--address", f"127.0.0.1:{port}"] + common,
             env=env, stdout=open(tmp / "node.log", "w"), stderr=subprocess.STDOUT))
         probe = ("import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
                  "print(sum(n['Alive'] for n in ray.nodes()))")
@@ -85,10 +47,10 @@ def cluster(tmp_path_factory):
                                  capture_output=True, text=True, timeout=60)
             return out.stdout.strip().endswith("2")
 
-        _wait_for(two_nodes, 90, "the second node to join")
+        wait_for(two_nodes, 90, "the second node to join")
         yield f"127.0.0.1:{port}", env
     finally:
-        _stop(procs[::-1])
+        stop_nodes(procs[::-1])
 
 
 def _rows(path: Path) -> list[dict]:
