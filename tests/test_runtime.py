@@ -22,6 +22,7 @@ from alpa_serve.profiling import ParallelConfig
 from alpa_serve.runtime import Runtime, RuntimeConfig, replay
 from alpa_serve.simulator import SimTables
 from alpa_serve.simulator.dispatch import Dispatcher
+from alpa_serve.simulator.stats import trim_slice
 from alpa_serve.workload import Workload
 
 C1, C2 = ParallelConfig(1, 1, 1), ParallelConfig(1, 1, 2)
@@ -195,14 +196,20 @@ def test_published_real_rows_are_package_data():
 
 
 def test_fidelity_point_and_figure(ray_instance, tmp_path):
-    """One fidelity point end to end (Beta at SLO scale 4, first 20 s at 4x real time): the
+    """One fidelity point end to end (Beta at SLO scale 4, first 60 s at 4x real time): the
     simulator column is the simulator on exactly the replayed requests, and the runtime agrees
-    with it loosely (the full table's agreement is measured in docs/runtime.md)."""
+    with it loosely (the full table's agreement is measured in docs/runtime.md). 60 s, not
+    less: the warm-up trim drops 10 s worth of requests at each end (DESIGN 5.2), so a 20 s
+    window keeps a single request and the agreement is 0 or 1 by chance. At 4x real time the
+    runtime needs the machine's cores: beside other CPU-bound jobs it falls behind and serves
+    far fewer requests in time (the fidelity table is measured on an idle machine)."""
     from alpa_serve.runtime.fidelity import COLUMNS, group_summary, plot, prepare_points, run_point
     from alpa_serve.simulator import simulate
 
-    (point,) = prepare_points(["mp-search"], [4.0], duration=20.0)
-    assert point.workload.arrivals[-1] - point.workload.arrivals[0] < 20.0
+    (point,) = prepare_points(["mp-search"], [4.0], duration=60.0)
+    assert point.workload.arrivals[-1] - point.workload.arrivals[0] < 60.0
+    trim = trim_slice(np.asarray(point.workload.arrivals))
+    assert trim.stop - trim.start >= len(point.workload) // 2
     sim = simulate(point.placement, point.profiles, point.workload)
     assert point.goodput_simulator == sim.goodput
     assert group_summary(point.placement) == "op1pp8x2"
