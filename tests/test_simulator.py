@@ -640,3 +640,42 @@ def test_merge_sorted():
         mask = rng.random(len(values)) < 0.5
         a, b = np.sort(values[mask]).astype(np.int64), np.sort(values[~mask]).astype(np.int64)
         assert kernels.merge_sorted(a, b).tolist() == np.sort(values).tolist()
+
+
+def _reference_encoding(tables, placement):
+    """The replica arrays by their definition (kernels.py docstring): replicas listed group by
+    group, stable-sorted by model, offsets from each group's config block."""
+    reps = [(m, g) for g, ms in enumerate(placement.group_models) for m in ms]
+    reps.sort(key=lambda r: r[0])  # stable: a model's replicas stay in group order
+    free_off = np.cumsum([0] + [c[2] for c in placement.group_configs])
+    ptr = np.zeros(tables.num_models + 1, dtype=np.int64)
+    for m, _ in reps:
+        ptr[m + 1] += 1
+    lat_off = []
+    for m, g in reps:
+        cfg = placement.group_configs[g]
+        start = tables._config_block(cfg)[0] + m * cfg[2]
+        lat_off.append(-1 if tables.stage_latencies(m, cfg) is None else start)
+    return (np.cumsum(ptr).tolist(), [g for _, g in reps], [int(free_off[g]) for _, g in reps],
+            [placement.group_configs[g][2] for _, g in reps], lat_off, int(free_off[-1]))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_placement_encoding_matches_definition(seed):
+    placement, profiles, w = random_case(seed)
+    tables = SimTables(profiles, w)
+    placements = getattr(placement, "placements", (placement,))
+    for p in placements:
+        seg = tables._encode(p)
+        got = (seg.model_ptr.tolist(), seg.rep_group.tolist(), seg.rep_free_off.tolist(),
+               seg.rep_nstages.tolist(), seg.rep_lat_off.tolist(), seg.total_stages)
+        assert got == _reference_encoding(tables, p)
+        assert seg.num_groups == p.num_groups
+
+
+def test_placement_encoding_rejects_negative_model_index():
+    prof = make_profile("a", {(1, 1, 1): [1.0]})
+    tables = SimTables([prof], make_workload([0.0], [0], [1.0], 1))
+    bad = ModelPlacement._trusted((C111, C111), ((0,), (-1,)))
+    with pytest.raises(ValueError, match="model index -1"):
+        tables.simulate_fast(bad)

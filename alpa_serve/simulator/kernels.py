@@ -171,6 +171,59 @@ def simulate_requests(arrivals, model_ids, slos, index, lo, hi,
 
 
 @njit(cache=True)
+def encode_replicas(flat_models, group_sizes, group_pp, group_lat_base, group_block, missing,
+                    num_models):
+    """Replica arrays of one placement (the encoding described at the top of this module).
+
+    ``flat_models`` (int64[R]) lists the groups' models group after group; ``group_sizes``
+    (int64[G]) how many of them each group holds; per group its stage count ``group_pp``, the
+    offset of its configuration's latency block in ``stage_lat`` (``group_lat_base``) and the
+    row of that configuration in ``missing`` (bool[blocks, M], True: the configuration is
+    missing from the model's profile).
+
+    A counting sort by model that walks the groups in order, so each model's replicas are in
+    increasing group index (the tie-break order). Returns ``(model_ptr, rep_group,
+    rep_free_off, rep_nstages, rep_lat_off, total_stages, bad)``; ``bad`` is the position in
+    ``flat_models`` of the first model index outside 0..num_models-1 (the other outputs are
+    then meaningless), or -1.
+    """
+    num_groups = group_sizes.shape[0]
+    num_reps = flat_models.shape[0]
+    model_ptr = np.zeros(num_models + 1, dtype=np.int32)
+    for r in range(num_reps):
+        m = flat_models[r]
+        if m < 0 or m >= num_models:
+            return (model_ptr, np.empty(0, np.int32), np.empty(0, np.int32),
+                    np.empty(0, np.int32), np.empty(0, np.int32), 0, r)
+        model_ptr[m + 1] += 1
+    for m in range(num_models):
+        model_ptr[m + 1] += model_ptr[m]
+    fill = model_ptr[:num_models].copy()
+    rep_group = np.empty(num_reps, dtype=np.int32)
+    rep_free_off = np.empty(num_reps, dtype=np.int32)
+    rep_nstages = np.empty(num_reps, dtype=np.int32)
+    rep_lat_off = np.empty(num_reps, dtype=np.int32)
+    r = 0
+    free_off = 0
+    for g in range(num_groups):
+        pp = group_pp[g]
+        for _ in range(group_sizes[g]):
+            m = flat_models[r]
+            r += 1
+            j = fill[m]
+            fill[m] += 1
+            rep_group[j] = g
+            rep_free_off[j] = free_off
+            rep_nstages[j] = pp
+            if missing[group_block[g], m]:
+                rep_lat_off[j] = -1
+            else:
+                rep_lat_off[j] = group_lat_base[g] + m * pp
+        free_off += pp
+    return model_ptr, rep_group, rep_free_off, rep_nstages, rep_lat_off, free_off, -1
+
+
+@njit(cache=True)
 def merge_sorted(a, b):
     """Merge two strictly increasing int64 arrays with no common element (request index lists
     of disjoint model sets) into one increasing array."""

@@ -7,6 +7,7 @@ few small int32 arrays (cached per placement) and runs the compiled kernel.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -90,14 +91,18 @@ class SimTables:
         self._by_model: np.ndarray | None = None
         self._by_model_ptr: np.ndarray | None = None
         self._stage_lat = np.zeros(0, dtype=np.float32)
-        # config -> (offset of its block in _stage_lat, pp, bool[M] missing-from-profile)
-        self._cfg_block: dict[Any, tuple[int, int, np.ndarray]] = {}
+        # config -> (offset of its block in _stage_lat, pp, its row in _missing)
+        self._cfg_block: dict[Any, tuple[int, int, int]] = {}
+        #: bool[configs, M]: True where the configuration is missing from the model's profile.
+        self._missing = np.zeros((0, self.num_models), dtype=np.bool_)
         self._encoded: OrderedDict[Any, _Segment] = OrderedDict()
+        # group configs of a placement -> int64[3, G] rows of _config_block
+        self._group_blocks: dict[Any, np.ndarray] = {}
 
     # ------------------------------------------------------------------ stage latencies
 
-    def _config_block(self, cfg: Any) -> tuple[int, int, np.ndarray]:
-        """Offset, pp and missing-mask of ``cfg``'s latency block, building it on first use."""
+    def _config_block(self, cfg: Any) -> tuple[int, int, int]:
+        """Offset, pp and ``_missing`` row of ``cfg``'s latency block, built on first use."""
         block = self._cfg_block.get(cfg)
         if block is not None:
             return block
@@ -120,7 +125,8 @@ class SimTables:
             rows[m] = np.array([float(x) * factor for x in lat], dtype=np.float64)
         offset = len(self._stage_lat)
         self._stage_lat = np.concatenate([self._stage_lat, rows.reshape(-1)])
-        block = (offset, pp, missing)
+        self._missing = np.concatenate([self._missing, missing[None, :]])
+        block = (offset, pp, len(self._missing) - 1)
         self._cfg_block[cfg] = block
         logger.debug("stage-latency block for %s at offset %d", tuple(cfg), offset)
         return block
@@ -128,8 +134,8 @@ class SimTables:
     def stage_latencies(self, model: int, cfg: Any) -> np.ndarray | None:
         """float32 stage latencies (seconds, pipeline factor included) of ``model`` under
         ``cfg``; None when the configuration is missing from the model's profile."""
-        offset, pp, missing = self._config_block(cfg)
-        if missing[model]:
+        offset, pp, row = self._config_block(cfg)
+        if self._missing[row, model]:
             return None
         start = offset + model * pp
         return self._stage_lat[start:start + pp].copy()
@@ -148,49 +154,33 @@ class SimTables:
         if len(groups) != num_groups:
             raise ValueError(f"placement has {num_groups} group configs but {len(groups)} "
                              "model groups")
-        M = self.num_models
-        g_free_off = np.zeros(num_groups, dtype=np.int64)
-        g_pp = np.zeros(num_groups, dtype=np.int64)
-        g_base = np.zeros(num_groups, dtype=np.int64)
-        g_count = np.zeros(num_groups, dtype=np.int64)
-        missing_masks = []
-        flat_models: list[int] = []
-        total = 0
-        for g in range(num_groups):
-            offset, pp, missing = self._config_block(configs[g])
-            g_free_off[g] = total
-            g_pp[g] = pp
-            g_base[g] = offset
-            total += pp
-            ms = groups[g]
-            g_count[g] = len(ms)
-            flat_models.extend(ms)
-            missing_masks.append(missing)
-        rep_model = np.asarray(flat_models, dtype=np.int64)
-        if len(rep_model) and (rep_model.min() < 0 or rep_model.max() >= M):
-            bad = int(rep_model[(rep_model < 0) | (rep_model >= M)][0])
-            raise ValueError(f"placement refers to model index {bad}, but the case has {M} "
-                             f"models ({self.model_names}); valid indices are 0..{M - 1}")
-        rep_group = np.repeat(np.arange(num_groups, dtype=np.int64), g_count)
-        # Stable sort by model keeps each model's replicas in increasing group index, which is
-        # the tie-break order of the group choice.
-        order = np.argsort(rep_model, kind="stable")
-        rep_model = rep_model[order]
-        rep_group = rep_group[order]
-        rep_pp = g_pp[rep_group]
-        lat_off = g_base[rep_group] + rep_model * rep_pp
-        if num_groups:
-            missing_all = np.stack(missing_masks)  # bool[G, M]
-            lat_off[missing_all[rep_group, rep_model]] = -1
-        model_ptr = np.zeros(M + 1, dtype=np.int32)
-        np.cumsum(np.bincount(rep_model, minlength=M), out=model_ptr[1:])
+        group_blocks = self._group_blocks.get(configs)
+        if group_blocks is None:
+            # (lat offset, pp, missing row) per group as int64[3, G]; a search keeps its
+            # group configs, so this is built once per candidate partition.
+            group_blocks = np.array([self._config_block(cfg) for cfg in configs],
+                                    dtype=np.int64).reshape(num_groups, 3).T.copy()
+            if len(self._group_blocks) >= _ENCODE_CACHE_SIZE:
+                self._group_blocks.clear()
+            self._group_blocks[configs] = group_blocks
+        flat_models = np.fromiter(itertools.chain.from_iterable(groups), dtype=np.int64)
+        (model_ptr, rep_group, rep_free_off, rep_nstages, rep_lat_off, total_stages,
+         bad) = kernels.encode_replicas(
+            flat_models, np.fromiter(map(len, groups), dtype=np.int64, count=num_groups),
+            group_blocks[1], group_blocks[0], group_blocks[2], self._missing,
+            self.num_models)
+        if bad >= 0:
+            raise ValueError(f"placement refers to model index {flat_models[bad]}, but the "
+                             f"case has "
+                             f"{self.num_models} models ({self.model_names}); valid indices "
+                             f"are 0..{self.num_models - 1}")
         seg = _Segment(
             model_ptr=model_ptr,
-            rep_group=rep_group.astype(np.int32),
-            rep_free_off=g_free_off[rep_group].astype(np.int32),
-            rep_nstages=rep_pp.astype(np.int32),
-            rep_lat_off=lat_off.astype(np.int32),
-            total_stages=int(total),
+            rep_group=rep_group,
+            rep_free_off=rep_free_off,
+            rep_nstages=rep_nstages,
+            rep_lat_off=rep_lat_off,
+            total_stages=int(total_stages),
             num_groups=num_groups,
         )
         self._encoded[key] = seg
