@@ -4,7 +4,8 @@ Every function here takes plain numpy arrays only, so the kernels can be tested 
 profiling, workload or placement packages. Times are seconds (float64 clocks, float32 stored
 stage latencies and SLOs, exactly as the published simulator stores them).
 
-Placement encoding for one segment (one ``ModelPlacement``), built by ``tables.py``:
+Placement encoding for one segment (one ``ModelPlacement``), built by :func:`encode_replicas`
+from the groups ``tables.py`` passes:
 
 * ``model_ptr`` (int32[M+1]): CSR row pointers; model m's replicas are entries
   ``model_ptr[m] .. model_ptr[m+1]-1``, in increasing group index (the tie-break order).

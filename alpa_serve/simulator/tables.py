@@ -171,9 +171,8 @@ class SimTables:
             self.num_models)
         if bad >= 0:
             raise ValueError(f"placement refers to model index {flat_models[bad]}, but the "
-                             f"case has "
-                             f"{self.num_models} models ({self.model_names}); valid indices "
-                             f"are 0..{self.num_models - 1}")
+                             f"case has {self.num_models} models ({self.model_names}); valid "
+                             f"indices are 0..{self.num_models - 1}")
         seg = _Segment(
             model_ptr=model_ptr,
             rep_group=rep_group,
