@@ -55,6 +55,11 @@ def largest_first(jobs: Sequence[GreedyJob]) -> list[int]:
 class GreedyExecutor(ABC):
     """Runs a batch of greedy jobs; results in job order."""
 
+    @property
+    def parallelism(self) -> int:
+        """How many jobs run at once (callers size their batches with it)."""
+        return 1
+
     @abstractmethod
     def run(self, jobs: Sequence[GreedyJob]) -> list[GreedyResult]:
         """Run every job and return their results in job order."""
@@ -86,6 +91,10 @@ class LocalExecutor(GreedyExecutor):
         if int(self.num_workers) != self.num_workers or self.num_workers < 1:
             raise ValueError(f"num_workers must be an integer >= 1, got {self.num_workers!r}")
 
+    @property
+    def parallelism(self) -> int:
+        return int(self.num_workers)
+
     def run(self, jobs: Sequence[GreedyJob]) -> list[GreedyResult]:
         if (self.num_workers <= 1 or len(jobs) <= 1
                 or "fork" not in mp.get_all_start_methods()):
@@ -111,6 +120,15 @@ class RayExecutor(GreedyExecutor):
     connected to (the caller runs ``ray.init``; inside a Ray task it already is). Each distinct
     search case (its simulator tables: the workload arrays) is put in the object store once per
     batch and shared by its jobs."""
+
+    @property
+    def parallelism(self) -> int:
+        """The CPUs of the connected Ray cluster (1 when not connected)."""
+        import ray
+
+        if not ray.is_initialized():
+            return 1
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def run(self, jobs: Sequence[GreedyJob]) -> list[GreedyResult]:
         import ray

@@ -3,13 +3,14 @@ sets), and the ablations mp-greedy-<k>, mp-round-robin, mp-equal-<pp>-<op>."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
 from alpa_serve.placement.base import Policy, StaticPolicy, binary_parts
-from alpa_serve.placement.executors import GreedyExecutor, GreedyJob, first_best
+from alpa_serve.placement.bounds import ScoreBounds
+from alpa_serve.placement.executors import GreedyExecutor, GreedyJob, GreedyResult, first_best
 from alpa_serve.placement.greedy import fast_greedy
 from alpa_serve.placement.search_case import SearchCase, empty_placement
 from alpa_serve.placement.subproblems import subproblem_key, workload_digest
@@ -31,6 +32,9 @@ CLUSTER_LATENCY_TOLERANCE = 0.38
 #: first that keeps fewer than MAX_SPLITS splits is used (the last one otherwise).
 SPLIT_THRESHOLDS = (1.0, 0.5, 0.3, 0.2, 0.1)
 MAX_SPLITS = 100
+#: Added to a split's score bound against float rounding in the sums (a larger bound
+#: only prunes less).
+_BOUND_SLACK = 1e-9
 
 
 # ------------------------------------------------------------------------------------------
@@ -201,9 +205,13 @@ class ModelParallelismSearchSep(Policy):
 
     num_workers: worker processes for the independent greedy runs (1 = serial; results are
     identical for any value).
+    prune_splits: skip a split whose score bound (:mod:`~alpa_serve.placement.bounds`) is
+    below a score already reached; it could neither win nor tie, so the result is the same
+    (False solves every split, as the plain algorithm; kept for tests and measurements).
     """
 
     num_workers: int = 1
+    prune_splits: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -216,81 +224,175 @@ class ModelParallelismSearchSep(Policy):
     def solve(self, model_datas: Sequence[ModelData], cluster_env: ClusterEnv,
               train_workload: Workload) -> ModelPlacement:
         case = self.make_case(model_datas, cluster_env, train_workload)
-        jobs = mp_search_jobs(case, cluster_env.num_devices)
         clusters = cluster_models(model_datas)
         # With one cluster the only split gives it all devices: its sub-problem is plain
         # mp-search again, with an equal (never strictly greater) score.
         splits = select_splits(cluster_env.num_devices, model_datas, clusters,
                                cluster_env.num_devices_per_node) if len(clusters) > 1 else []
         logger.debug("mp-search-sep: clusters %s, %d splits", clusters, len(splits))
-        # Each (cluster, devices) sub-problem is solved once, even when several splits share
-        # it (3+ clusters), and not at all when the sub-problem store already holds it (a case
-        # of the same sweep solved it). One SearchCase per cluster (its models, the full
-        # training workload with every other model's requests marked -1) serves all its
-        # sub-problems. All greedy runs (plain and sub-problems) form one batch so that
-        # workers stay busy.
-        store = self.subproblem_store
-        sub_cases: dict[int, SearchCase] = {}
-        digests: dict[int, str] = {}
-        keys: dict[tuple[int, int], str] = {}
-        solved: dict[tuple[int, int], ModelPlacement] = {}
-        slices: dict[tuple[int, int], slice] = {}
-        for split in splits:
-            for c, devices in enumerate(split):
-                if (c, devices) in slices or (c, devices) in solved:
-                    continue
-                if c not in sub_cases:
-                    sub_cases[c] = self._cluster_case(model_datas, clusters[c], cluster_env,
-                                                      train_workload)
-                if store is not None:
-                    sub = sub_cases[c]
-                    if c not in digests:
-                        digests[c] = workload_digest(sub.workload)
-                    keys[(c, devices)] = store_key = subproblem_key(
-                        sub.profiles, digests[c], sub.mem_budget, devices, self.argsort_kind)
-                    hit = store.get(store_key)
-                    if hit is not None:
-                        solved[(c, devices)] = hit[0]
-                        continue
-                start = len(jobs)
-                jobs.extend(mp_search_jobs(sub_cases[c], devices))
-                slices[(c, devices)] = slice(start, len(jobs))
-        logger.debug("mp-search-sep: %d sub-problems to solve, %d stored", len(slices),
-                     len(solved))
-        results = self.greedy_executor(self.num_workers).run(jobs)
-        num_plain = len(candidate_group_partitions(cluster_env.num_devices))
-        best, best_score = first_best(results[:num_plain])
-        for key, sl in slices.items():
-            placement, score = first_best(results[sl])
-            solved[key] = placement
-            if store is not None:
-                store.put(keys[key], placement, score)
-        for split in splits:
-            configs: list[ParallelConfig] = []
-            groups: list[tuple[int, ...]] = []
-            for c, devices in enumerate(split):
-                part = solved[(c, devices)]
-                configs.extend(part.group_configs)
-                # Local index j of the cluster is global model clusters[c][j].
-                groups.extend(tuple(clusters[c][j] for j in ms) for ms in part.group_models)
-            combined = ModelPlacement(tuple(configs), tuple(groups))
-            score = case.simulate(combined).score
+        subs = _SubproblemSolver(self, model_datas, clusters, cluster_env, train_workload)
+        executor = self.greedy_executor(self.num_workers)
+        bounds = ([subs.split_bound(s, case.tables.num_total) for s in splits]
+                  if self.prune_splits else [np.inf] * len(splits))
+        # Splits with the highest bounds first, so that a high score is reached early and
+        # prunes the rest; the winner is still chosen in split order below.
+        pending = sorted(range(len(splits)), key=lambda k: -bounds[k])
+        plain_jobs = mp_search_jobs(case, cluster_env.num_devices)
+        best_score = -np.inf
+        scores: dict[int, tuple[ModelPlacement, float]] = {}
+        first_round = True
+        while first_round or pending:
+            if pending and bounds[pending[0]] < best_score:
+                # Every pending split's bound is at most this one's: none can reach the best.
+                break
+            jobs = list(plain_jobs) if first_round else []
+            chosen: list[int] = []
+            # Enough splits to keep the executor's workers busy (at least one); without
+            # pruning all of them in one batch.
+            while pending and (not chosen or len(jobs) < executor.parallelism
+                               or not self.prune_splits):
+                if bounds[pending[0]] < best_score:
+                    break
+                k = pending.pop(0)
+                chosen.append(k)
+                jobs.extend(subs.jobs_for(splits[k]))
+            results = executor.run(jobs)
+            if first_round:
+                plain, plain_score = first_best(results[:len(plain_jobs)])
+                best_score = plain_score
+                results = results[len(plain_jobs):]
+                first_round = False
+            subs.take_results(results)
+            for k in chosen:
+                combined = subs.combine(splits[k])
+                score = case.simulate(combined).score
+                scores[k] = (combined, score)
+                best_score = max(best_score, score)
+        logger.debug("mp-search-sep: %d of %d splits solved (%d sub-problems, %d stored), "
+                     "%d skipped by their bound", len(scores), len(splits), subs.num_solved,
+                     subs.num_stored, len(splits) - len(scores))
+        best, best_score = plain, plain_score
+        for k in sorted(scores):
+            combined, score = scores[k]
             if score > best_score:
                 best, best_score = combined, score
         return best
 
-    def _cluster_case(self, model_datas: Sequence[ModelData], members: Sequence[int],
-                      cluster_env: ClusterEnv, train_workload: Workload) -> SearchCase:
-        mapping = np.full(len(model_datas), -1, dtype=np.int64)
-        mapping[list(members)] = np.arange(len(members))
-        names = [train_workload.model_names[i] for i in members]
-        workload = train_workload.remap_models(mapping, names)
-        profiles = [model_datas[i].profile for i in members]
-        # The other clusters' requests (-1) fail and only count in the denominators: the
-        # tables keep their number but never visit them (bit-identical statistics).
-        tables = SimTables(profiles, workload, drop_unknown=True)
-        return SearchCase(profiles, workload, cluster_env.mem_budget, self.argsort_kind,
-                          tables=tables)
+
+class _SubproblemSolver:
+    """The (cluster, devices) sub-problems of one mp-search-sep case.
+
+    Each sub-problem is solved once, even when several splits share it (3+ clusters), and not
+    at all when the policy's sub-problem store holds it (a case of the same sweep solved it).
+    One SearchCase per cluster (its models; the full training workload with every other
+    model's requests marked -1) serves all of that cluster's sub-problems.
+    """
+
+    def __init__(self, policy: "ModelParallelismSearchSep", model_datas: Sequence[ModelData],
+                 clusters: Sequence[Sequence[int]], cluster_env: ClusterEnv,
+                 train_workload: Workload) -> None:
+        self.policy = policy
+        self.model_datas = model_datas
+        self.clusters = clusters
+        self.cluster_env = cluster_env
+        self.train_workload = train_workload
+        self.store = policy.subproblem_store
+        self._cases: dict[int, SearchCase] = {}
+        self._bounds: dict[int, ScoreBounds] = {}
+        # (cluster, devices) -> bounds on its good requests and replicas
+        self._part_bounds: dict[tuple[int, int], tuple[int, int]] = {}
+        self._digests: dict[int, str] = {}
+        self._keys: dict[tuple[int, int], str] = {}
+        self._solved: dict[tuple[int, int], ModelPlacement] = {}
+        # sub-problems whose greedy jobs were handed out, in job order, with their job counts
+        self._running: list[tuple[tuple[int, int], int]] = []
+        self.num_solved = 0
+        self.num_stored = 0
+
+    def case(self, c: int) -> SearchCase:
+        """Cluster ``c``'s SearchCase (built on first use)."""
+        sub = self._cases.get(c)
+        if sub is None:
+            members = self.clusters[c]
+            mapping = np.full(len(self.model_datas), -1, dtype=np.int64)
+            mapping[list(members)] = np.arange(len(members))
+            names = [self.train_workload.model_names[i] for i in members]
+            workload = self.train_workload.remap_models(mapping, names)
+            profiles = [self.model_datas[i].profile for i in members]
+            # The other clusters' requests (-1) fail and only count in the denominators: the
+            # tables keep their number but never visit them (bit-identical statistics).
+            tables = SimTables(profiles, workload, drop_unknown=True)
+            sub = self._cases[c] = SearchCase(profiles, workload, self.cluster_env.mem_budget,
+                                              self.policy.argsort_kind, tables=tables)
+        return sub
+
+    def split_bound(self, split: Sequence[int], num_requests: int) -> float:
+        """Upper bound on the score of ``split``'s combined placement on the training
+        workload of ``num_requests`` requests (:mod:`~alpa_serve.placement.bounds`)."""
+        good = replicas = 0
+        for c, devices in enumerate(split):
+            part = self._part_bounds.get((c, devices))
+            if part is None:
+                bounds = self._bounds.get(c)
+                if bounds is None:
+                    bounds = self._bounds[c] = ScoreBounds(self.case(c))
+                part = self._part_bounds[(c, devices)] = (
+                    bounds.good_requests(_all_candidate_configs(devices), devices),
+                    bounds.replicas(candidate_group_partitions(devices)))
+            good += part[0]
+            replicas += part[1]
+        return good / num_requests + replicas / 1e6 + _BOUND_SLACK
+
+    def jobs_for(self, split: Sequence[int]) -> list[GreedyJob]:
+        """Greedy jobs of ``split``'s sub-problems not solved, stored or handed out yet; their
+        results go to :meth:`take_results` in the same order."""
+        jobs: list[GreedyJob] = []
+        for c, devices in enumerate(split):
+            key = (c, devices)
+            if key in self._solved or any(k == key for k, _ in self._running):
+                continue
+            if self.store is not None:
+                sub = self.case(c)
+                if c not in self._digests:
+                    self._digests[c] = workload_digest(sub.workload)
+                self._keys[key] = store_key = subproblem_key(
+                    sub.profiles, self._digests[c], sub.mem_budget, devices,
+                    self.policy.argsort_kind)
+                hit = self.store.get(store_key)
+                if hit is not None:
+                    self._solved[key] = hit[0]
+                    self.num_stored += 1
+                    continue
+            sub_jobs = mp_search_jobs(self.case(c), devices)
+            self._running.append((key, len(sub_jobs)))
+            jobs.extend(sub_jobs)
+        return jobs
+
+    def take_results(self, results: Sequence[GreedyResult]) -> None:
+        """Results of the jobs handed out by :meth:`jobs_for` since the last call."""
+        pos = 0
+        for key, count in self._running:
+            placement, score = first_best(results[pos:pos + count])
+            pos += count
+            self._solved[key] = placement
+            self.num_solved += 1
+            if self.store is not None:
+                self.store.put(self._keys[key], placement, score)
+        if pos != len(results):
+            raise RuntimeError(f"got {len(results)} greedy results for {pos} jobs")
+        self._running = []
+
+    def combine(self, split: Sequence[int]) -> ModelPlacement:
+        """The clusters' solved placements concatenated in cluster order (not normalised),
+        with global model indices."""
+        configs: list[ParallelConfig] = []
+        groups: list[tuple[int, ...]] = []
+        for c, devices in enumerate(split):
+            part = self._solved[(c, devices)]
+            configs.extend(part.group_configs)
+            # Local index j of the cluster is global model clusters[c][j].
+            groups.extend(tuple(self.clusters[c][j] for j in ms) for ms in part.group_models)
+        return ModelPlacement(tuple(configs), tuple(groups))
 
 
 @dataclass
