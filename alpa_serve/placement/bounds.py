@@ -92,7 +92,7 @@ class ScoreBounds:
         return work
 
     def _window_counts(self, length: float) -> np.ndarray:
-        """int64[windows, M]: requests per (window of ``length`` s from the first arrival,
+        """int64[windows, M]: requests per (window of ``length`` s from the earliest arrival,
         model)."""
         counts = self._counts.get(length)
         if counts is None:
@@ -100,8 +100,8 @@ class ScoreBounds:
             if self._arrivals.size == 0:
                 counts = np.zeros((0, m), dtype=np.int64)
             else:
-                win = ((self._arrivals - self._arrivals[0]) // length).astype(np.int64)
-                num = int(win[-1]) + 1
+                win = ((self._arrivals - self._arrivals.min()) // length).astype(np.int64)
+                num = int(win.max()) + 1
                 counts = np.bincount(win * m + self._models, minlength=num * m
                                      ).reshape(num, m)
             self._counts[length] = counts
