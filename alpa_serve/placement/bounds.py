@@ -65,8 +65,10 @@ class ScoreBounds:
         self.max_slo = float(slos.max()) if slos.size else 0.0
         self.window_lengths = tuple(float(t) for t in window_lengths)
         self._counts: dict[float, np.ndarray] = {}
-        self._cumulative: dict[tuple[float, bytes], tuple[np.ndarray, np.ndarray,
-                                                          np.ndarray]] = {}
+        # Per window length, the cumulative tables of the last work vector asked for (the
+        # work vector changes only when the device count admits new configurations, and a
+        # day of 1-s windows makes each table ~40 MB, so older ones are not kept).
+        self._cumulative: dict[float, tuple[bytes, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ good requests
 
@@ -118,13 +120,13 @@ class ScoreBounds:
         w = work[usable]
         totals = []
         for length in self.window_lengths:
-            key = (length, w.tobytes() + usable.tobytes())
-            cached = self._cumulative.get(key)
-            if cached is None:
+            key = w.tobytes() + usable.tobytes()
+            cached = self._cumulative.get(length)
+            if cached is None or cached[0] != key:
                 counts = self._window_counts(length)[:, usable]
-                cached = (counts, np.cumsum(counts * w, axis=1), np.cumsum(counts, axis=1))
-                self._cumulative[key] = cached
-            counts, cum_work, cum_num = cached
+                cached = (key, counts, np.cumsum(counts * w, axis=1), np.cumsum(counts, axis=1))
+                self._cumulative[length] = cached
+            _, counts, cum_work, cum_num = cached
             capacity = num_devices * (length + self.max_slo) * (1 + _SLACK)
             # Cheapest first: models 0..j-1 (in work order) fit whole, model j partly.
             j = np.sum(cum_work <= capacity, axis=1)

@@ -306,6 +306,7 @@ class _SubproblemSolver:
         self._solved: dict[tuple[int, int], ModelPlacement] = {}
         # sub-problems whose greedy jobs were handed out, in job order, with their job counts
         self._running: list[tuple[tuple[int, int], int]] = []
+        self._handed_out: set[tuple[int, int]] = set()
         self.num_solved = 0
         self.num_stored = 0
 
@@ -349,7 +350,7 @@ class _SubproblemSolver:
         jobs: list[GreedyJob] = []
         for c, devices in enumerate(split):
             key = (c, devices)
-            if key in self._solved or any(k == key for k, _ in self._running):
+            if key in self._solved or key in self._handed_out:
                 continue
             if self.store is not None:
                 sub = self.case(c)
@@ -365,6 +366,7 @@ class _SubproblemSolver:
                     continue
             sub_jobs = mp_search_jobs(self.case(c), devices)
             self._running.append((key, len(sub_jobs)))
+            self._handed_out.add(key)
             jobs.extend(sub_jobs)
         return jobs
 
