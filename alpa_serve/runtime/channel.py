@@ -6,13 +6,14 @@ Ray actor call costs a few milliseconds per hop on a busy 2-core machine (severa
 hand-offs per call), a socket round trip a few tenths of a millisecond (docs/runtime.md,
 "Where the time goes"); under time compression every real millisecond counts k-fold.
 
-Wire format (little endian, fixed size):
+Wire format (little endian): a fixed-size record, then ``size`` bytes of payload:
 
-* request, controller -> group: ``seq`` (uint64, 0, 1, ... per group in dispatch order) and
-  ``model`` (int32);
-* reply, group -> controller: ``seq``, ``status`` (int32: 0 served, 1 failed) and four
-  float64 ``time.monotonic()`` instants: received, stage 0 start, last-stage device finish,
-  executor returned (real seconds).
+* request, controller -> group: ``seq`` (uint64, 0, 1, ... per group in dispatch order),
+  ``model`` (int32), ``size`` (uint32); payload: the request's input as JSON (none: no input);
+* reply, group -> controller: ``seq``, ``status`` (int32: 0 served, 1 failed), four float64
+  ``time.monotonic()`` instants: received, stage 0 start, last-stage device finish, executor
+  returned (real seconds), ``size`` (uint32); payload: the output as JSON (none: no output),
+  or, when failed, the error message (UTF-8).
 
 A group that dies closes its end: every request still waiting on it fails at once with
 :class:`GroupLostError`, and the controller stops sending to it.
@@ -21,14 +22,25 @@ A group that dies closes its end: every request still waiting on it fails at onc
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import struct
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 logger = logging.getLogger(__name__)
 
-REQUEST = struct.Struct("<Qi")
-REPLY = struct.Struct("<Qi4d")
+REQUEST = struct.Struct("<QiI")
+REPLY = struct.Struct("<Qi4dI")
+
+
+def encode_payload(value: Any) -> bytes:
+    """A request's input or output as payload bytes (None: empty)."""
+    return b"" if value is None else json.dumps(value, separators=(",", ":")).encode()
+
+
+def decode_payload(data: bytes) -> Any:
+    """The value of :func:`encode_payload`'s bytes."""
+    return json.loads(data) if data else None
 
 STATUS_OK = 0
 STATUS_FAILED = 1
@@ -61,29 +73,33 @@ class GroupChannel:
         reader, writer = await asyncio.open_connection(host, port)
         return cls(group, reader, writer, on_lost)
 
-    def call(self, seq: int, model: int) -> asyncio.Future:
-        """Send request ``seq`` of ``model``; the future gives the four reply instants."""
+    def call(self, seq: int, model: int, data: Any = None) -> asyncio.Future:
+        """Send request ``seq`` of ``model`` with input ``data`` (JSON-encodable); the future
+        gives the four reply instants and the output."""
         fut = asyncio.get_running_loop().create_future()
         if self.closed:
             fut.set_exception(GroupLostError(f"group {self.group} is gone"))
             return fut
         self._pending[seq] = fut
-        self._writer.write(REQUEST.pack(seq, model))
+        payload = encode_payload(data)
+        self._writer.write(REQUEST.pack(seq, model, len(payload)) + payload)
         return fut
 
     async def _read_replies(self) -> None:
         try:
             while True:
                 data = await self._reader.readexactly(REPLY.size)
-                seq, status, *times = REPLY.unpack(data)
+                seq, status, *times, size = REPLY.unpack(data)
+                payload = await self._reader.readexactly(size) if size else b""
                 fut = self._pending.pop(seq, None)
                 if fut is None or fut.done():
                     continue
                 if status == STATUS_OK:
-                    fut.set_result(tuple(times))
+                    fut.set_result((*times, decode_payload(payload)))
                 else:
+                    why = payload.decode("utf-8", "replace")
                     fut.set_exception(GroupFailedError(
-                        f"group {self.group} failed request {seq}"))
+                        f"group {self.group} failed request {seq}" + (f": {why}" if why else "")))
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
         finally:

@@ -49,6 +49,8 @@ class InferResult:
             ``wake`` (device finish to the executor noticing it), ``reply`` (back at the
             controller). Cross-process differences assume one machine (a shared monotonic
             clock); empty when rejected.
+        output: what the last stage returned (a real-compute back end's output; None for
+            emulated devices and rejected requests).
     """
 
     model: str
@@ -61,6 +63,7 @@ class InferResult:
     latency: float
     detail: str
     timing: dict[str, float] = field(default_factory=dict)
+    output: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -125,11 +128,12 @@ class Controller:
         return name in self.model_index
 
     async def infer(self, name: str, slo: Optional[float] = None,
-                    arrival: Optional[float] = None) -> InferResult:
+                    arrival: Optional[float] = None, data: Any = None) -> InferResult:
         """Serve one request of model ``name`` (KeyError if unknown).
 
         ``arrival``: the controller time it arrived (default: now); ``slo`` in model seconds
-        (default: the model's).
+        (default: the model's); ``data``: the request's input (JSON-encodable), handed to the
+        group's first stage.
         """
         t = self.now() if arrival is None else arrival
         t_real = self.origin + t / self.speedup
@@ -150,8 +154,8 @@ class Controller:
             if channel is None:
                 raise GroupLostError(f"group {g} is not connected")
             timeout = dec.latency / self.speedup + self.group_timeout
-            received, started, ended, returned = await asyncio.wait_for(
-                channel.call(seq, m), timeout)
+            received, started, ended, returned, output = await asyncio.wait_for(
+                channel.call(seq, m, data), timeout)
         except Exception as exc:  # noqa: BLE001 - any failure of the group rejects the request
             reason, detail = self._group_failure(g, exc)
             self.counts[reason] += 1
@@ -167,7 +171,7 @@ class Controller:
                   "reply": (back - returned) * c}
         self.counts["ok"] += 1
         return InferResult(name, "ok", "ok", g, t, dec.slo, dec.latency, latency,
-                           f"served by group {g}", timing)
+                           f"served by group {g}", timing, output)
 
     def _group_failure(self, g: int, exc: BaseException) -> tuple[str, str]:
         """Classify a failed group call; a lost group leaves the dispatch rule's replicas."""

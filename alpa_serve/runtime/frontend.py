@@ -5,8 +5,10 @@ Endpoints (JSON in and out; times in model seconds):
 * ``GET /health``: ``{"status": "ok", "groups": [...], "counts": {...}, ...}``.
 * ``GET /v1/models``: the models, their default SLOs and their groups.
 * ``POST /v1/models/{name}/infer`` with an optional JSON object body
-  ``{"slo": seconds, "input": anything}``:
-  200 ``{"status": "ok", ...}`` when served; 503 ``{"status": "rejected", "reason": ...}`` when
+  ``{"slo": seconds, "input": anything}`` (``input`` goes to the model's first stage; the JAX
+  back end takes token ids, docs/runtime.md):
+  200 ``{"status": "ok", ..., "output": ...}`` when served (``output``: what the last stage
+  returned; null for emulated devices); 503 ``{"status": "rejected", "reason": ...}`` when
   rejected (``reason``: ``slo``, ``no_replica``, ``config_missing``, ``group_lost``,
   ``group_error``); 404 for an unknown model; 400 for a malformed body. Every error body is
   ``{"error": message}``.
@@ -92,10 +94,9 @@ async def _infer(request: web.Request) -> web.Response:
         body = parse_body(await request.read())
     except ValueError as exc:
         return _error(400, str(exc))
-    result = await ctl.infer(name, body.get("slo"), arrival=arrival)
-    data = result.to_dict()
+    result = await ctl.infer(name, body.get("slo"), arrival=arrival, data=body.get("input"))
+    data = result.to_dict()  # "output": the back end's (None for emulated devices)
     if result.status == "ok":
-        data["output"] = None  # emulated devices compute nothing
         return web.json_response(data)
     return web.json_response(data, status=503)
 

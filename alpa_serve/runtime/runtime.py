@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence, cast
 
-from alpa_serve.runtime.backend import BACKENDS
+from alpa_serve.runtime.backend import BACKENDS, GroupSpec
 from alpa_serve.runtime.controller import Controller
 from alpa_serve.runtime.group import GroupManager
 from alpa_serve.simulator.dispatch import Dispatcher
@@ -46,7 +46,9 @@ class RuntimeConfig:
             k-fold (stage latencies and SLOs are model seconds; devices are busy L / k real
             seconds), e.g. to replay a long workload quickly. Host overheads (HTTP, actor
             calls, timers) are then worth k times more model time: see docs/runtime.md.
-        backend: device back end (``alpa_serve.runtime.backend.BACKENDS``).
+        backend: device back end (``alpa_serve.runtime.backend.BACKENDS``): ``emulated``
+            (default) or ``jax`` (real compute, docs/runtime.md; speed-up 1 only, and every
+            model's profile must name a model of ``alpa_serve.models.zoo``).
         address: Ray cluster address to join (``auto``, ``host:port``, ``ray://...``);
             None starts an embedded instance.
         group_timeout: real seconds past a request's predicted finish after which the
@@ -66,6 +68,9 @@ class RuntimeConfig:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown device back end {self.backend!r}; known: "
                              f"{sorted(BACKENDS)}")
+        if BACKENDS[self.backend].computes and self.speedup != 1:
+            raise ValueError(f"the {self.backend!r} back end computes in real time; speedup "
+                             f"must be 1, got {self.speedup}")
         if not 0 <= int(self.port) < 65536:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
 
@@ -218,11 +223,16 @@ class Runtime:
         dispatcher = Dispatcher(placement, profiles, names)
         cfg = self.config
         specs = []
+        kind = BACKENDS[cfg.backend]
         for g in range(dispatcher.num_groups):
-            lat = {m: dispatcher.latencies(m, g) for m in dispatcher.group_models[g]}
-            specs.append((g, dispatcher.group_stages[g],
-                          {m: v for m, v in lat.items() if v is not None},
-                          cfg.speedup, cfg.backend))
+            lat = {m: v for m in dispatcher.group_models[g]
+                   if (v := dispatcher.latencies(m, g)) is not None}
+            op = int(dispatcher.group_configs[g].op)
+            types = {m: str(profiles[m].name) for m in lat}
+            # A group the back end cannot serve fails here, before any actor changes.
+            kind.check(GroupSpec(g, op, dispatcher.group_stages[g], types))
+            specs.append((g, dispatcher.group_stages[g], lat, cfg.speedup, cfg.backend, op,
+                          types))
         group_cls = ray.remote(GroupManager).options(num_cpus=0,
                                                      max_concurrency=_MAX_CONCURRENCY)
         old, new = self.groups, []

@@ -1,0 +1,382 @@
+"""Measure a profiling database on the devices at hand (DESIGN 3.4; docs/profiling.md,
+"Measured profiles").
+
+    python -m alpa_serve.profiling.profile --out DB.pkl [--models bert-tiny bert-mini moe-mini]
+        [--rows ROWS.tsv] [--configs 1x1 2x1 1x2] [--max-devices N] [--host-devices 2]
+        [--batch-sizes 1 2 4 8 16] [--platform cpu|gpu] [--seed 0] [--no-progress]
+
+For every model (``alpa_serve.models.zoo.SMALL_MODELS``), parallel configuration (op, pp) and
+batch size, the JAX model (``alpa_serve.models``) is built on ``op * pp`` devices, each stage
+compiled, run ``--warmup`` times, then timed stage by stage: per-stage latency = the median of
+the warm runs of that stage (input placed on its devices, compiled stage, wait for the result;
+exactly what the runtime's JAX back end runs); MeanTime/StdTime over the same whole-pipeline
+runs. Weight bytes per device come from the placed arrays' shards, activation bytes from XLA's
+memory analysis of the compiled stage (temp + output bytes per device).
+
+Each measurement is appended to the raw benchmark rows (``ROWS``, the original benchmark's
+layout, ``profiling.benchmark_rows``) as soon as it is taken, with the device kind; a rerun
+skips the rows already there (resume). At the end all rows of ``ROWS`` are converted into the
+database schema (DESIGN 3.1) and written to ``DB`` (``.pkl`` or ``.json``).
+
+Devices are whatever JAX shows: GPUs when a CUDA build of jaxlib finds them, else host (CPU)
+devices, ``--host-devices`` of them (set before JAX is imported; they share the machine's
+cores, one thread each, see ``alpa_serve.models.jaxenv``). JAX is the optional extra
+``pip install -e '.[real]'``. Model names and every configuration are checked before anything
+is built.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import platform as platform_mod
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from alpa_serve.models.jaxenv import INSTALL_HINT, configure_host_devices, jax_available
+from alpa_serve.models.zoo import (
+    DEFAULT_PROFILE_MODELS,
+    SMALL_MODELS,
+    get_arch,
+    parallel_config_problem,
+)
+from alpa_serve.profiling.benchmark_rows import (
+    BenchmarkRow,
+    append_row,
+    read_rows,
+    rows_to_database,
+)
+from alpa_serve.profiling.database import ParallelConfig, ProfilingDatabase
+from alpa_serve.profiling.params import BATCH_SIZES
+
+logger = logging.getLogger(__name__)
+
+#: Host (CPU) devices JAX shows when none is asked for.
+DEFAULT_HOST_DEVICES = 2
+
+
+class ProfileError(ValueError):
+    """A profiling request that cannot be run (bad model name, too few devices, ...)."""
+
+
+@dataclass(frozen=True)
+class TimingOptions:
+    """How each row is timed.
+
+    warmup: untimed runs after compilation. A row is timed over at least ``min_repeats`` and
+    at most ``max_repeats`` whole-pipeline runs, stopping once ``min_seconds`` of timed runs
+    have passed (seconds).
+    """
+
+    warmup: int = 2
+    min_repeats: int = 5
+    max_repeats: int = 30
+    min_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or not 1 <= self.min_repeats <= self.max_repeats:
+            raise ValueError(f"need warmup >= 0 and 1 <= min_repeats <= max_repeats, got "
+                             f"{self.warmup}, {self.min_repeats}, {self.max_repeats}")
+
+
+@dataclass(frozen=True)
+class ProfilePlan:
+    """What to measure: model name -> its (op, pp) configurations, and the batch sizes."""
+
+    configs: dict[str, tuple[ParallelConfig, ...]]
+    batch_sizes: tuple[int, ...]
+    num_devices: int
+    device_kind: str
+
+    def items(self) -> list[tuple[str, ParallelConfig, int]]:
+        """(model, configuration, batch size) in measurement order."""
+        return [(m, c, b) for m, cfgs in self.configs.items() for c in cfgs
+                for b in self.batch_sizes]
+
+
+def parse_config(text: str) -> tuple[int, int]:
+    """``"OPxPP"`` (e.g. ``2x1``) -> (op, pp)."""
+    try:
+        op, pp = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ProfileError(f"configuration {text!r} is not OPxPP (e.g. 2x1 = op 2, pp 1)") \
+            from None
+    return op, pp
+
+
+def default_configs(num_devices: int) -> list[tuple[int, int]]:
+    """Every (op, pp) of powers of two with op x pp <= ``num_devices``, by size then pp."""
+    sizes = [1 << i for i in range(int(math.log2(max(num_devices, 1))) + 1)]
+    return [(s // pp, pp) for s in sizes for pp in sizes if pp <= s]
+
+
+def make_plan(models: Sequence[str], configs: Optional[Sequence[tuple[int, int]]],
+              batch_sizes: Sequence[int], num_devices: int, device_kind: str) -> ProfilePlan:
+    """Check every request before any work: model names, configurations that fit the model
+    and the ``num_devices`` devices, batch sizes. ProfileError with one line otherwise.
+
+    ``configs`` None: every default configuration (:func:`default_configs`) that the model
+    supports."""
+    if not models:
+        raise ProfileError("no model to profile; pass --models NAME ...")
+    unknown = [m for m in models if m not in SMALL_MODELS]
+    if unknown:
+        raise ProfileError(f"unknown model(s) {', '.join(map(repr, unknown))}; known: "
+                           f"{', '.join(SMALL_MODELS)}")
+    if len(set(models)) != len(models):
+        raise ProfileError(f"model names repeat: {list(models)}")
+    if not batch_sizes or any(b < 1 for b in batch_sizes):
+        raise ProfileError(f"batch sizes must be >= 1, got {list(batch_sizes)}")
+    plan: dict[str, tuple[ParallelConfig, ...]] = {}
+    for name in models:
+        arch = get_arch(name)
+        cfgs = []
+        for op, pp in (configs if configs is not None else default_configs(num_devices)):
+            if op * pp > num_devices:
+                raise ProfileError(
+                    f"configuration op={op} x pp={pp} needs {op * pp} devices but JAX shows "
+                    f"{num_devices} ({device_kind}); on CPU pass --host-devices {op * pp}")
+            problem = parallel_config_problem(arch, op, pp)
+            if problem and configs is not None:
+                raise ProfileError(problem)
+            if not problem:
+                cfgs.append(ParallelConfig(1, op, pp))
+        if not cfgs:
+            raise ProfileError(f"no configuration of {name} fits {num_devices} devices")
+        plan[name] = tuple(cfgs)
+    return ProfilePlan(plan, tuple(sorted(set(int(b) for b in batch_sizes))), num_devices,
+                       device_kind)
+
+
+def _row_key(row: BenchmarkRow) -> tuple[str, ParallelConfig, int]:
+    return row.model_name, ParallelConfig.coerce(row.config), row.batch_size
+
+
+def measure_row(model: Any, batch_size: int, timing: TimingOptions, seed: int,
+                device_kind: str) -> BenchmarkRow:
+    """Time one (model, configuration, batch size); ``model`` is a built ShardedModel."""
+    from alpa_serve.models.transformer import example_tokens
+
+    arch = model.arch
+    tokens = example_tokens(arch, batch_size, seed)
+    model.compile(batch_size)
+    for _ in range(timing.warmup):
+        model.forward(tokens)
+    stage_times: list[list[float]] = [[] for _ in model.stages]
+    totals: list[float] = []
+    clock = time.perf_counter
+    begin = clock()
+    while len(totals) < timing.max_repeats and (
+            len(totals) < timing.min_repeats or clock() - begin < timing.min_seconds):
+        x: Any = tokens
+        t0 = clock()
+        for k, stage in enumerate(model.stages):
+            ts = clock()
+            x = stage(x)
+            stage_times[k].append(clock() - ts)
+        totals.append(clock() - t0)
+    weights = tuple(model.weight_bytes())
+    acts = [s.activation_bytes(arch, batch_size) for s in model.stages]
+    peak = tuple(w + (a or 0.0) for w, a in zip(weights, acts))
+    mean = float(np.mean(totals))
+    return BenchmarkRow(
+        model_name=arch.name, batch_size=batch_size,
+        config=ParallelConfig(1, model.op, model.pp),
+        mean_time=mean, std_time=float(np.std(totals)),
+        stage_weights=weights, stage_peak_mem=peak,
+        stage_latencies=tuple(float(np.median(t)) for t in stage_times),
+        tflops=arch.total_flops(batch_size) / mean / 1e12,
+        device_kind=device_kind)
+
+
+@dataclass
+class ProfileResult:
+    """What a profiling run did: the database, its rows, and counts."""
+
+    database: ProfilingDatabase
+    rows: list[BenchmarkRow]
+    measured: int
+    skipped: int
+    seconds: float
+    hardware: dict[str, Any] = field(default_factory=dict)
+
+
+def hardware_description(devices: Sequence[Any], device_kind: str, act_reported: bool
+                         ) -> dict[str, Any]:
+    """The database's free-form ``hardware`` section for a measured profile."""
+    import jax
+
+    from alpa_serve.models.sharding import ACT_MEM_SOURCE
+
+    desc: dict[str, Any] = {
+        "source": "measured: python -m alpa_serve.profiling.profile (DESIGN 3.4)",
+        "device_kind": device_kind,
+        "num_devices": len(devices),
+        "jax": jax.__version__,
+        "dtype": "float32",
+        "latency": "median of warm runs after compilation, per stage (input placement, "
+                   "compiled stage, wait)",
+        "activation_memory": ACT_MEM_SOURCE if act_reported else
+        "not reported by this backend's memory analysis: act_mem = 0",
+        "machine": f"{platform_mod.machine()}, {os.cpu_count()} cores",
+    }
+    if devices and devices[0].platform == "cpu":
+        desc["note"] = (f"{len(devices)} host devices sharing the machine's {os.cpu_count()} "
+                        f"cores, one thread each")
+    return desc
+
+
+def run_profile(models: Sequence[str], out: Optional[Path], rows_path: Path,
+                configs: Optional[Sequence[tuple[int, int]]] = None,
+                batch_sizes: Sequence[int] = BATCH_SIZES, host_devices: int =
+                DEFAULT_HOST_DEVICES, max_devices: Optional[int] = None,
+                platform: Optional[str] = None, seed: int = 0,
+                timing: TimingOptions = TimingOptions(), progress: bool = True,
+                on_row: Optional[Callable[[BenchmarkRow], None]] = None) -> ProfileResult:
+    """Measure what is not yet in ``rows_path``, then convert all its rows into a database
+    (written to ``out`` unless None). See the module docstring; errors before any work raise
+    :class:`ProfileError`."""
+    if not jax_available():
+        raise ProfileError(f"the profiler needs JAX; {INSTALL_HINT}")
+    configure_host_devices(host_devices)
+    import jax
+
+    try:
+        devices = list(jax.devices(platform) if platform else jax.devices())
+    except RuntimeError as exc:
+        raise ProfileError(f"JAX finds no {platform} device: {exc}") from None
+    if max_devices is not None:
+        devices = devices[:max_devices]
+    if devices[0].platform == "cpu":
+        devices = devices[:host_devices]
+    from alpa_serve.models.sharding import ShardedModel, device_description
+
+    kind = device_description(devices[0])
+    plan = make_plan(models, configs, batch_sizes, len(devices), kind)
+    done: dict[tuple[str, ParallelConfig, int], BenchmarkRow] = {}
+    if rows_path.exists() and rows_path.stat().st_size:
+        for row in read_rows(rows_path):
+            done[_row_key(row)] = row
+        other = sorted({r.device_kind for r in done.values()} - {kind})
+        if other:
+            raise ProfileError(f"{rows_path} holds rows measured on {', '.join(other)}, not "
+                               f"{kind}; pass another --rows file")
+    todo = [item for item in plan.items() if item not in done]
+    rows_path.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("%d rows to measure on %d x %s (%d already in %s)", len(todo), len(devices),
+                kind, len(plan.items()) - len(todo), rows_path)
+    begin = time.monotonic()
+    bar: Any = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="profile", unit="row", file=sys.stderr)
+    from alpa_serve.models.transformer import init_params
+
+    act_reported = True
+    try:
+        for name in plan.configs:
+            mine = [t for t in todo if t[0] == name]
+            if not mine:
+                continue
+            arch = get_arch(name)
+            params = init_params(arch, seed)
+            for cfg in plan.configs[name]:
+                sizes = [b for (_, c, b) in mine if c == cfg]
+                if not sizes:
+                    continue
+                model = ShardedModel.build(arch, cfg.op, cfg.pp, params, devices=devices)
+                for b in sizes:
+                    if bar is not None:
+                        bar.set_postfix_str(f"{name} op{cfg.op}pp{cfg.pp} bs{b}")
+                    row = measure_row(model, b, timing, seed, kind)
+                    act_reported &= any(p > w for p, w in zip(row.stage_peak_mem,
+                                                              row.stage_weights))
+                    append_row(rows_path, row)
+                    done[(name, cfg, b)] = row
+                    if on_row is not None:
+                        on_row(row)
+                    if bar is not None:
+                        bar.update(1)
+                del model
+    finally:
+        if bar is not None:
+            bar.close()
+    rows = read_rows(rows_path)
+    hardware = hardware_description(devices, kind, act_reported)
+    db = rows_to_database(rows, hardware)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        db.save(out)
+    return ProfileResult(db, rows, len(todo), len(plan.items()) - len(todo),
+                         time.monotonic() - begin, hardware)
+
+
+def default_rows_path(out: Path) -> Path:
+    """``DB.rows.tsv`` beside ``DB``."""
+    return out.with_name(out.stem + ".rows.tsv")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m alpa_serve.profiling.profile",
+        description="Measure a profiling database on the devices JAX shows (docs/profiling.md).")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="database to write (.pkl or .json)")
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_PROFILE_MODELS),
+                        help=f"small models to measure (default: %(default)s; known: "
+                             f"{', '.join(SMALL_MODELS)})")
+    parser.add_argument("--rows", type=Path, default=None,
+                        help="raw benchmark rows, appended and resumed (default: "
+                             "DB.rows.tsv beside --out)")
+    parser.add_argument("--configs", nargs="+", default=None, metavar="OPxPP",
+                        help="parallel configurations (default: every op x pp <= devices)")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=list(BATCH_SIZES))
+    parser.add_argument("--host-devices", type=int, default=DEFAULT_HOST_DEVICES,
+                        help="host (CPU) devices to show when JAX runs on CPU "
+                             "(default %(default)s)")
+    parser.add_argument("--max-devices", type=int, default=None,
+                        help="use at most this many of the devices JAX shows")
+    parser.add_argument("--platform", default=None, choices=("cpu", "gpu"),
+                        help="JAX platform (default: JAX's default, a GPU when present)")
+    parser.add_argument("--seed", type=int, default=0, help="weights and inputs seed")
+    parser.add_argument("--warmup", type=int, default=TimingOptions.warmup)
+    parser.add_argument("--min-repeats", type=int, default=TimingOptions.min_repeats)
+    parser.add_argument("--max-repeats", type=int, default=TimingOptions.max_repeats)
+    parser.add_argument("--min-seconds", type=float, default=TimingOptions.min_seconds,
+                        help="timed seconds per row before stopping (default %(default)s)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.out.suffix not in (".pkl", ".json"):
+        parser.error(f"--out must end in .pkl or .json, got {args.out}")
+    if args.host_devices < 1:
+        parser.error("--host-devices must be >= 1")
+    try:
+        configs = None if args.configs is None else [parse_config(c) for c in args.configs]
+        timing = TimingOptions(args.warmup, args.min_repeats, args.max_repeats,
+                               args.min_seconds)
+        # Names are checked before JAX starts; devices once it shows them.
+        make_plan(args.models, configs, args.batch_sizes, 1 << 30, "?")
+        result = run_profile(args.models, args.out, args.rows or default_rows_path(args.out),
+                             configs, args.batch_sizes, args.host_devices, args.max_devices,
+                             args.platform, args.seed, timing, not args.no_progress)
+    except (ProfileError, ValueError) as exc:
+        parser.error(str(exc))
+    db = result.database
+    print(f"wrote {args.out}: {len(db)} models, {len(result.rows)} rows "
+          f"({result.measured} measured, {result.skipped} resumed) on "
+          f"{result.hardware['device_kind']} in {result.seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
