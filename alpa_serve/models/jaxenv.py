@@ -20,6 +20,11 @@ from typing import Any
 #: The extra that installs JAX.
 INSTALL_HINT = "install the real extra: pip install -e '.[real]' (jax and jaxlib from PyPI)"
 
+#: Environment variable naming a folder for JAX's persistent compilation cache (optional): the
+#: profiler and the runtime's JAX back end compile the same stage functions, and a rerun or a
+#: group manager then loads them instead of compiling again.
+CACHE_ENV = "ALPA_SERVE_JAX_CACHE"
+
 _COUNT_FLAG = "--xla_force_host_platform_device_count"
 _THREAD_FLAG = "--xla_cpu_multi_thread_eigen"
 
@@ -79,3 +84,15 @@ def configure_host_devices(count: int, single_thread: bool = True) -> None:
         return
     os.environ["XLA_FLAGS"] = host_device_flags(os.environ.get("XLA_FLAGS", ""), count,
                                                 single_thread)
+
+
+def enable_compile_cache(path: Any = None) -> None:
+    """Use JAX's persistent compilation cache in ``path`` (default: ``$ALPA_SERVE_JAX_CACHE``;
+    neither: nothing happens). Every compiled executable is stored, however quick."""
+    folder = path or os.environ.get(CACHE_ENV)
+    if not folder:
+        return
+    jax = require_jax()
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

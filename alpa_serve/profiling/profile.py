@@ -39,7 +39,12 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from alpa_serve.models.jaxenv import INSTALL_HINT, configure_host_devices, jax_available
+from alpa_serve.models.jaxenv import (
+    INSTALL_HINT,
+    configure_host_devices,
+    enable_compile_cache,
+    jax_available,
+)
 from alpa_serve.models.zoo import (
     DEFAULT_PROFILE_MODELS,
     SMALL_MODELS,
@@ -238,14 +243,18 @@ def run_profile(models: Sequence[str], out: Optional[Path], rows_path: Path,
                 DEFAULT_HOST_DEVICES, max_devices: Optional[int] = None,
                 platform: Optional[str] = None, seed: int = 0,
                 timing: TimingOptions = TimingOptions(), progress: bool = True,
-                on_row: Optional[Callable[[BenchmarkRow], None]] = None) -> ProfileResult:
+                on_row: Optional[Callable[[BenchmarkRow], None]] = None,
+                compile_cache: Optional[Path] = None) -> ProfileResult:
     """Measure what is not yet in ``rows_path``, then convert all its rows into a database
     (written to ``out`` unless None). See the module docstring; errors before any work raise
-    :class:`ProfileError`."""
+    :class:`ProfileError`. ``compile_cache``: a folder for JAX's persistent compilation cache
+    (default ``$ALPA_SERVE_JAX_CACHE``, or none)."""
     if not jax_available():
         raise ProfileError(f"the profiler needs JAX; {INSTALL_HINT}")
     configure_host_devices(host_devices)
     import jax
+
+    enable_compile_cache(compile_cache)
 
     try:
         devices = list(jax.devices(platform) if platform else jax.devices())
@@ -351,6 +360,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--max-repeats", type=int, default=TimingOptions.max_repeats)
     parser.add_argument("--min-seconds", type=float, default=TimingOptions.min_seconds,
                         help="timed seconds per row before stopping (default %(default)s)")
+    parser.add_argument("--compile-cache", type=Path, default=None,
+                        help="folder for JAX's persistent compilation cache (default: "
+                             "$ALPA_SERVE_JAX_CACHE, or none)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -368,7 +380,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         make_plan(args.models, configs, args.batch_sizes, 1 << 30, "?")
         result = run_profile(args.models, args.out, args.rows or default_rows_path(args.out),
                              configs, args.batch_sizes, args.host_devices, args.max_devices,
-                             args.platform, args.seed, timing, not args.no_progress)
+                             args.platform, args.seed, timing, not args.no_progress,
+                             compile_cache=args.compile_cache)
     except (ProfileError, ValueError) as exc:
         parser.error(str(exc))
     db = result.database

@@ -32,7 +32,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from alpa_serve.models.jaxenv import INSTALL_HINT, configure_host_devices, jax_available
+from alpa_serve.models.jaxenv import (
+    INSTALL_HINT,
+    configure_host_devices,
+    enable_compile_cache,
+    jax_available,
+)
 from alpa_serve.models.zoo import SMALL_MODELS, get_arch, parallel_config_problem
 from alpa_serve.runtime.backend import GroupSpec
 
@@ -107,6 +112,8 @@ class JaxGroupBackend:
         check_group(spec)
         configure_host_devices(host_device_count(spec))
         import jax
+
+        enable_compile_cache()  # $ALPA_SERVE_JAX_CACHE, e.g. the profiler's
 
         from alpa_serve.models.sharding import ShardedModel
         from alpa_serve.models.transformer import example_tokens

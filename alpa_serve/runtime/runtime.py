@@ -146,6 +146,24 @@ def _init_ray(address: Optional[str]) -> bool:
             del os.environ[key]
 
 
+def group_specs(dispatcher: Dispatcher, profiles: Sequence[Any], config: RuntimeConfig
+                ) -> list[tuple]:
+    """The ``GroupManager`` arguments of every group of a deployment: (group, stages,
+    per-model stage latencies, speed-up, back end, op, per-model type names). The back end
+    checks each group (``BackendKind.check``: ValueError for a group it cannot serve)."""
+    kind = BACKENDS[config.backend]
+    specs = []
+    for g in range(dispatcher.num_groups):
+        lat = {m: v for m in dispatcher.group_models[g]
+               if (v := dispatcher.latencies(m, g)) is not None}
+        op = int(dispatcher.group_configs[g].op)
+        types = {m: str(profiles[m].name) for m in lat}
+        kind.check(GroupSpec(g, op, dispatcher.group_stages[g], types))
+        specs.append((g, dispatcher.group_stages[g], lat, config.speedup, config.backend, op,
+                      types))
+    return specs
+
+
 class Runtime:
     """A running runtime; see :meth:`start`. Use as a context manager or call :meth:`stop`."""
 
@@ -177,7 +195,8 @@ class Runtime:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        Dispatcher(placement, profiles, model_names)  # bad input fails before Ray starts
+        # Bad input, or a group the back end cannot serve, fails before Ray starts.
+        group_specs(Dispatcher(placement, profiles, model_names), profiles, config)
         owns_ray = _init_ray(config.address)
         try:
             # On the driver's node, so that a loopback address is reachable from the caller.
@@ -222,17 +241,8 @@ class Runtime:
                              f"{len(slos)} SLOs; pass one of each per model")
         dispatcher = Dispatcher(placement, profiles, names)
         cfg = self.config
-        specs = []
-        kind = BACKENDS[cfg.backend]
-        for g in range(dispatcher.num_groups):
-            lat = {m: v for m in dispatcher.group_models[g]
-                   if (v := dispatcher.latencies(m, g)) is not None}
-            op = int(dispatcher.group_configs[g].op)
-            types = {m: str(profiles[m].name) for m in lat}
-            # A group the back end cannot serve fails here, before any actor changes.
-            kind.check(GroupSpec(g, op, dispatcher.group_stages[g], types))
-            specs.append((g, dispatcher.group_stages[g], lat, cfg.speedup, cfg.backend, op,
-                          types))
+        # A group the back end cannot serve fails here, before any actor changes.
+        specs = group_specs(dispatcher, profiles, cfg)
         group_cls = ray.remote(GroupManager).options(num_cpus=0,
                                                      max_concurrency=_MAX_CONCURRENCY)
         old, new = self.groups, []
