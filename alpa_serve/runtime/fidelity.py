@@ -331,9 +331,12 @@ def _main_jax(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from alpa_serve.models.jaxenv import INSTALL_HINT, jax_available
-    from alpa_serve.runtime.fidelity_jax import QUICK_DURATION as JAX_QUICK_DURATION
-    from alpa_serve.runtime.fidelity_jax import QUICK_SLO_SCALES as JAX_QUICK_SCALES
-    from alpa_serve.runtime.fidelity_jax import RealCase, run_real
+    from alpa_serve.runtime.fidelity_jax import (
+        QUICK_DURATION as JAX_QUICK_DURATION,
+        QUICK_SLO_SCALES as JAX_QUICK_SCALES,
+        RealCase,
+        run_real,
+    )
 
     if args.speedup is not None:
         parser.error("--backend jax computes in real time; --speedup does not apply")
