@@ -103,7 +103,7 @@ def profiled(tmp_path_factory):
     os.environ[CACHE_ENV] = str(out.parent / "jax_cache")
     args = ["--models", "bert-tiny", "--out", str(out), "--host-devices", "2",
             "--batch-sizes", "1", "2", "--warmup", "1", "--min-repeats", "3",
-            "--max-repeats", "5", "--min-seconds", "0", "--no-progress"]
+            "--max-repeats", "6", "--min-seconds", "0", "--rounds", "2", "--no-progress"]
     assert profile_main(args) == 0
     yield out, args
     del os.environ[CACHE_ENV]

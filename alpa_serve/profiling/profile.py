@@ -3,18 +3,21 @@
 
     python -m alpa_serve.profiling.profile --out DB.pkl [--models bert-tiny bert-mini moe-mini]
         [--rows ROWS.tsv] [--configs 1x1 2x1 1x2] [--max-devices N] [--host-devices 2]
-        [--batch-sizes 1 2 4 8 16] [--platform cpu|gpu] [--seed 0] [--no-progress]
+        [--batch-sizes 1 2 4 8 16] [--platform cpu|gpu] [--seed 0] [--rounds 3] [--no-progress]
 
 For every model (``alpa_serve.models.zoo.SMALL_MODELS``), parallel configuration (op, pp) and
 batch size, the JAX model (``alpa_serve.models``) is built on ``op * pp`` devices, each stage
 compiled, run ``--warmup`` times, then timed stage by stage: per-stage latency = the median of
 the warm runs of that stage (input placed on its devices, compiled stage, wait for the result;
 exactly what the runtime's JAX back end runs); MeanTime/StdTime over the same whole-pipeline
-runs. Weight bytes per device come from the placed arrays' shards, activation bytes from XLA's
-memory analysis of the compiled stage (temp + output bytes per device).
+runs. The timed runs of a model's rows are interleaved in ``--rounds`` rounds (each round times
+every row of the model in turn), so that a burst of other load on a shared machine does not
+land on all samples of one configuration. Weight bytes per device come from the placed arrays'
+shards, activation bytes from XLA's memory analysis of the compiled stage (temp + output bytes
+per device).
 
-Each measurement is appended to the raw benchmark rows (``ROWS``, the original benchmark's
-layout, ``profiling.benchmark_rows``) as soon as it is taken, with the device kind; a rerun
+Each row is appended to the raw benchmark rows (``ROWS``, the original benchmark's layout,
+``profiling.benchmark_rows``) as soon as its rounds are done, with the device kind; a rerun
 skips the rows already there (resume). At the end all rows of ``ROWS`` are converted into the
 database schema (DESIGN 3.1) and written to ``DB`` (``.pkl`` or ``.json``).
 
@@ -74,20 +77,31 @@ class ProfileError(ValueError):
 class TimingOptions:
     """How each row is timed.
 
-    warmup: untimed runs after compilation. A row is timed over at least ``min_repeats`` and
-    at most ``max_repeats`` whole-pipeline runs, stopping once ``min_seconds`` of timed runs
-    have passed (seconds).
+    warmup: untimed passes after compilation. The timed whole-pipeline passes of a row are
+    spread over ``rounds`` rounds; each round times every row of the model in turn, at least
+    ``ceil(min_repeats / rounds)`` passes per row and round, more until ``min_seconds /
+    rounds`` seconds, at most ``ceil(max_repeats / rounds)``. So a row's samples come from
+    several moments, and a burst of other load on a shared machine lands on one round of all
+    configurations rather than on all samples of one (the latency is the median of all).
     """
 
     warmup: int = 2
-    min_repeats: int = 5
+    min_repeats: int = 6
     max_repeats: int = 30
     min_seconds: float = 1.0
+    rounds: int = 3
 
     def __post_init__(self) -> None:
-        if self.warmup < 0 or not 1 <= self.min_repeats <= self.max_repeats:
-            raise ValueError(f"need warmup >= 0 and 1 <= min_repeats <= max_repeats, got "
-                             f"{self.warmup}, {self.min_repeats}, {self.max_repeats}")
+        if self.warmup < 0 or not 1 <= self.min_repeats <= self.max_repeats or self.rounds < 1:
+            raise ValueError(f"need warmup >= 0, 1 <= min_repeats <= max_repeats and rounds >= "
+                             f"1, got {self.warmup}, {self.min_repeats}, {self.max_repeats}, "
+                             f"{self.rounds}")
+
+    def per_round(self) -> tuple[int, int, float]:
+        """(min passes, max passes, min seconds) of one round of one row."""
+        r = self.rounds
+        return (math.ceil(self.min_repeats / r), math.ceil(self.max_repeats / r),
+                self.min_seconds / r)
 
 
 @dataclass(frozen=True)
@@ -163,41 +177,66 @@ def _row_key(row: BenchmarkRow) -> tuple[str, ParallelConfig, int]:
     return row.model_name, ParallelConfig.coerce(row.config), row.batch_size
 
 
-def measure_row(model: Any, batch_size: int, timing: TimingOptions, seed: int,
-                device_kind: str) -> BenchmarkRow:
-    """Time one (model, configuration, batch size); ``model`` is a built ShardedModel."""
+@dataclass
+class _Measurement:
+    """One row being measured: the built model, its input, and the samples so far (s)."""
+
+    model: Any
+    batch_size: int
+    tokens: np.ndarray
+    stage_times: list[list[float]]
+    totals: list[float] = field(default_factory=list)
+
+
+def _prepare(model: Any, batch_size: int, timing: TimingOptions, seed: int) -> _Measurement:
+    """Compile the stages for ``batch_size`` and run the warm-up passes."""
     from alpa_serve.models.transformer import example_tokens
 
-    arch = model.arch
-    tokens = example_tokens(arch, batch_size, seed)
+    tokens = example_tokens(model.arch, batch_size, seed)
     model.compile(batch_size)
     for _ in range(timing.warmup):
         model.forward(tokens)
-    stage_times: list[list[float]] = [[] for _ in model.stages]
-    totals: list[float] = []
+    return _Measurement(model, batch_size, tokens, [[] for _ in model.stages])
+
+
+def _time_round(m: _Measurement, timing: TimingOptions) -> None:
+    """One round of timed whole-pipeline passes, each stage timed on its own."""
+    low, high, seconds = timing.per_round()
     clock = time.perf_counter
-    begin = clock()
-    while len(totals) < timing.max_repeats and (
-            len(totals) < timing.min_repeats or clock() - begin < timing.min_seconds):
-        x: Any = tokens
+    begin, n = clock(), 0
+    while n < high and (n < low or clock() - begin < seconds):
+        x: Any = m.tokens
         t0 = clock()
-        for k, stage in enumerate(model.stages):
+        for k, stage in enumerate(m.model.stages):
             ts = clock()
             x = stage(x)
-            stage_times[k].append(clock() - ts)
-        totals.append(clock() - t0)
+            m.stage_times[k].append(clock() - ts)
+        m.totals.append(clock() - t0)
+        n += 1
+
+
+def _row(m: _Measurement, device_kind: str) -> BenchmarkRow:
+    model, b = m.model, m.batch_size
     weights = tuple(model.weight_bytes())
-    acts = [s.activation_bytes(arch, batch_size) for s in model.stages]
-    peak = tuple(w + (a or 0.0) for w, a in zip(weights, acts))
-    mean = float(np.mean(totals))
+    acts = [s.activation_bytes(model.arch, b) for s in model.stages]
+    mean = float(np.mean(m.totals))
     return BenchmarkRow(
-        model_name=arch.name, batch_size=batch_size,
-        config=ParallelConfig(1, model.op, model.pp),
-        mean_time=mean, std_time=float(np.std(totals)),
-        stage_weights=weights, stage_peak_mem=peak,
-        stage_latencies=tuple(float(np.median(t)) for t in stage_times),
-        tflops=arch.total_flops(batch_size) / mean / 1e12,
-        device_kind=device_kind)
+        model_name=model.arch.name, batch_size=b, config=ParallelConfig(1, model.op, model.pp),
+        mean_time=mean, std_time=float(np.std(m.totals)), stage_weights=weights,
+        stage_peak_mem=tuple(w + (a or 0.0) for w, a in zip(weights, acts)),
+        stage_latencies=tuple(float(np.median(t)) for t in m.stage_times),
+        tflops=model.arch.total_flops(b) / mean / 1e12, device_kind=device_kind)
+
+
+def measure_row(model: Any, batch_size: int, timing: TimingOptions, seed: int,
+                device_kind: str) -> BenchmarkRow:
+    """Time one (model, configuration, batch size) on its own (all rounds back to back);
+    ``model`` is a built ShardedModel. The profiler interleaves the rounds of a model's rows
+    instead (:func:`run_profile`)."""
+    m = _prepare(model, batch_size, timing, seed)
+    for _ in range(timing.rounds):
+        _time_round(m, timing)
+    return _row(m, device_kind)
 
 
 @dataclass
@@ -285,35 +324,49 @@ def run_profile(models: Sequence[str], out: Optional[Path], rows_path: Path,
     if progress and todo:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(todo), desc="profile", unit="row", file=sys.stderr)
+        # One step per row compiled, and per row and round timed.
+        bar = tqdm(total=len(todo) * (1 + timing.rounds), desc="profile", unit="step",
+                   file=sys.stderr)
     from alpa_serve.models.transformer import init_params
 
     act_reported = True
     try:
         for name in plan.configs:
-            mine = [t for t in todo if t[0] == name]
+            mine = [(c, b) for (n, c, b) in todo if n == name]
             if not mine:
                 continue
             arch = get_arch(name)
             params = init_params(arch, seed)
-            for cfg in plan.configs[name]:
-                sizes = [b for (_, c, b) in mine if c == cfg]
-                if not sizes:
-                    continue
-                model = ShardedModel.build(arch, cfg.op, cfg.pp, params, devices=devices)
-                for b in sizes:
+            built = {cfg: ShardedModel.build(arch, cfg.op, cfg.pp, params, devices=devices)
+                     for cfg in dict.fromkeys(c for c, _ in mine)}
+            measuring = []
+            for cfg, b in mine:
+                if bar is not None:
+                    bar.set_postfix_str(f"{name} op{cfg.op}pp{cfg.pp} bs{b} compile")
+                measuring.append(_prepare(built[cfg], b, timing, seed))
+                if bar is not None:
+                    bar.update(1)
+            for r in range(timing.rounds):
+                for (cfg, b), m in zip(mine, measuring):
                     if bar is not None:
-                        bar.set_postfix_str(f"{name} op{cfg.op}pp{cfg.pp} bs{b}")
-                    row = measure_row(model, b, timing, seed, kind)
-                    act_reported &= any(p > w for p, w in zip(row.stage_peak_mem,
-                                                              row.stage_weights))
-                    append_row(rows_path, row)
-                    done[(name, cfg, b)] = row
-                    if on_row is not None:
-                        on_row(row)
+                        bar.set_postfix_str(f"{name} op{cfg.op}pp{cfg.pp} bs{b} round {r + 1}")
+                    _time_round(m, timing)
                     if bar is not None:
                         bar.update(1)
-                del model
+            for (cfg, b), m in zip(mine, measuring):
+                row = _row(m, kind)
+                spread = float(np.std(m.totals) / np.mean(m.totals))
+                if spread > 0.25:
+                    logger.warning("%s op%d pp%d bs%d: passes vary by %.0f%% (std / mean); the "
+                                   "machine's other load shows in the profile", name, cfg.op,
+                                   cfg.pp, b, 100 * spread)
+                act_reported &= any(p > w for p, w in zip(row.stage_peak_mem,
+                                                          row.stage_weights))
+                append_row(rows_path, row)
+                done[(name, cfg, b)] = row
+                if on_row is not None:
+                    on_row(row)
+            del built, measuring
     finally:
         if bar is not None:
             bar.close()
@@ -360,6 +413,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--max-repeats", type=int, default=TimingOptions.max_repeats)
     parser.add_argument("--min-seconds", type=float, default=TimingOptions.min_seconds,
                         help="timed seconds per row before stopping (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=TimingOptions.rounds,
+                        help="rounds the timed passes of each row are spread over, all rows "
+                             "of a model in turn per round (default %(default)s)")
     parser.add_argument("--compile-cache", type=Path, default=None,
                         help="folder for JAX's persistent compilation cache (default: "
                              "$ALPA_SERVE_JAX_CACHE, or none)")
@@ -375,7 +431,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         configs = None if args.configs is None else [parse_config(c) for c in args.configs]
         timing = TimingOptions(args.warmup, args.min_repeats, args.max_repeats,
-                               args.min_seconds)
+                               args.min_seconds, args.rounds)
         # Names are checked before JAX starts; devices once it shows them.
         make_plan(args.models, configs, args.batch_sizes, 1 << 30, "?")
         result = run_profile(args.models, args.out, args.rows or default_rows_path(args.out),
