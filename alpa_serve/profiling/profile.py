@@ -68,6 +68,14 @@ logger = logging.getLogger(__name__)
 #: Host (CPU) devices JAX shows when none is asked for.
 DEFAULT_HOST_DEVICES = 2
 
+#: How stages are timed. ``busy`` (default): while a row is timed every device is working:
+#: the configuration's stages run concurrently (a pipeline in steady state) and every device
+#: it leaves free runs a filler computation (another group at work); this is what serving sees
+#: when the cluster is busy, and on host devices, which share the machine's cores, it includes
+#: their contention. ``isolated``: one stage at a time, every other device idle (on GPUs the
+#: two agree).
+TIMING_MODES = ("busy", "isolated")
+
 
 class ProfileError(ValueError):
     """A profiling request that cannot be run (bad model name, too few devices, ...)."""
@@ -179,28 +187,36 @@ def _row_key(row: BenchmarkRow) -> tuple[str, ParallelConfig, int]:
 
 @dataclass
 class _Measurement:
-    """One row being measured: the built model, its input, and the samples so far (s)."""
+    """One row being measured: the built model, its input, each stage's input, and the
+    samples so far (s)."""
 
     model: Any
     batch_size: int
     tokens: np.ndarray
+    stage_inputs: list[Any]
     stage_times: list[list[float]]
     totals: list[float] = field(default_factory=list)
 
 
 def _prepare(model: Any, batch_size: int, timing: TimingOptions, seed: int) -> _Measurement:
-    """Compile the stages for ``batch_size`` and run the warm-up passes."""
+    """Compile the stages for ``batch_size``, run the warm-up passes, keep each stage's input."""
     from alpa_serve.models.transformer import example_tokens
 
     tokens = example_tokens(model.arch, batch_size, seed)
     model.compile(batch_size)
     for _ in range(timing.warmup):
         model.forward(tokens)
-    return _Measurement(model, batch_size, tokens, [[] for _ in model.stages])
+    inputs: list[Any] = []
+    x: Any = tokens
+    for stage in model.stages:
+        inputs.append(x)
+        x = stage(x)
+    return _Measurement(model, batch_size, tokens, inputs, [[] for _ in model.stages])
 
 
 def _time_round(m: _Measurement, timing: TimingOptions) -> None:
-    """One round of timed whole-pipeline passes, each stage timed on its own."""
+    """One round of timed whole-pipeline passes, each stage timed on its own, one stage at a
+    time (``isolated``)."""
     low, high, seconds = timing.per_round()
     clock = time.perf_counter
     begin, n = clock(), 0
@@ -213,6 +229,67 @@ def _time_round(m: _Measurement, timing: TimingOptions) -> None:
             m.stage_times[k].append(clock() - ts)
         m.totals.append(clock() - t0)
         n += 1
+
+
+class Filler:
+    """Keeps one device busy: a loop of a compiled 384 x 384 float32 matmul (a few ms per call),
+    standing for another group computing on it."""
+
+    SIZE = 384
+
+    def __init__(self, device: Any) -> None:
+        import jax
+
+        a = np.random.default_rng(0).normal(size=(self.SIZE, self.SIZE)).astype(np.float32)
+        self.x = jax.device_put(a / self.SIZE, device)
+        self.fn = jax.jit(lambda v: v @ v).lower(self.x).compile()
+        self.fn(self.x).block_until_ready()
+
+    def __call__(self) -> None:
+        self.fn(self.x).block_until_ready()
+
+
+def _time_round_busy(m: _Measurement, timing: TimingOptions, fillers: Sequence[Filler]) -> None:
+    """One round with every device busy (``busy``): each stage of the model runs in its own
+    thread in a loop on its input (a pipeline in steady state, stages overlapping as they do
+    under load), and each device the configuration leaves free runs a :class:`Filler`; every
+    stage call is timed. A pass's time is the sum of its stages' times."""
+    import threading
+
+    low, high, seconds = timing.per_round()
+    clock = time.perf_counter
+    stop = threading.Event()
+    samples: list[list[float]] = [[] for _ in m.model.stages]
+
+    def run_stage(k: int) -> None:
+        stage, x, out = m.model.stages[k], m.stage_inputs[k], samples[k]
+        while not stop.is_set():
+            ts = clock()
+            stage(x)
+            out.append(clock() - ts)
+
+    def run_filler(f: Filler) -> None:
+        while not stop.is_set():
+            f()
+
+    threads = [threading.Thread(target=run_stage, args=(k,), daemon=True)
+               for k in range(len(samples))]
+    threads += [threading.Thread(target=run_filler, args=(f,), daemon=True) for f in fillers]
+    begin = clock()
+    for t in threads:
+        t.start()
+    while True:
+        counts = [len(x) for x in samples]
+        if max(counts) >= high or (min(counts) >= low and clock() - begin >= seconds):
+            break
+        time.sleep(0.002)
+    stop.set()
+    for t in threads:
+        t.join()
+    n = min(len(x) for x in samples)
+    for k, x in enumerate(samples):
+        m.stage_times[k].extend(x)
+    m.totals.extend(float(sum(x[i] for x in samples)) for i in range(n))
 
 
 def _row(m: _Measurement, device_kind: str) -> BenchmarkRow:
@@ -283,11 +360,14 @@ def run_profile(models: Sequence[str], out: Optional[Path], rows_path: Path,
                 platform: Optional[str] = None, seed: int = 0,
                 timing: TimingOptions = TimingOptions(), progress: bool = True,
                 on_row: Optional[Callable[[BenchmarkRow], None]] = None,
-                compile_cache: Optional[Path] = None) -> ProfileResult:
+                compile_cache: Optional[Path] = None, mode: str = "busy") -> ProfileResult:
     """Measure what is not yet in ``rows_path``, then convert all its rows into a database
     (written to ``out`` unless None). See the module docstring; errors before any work raise
     :class:`ProfileError`. ``compile_cache``: a folder for JAX's persistent compilation cache
-    (default ``$ALPA_SERVE_JAX_CACHE``, or none)."""
+    (default ``$ALPA_SERVE_JAX_CACHE``, or none). ``mode``: ``busy`` (every device busy while
+    a row is timed) or ``isolated`` (one stage at a time), see :data:`TIMING_MODES`."""
+    if mode not in TIMING_MODES:
+        raise ProfileError(f"unknown timing mode {mode!r}; choose from {list(TIMING_MODES)}")
     if not jax_available():
         raise ProfileError(f"the profiler needs JAX; {INSTALL_HINT}")
     configure_host_devices(host_devices)
@@ -330,6 +410,7 @@ def run_profile(models: Sequence[str], out: Optional[Path], rows_path: Path,
     from alpa_serve.models.transformer import init_params
 
     act_reported = True
+    fillers: dict[int, Filler] = {}
     try:
         for name in plan.configs:
             mine = [(c, b) for (n, c, b) in todo if n == name]
@@ -350,7 +431,14 @@ def run_profile(models: Sequence[str], out: Optional[Path], rows_path: Path,
                 for (cfg, b), m in zip(mine, measuring):
                     if bar is not None:
                         bar.set_postfix_str(f"{name} op{cfg.op}pp{cfg.pp} bs{b} round {r + 1}")
-                    _time_round(m, timing)
+                    if mode == "busy":
+                        free = devices[cfg.op * cfg.pp:]
+                        for d in free:
+                            if d.id not in fillers:
+                                fillers[d.id] = Filler(d)
+                        _time_round_busy(m, timing, [fillers[d.id] for d in free])
+                    else:
+                        _time_round(m, timing)
                     if bar is not None:
                         bar.update(1)
             for (cfg, b), m in zip(mine, measuring):
@@ -416,6 +504,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--rounds", type=int, default=TimingOptions.rounds,
                         help="rounds the timed passes of each row are spread over, all rows "
                              "of a model in turn per round (default %(default)s)")
+    parser.add_argument("--timing", choices=TIMING_MODES, default="busy",
+                        help="busy: every device working while a row is timed (default); "
+                             "isolated: one stage at a time")
     parser.add_argument("--compile-cache", type=Path, default=None,
                         help="folder for JAX's persistent compilation cache (default: "
                              "$ALPA_SERVE_JAX_CACHE, or none)")
@@ -437,7 +528,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         result = run_profile(args.models, args.out, args.rows or default_rows_path(args.out),
                              configs, args.batch_sizes, args.host_devices, args.max_devices,
                              args.platform, args.seed, timing, not args.no_progress,
-                             compile_cache=args.compile_cache)
+                             compile_cache=args.compile_cache, mode=args.timing)
     except (ProfileError, ValueError) as exc:
         parser.error(str(exc))
     db = result.database
