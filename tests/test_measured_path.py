@@ -33,7 +33,11 @@ from alpa_serve.models.transformer import (  # noqa: E402
 from alpa_serve.models.zoo import get_arch, layer_partition, parallel_config_problem  # noqa: E402
 from alpa_serve.profiling import ParallelConfig, ProfilingDatabase  # noqa: E402
 from alpa_serve.profiling.benchmark_rows import ORIGINAL_COLUMNS, read_rows  # noqa: E402
-from alpa_serve.profiling.profile import main as profile_main  # noqa: E402
+from alpa_serve.profiling.profile import (  # noqa: E402
+    TimingOptions,
+    main as profile_main,
+    measure_row,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DENSE = ModelArch("test-dense", "dense", 2, 32, 4, 8, 100)
@@ -56,6 +60,11 @@ def test_every_op_pp_computes_the_one_device_function(arch, configs):
         out = model.forward(tokens)
         np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5,
                                    err_msg=f"{arch.name} op={op} pp={pp}")
+        if (op, pp) == (1, 2):  # the isolated timing path, on the stages compiled above
+            row = measure_row(model, 3, TimingOptions(warmup=0, min_repeats=2, max_repeats=2,
+                                                      min_seconds=0, rounds=2), 0, "cpu")
+            assert len(row.stage_latencies) == 2 and len(row.act_mem) == 2
+            assert min(row.stage_latencies) > 0 and row.mean_time > 0
         # Weights really are split: per device, op halves the layers' share.
         if op > 1 and pp == 1:
             full = ShardedModel.build(arch, 1, 1, params).weight_bytes()[0]
