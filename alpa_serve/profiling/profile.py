@@ -68,6 +68,9 @@ logger = logging.getLogger(__name__)
 #: Host (CPU) devices JAX shows when none is asked for.
 DEFAULT_HOST_DEVICES = 2
 
+#: Rows whose whole-pipeline passes vary by more than this (std / mean) are reported.
+NOISY_SPREAD = 0.25
+
 #: How stages are timed. ``busy`` (default): while a row is timed every device is working:
 #: the configuration's stages run concurrently (a pipeline in steady state) and every device
 #: it leaves free runs a filler computation (another group at work); this is what serving sees
@@ -85,7 +88,7 @@ class ProfileError(ValueError):
 class TimingOptions:
     """How each row is timed.
 
-    warmup: untimed passes after compilation. The timed whole-pipeline passes of a row are
+    warmup: untimed passes after compilation (at least one is run). The timed whole-pipeline passes of a row are
     spread over ``rounds`` rounds; each round times every row of the model in turn, at least
     ``ceil(min_repeats / rounds)`` passes per row and round, more until ``min_seconds /
     rounds`` seconds, at most ``ceil(max_repeats / rounds)``. So a row's samples come from
@@ -93,10 +96,10 @@ class TimingOptions:
     configurations rather than on all samples of one (the latency is the median of all).
     """
 
-    warmup: int = 2
+    warmup: int = 1
     min_repeats: int = 6
     max_repeats: int = 30
-    min_seconds: float = 1.0
+    min_seconds: float = 0.6
     rounds: int = 3
 
     def __post_init__(self) -> None:
@@ -204,13 +207,13 @@ def _prepare(model: Any, batch_size: int, timing: TimingOptions, seed: int) -> _
 
     tokens = example_tokens(model.arch, batch_size, seed)
     model.compile(batch_size)
-    for _ in range(timing.warmup):
-        model.forward(tokens)
     inputs: list[Any] = []
-    x: Any = tokens
-    for stage in model.stages:
-        inputs.append(x)
-        x = stage(x)
+    for _ in range(max(timing.warmup, 1)):
+        inputs = []
+        x: Any = tokens
+        for stage in model.stages:
+            inputs.append(x)
+            x = stage(x)
     return _Measurement(model, batch_size, tokens, inputs, [[] for _ in model.stages])
 
 
@@ -441,19 +444,22 @@ def run_profile(models: Sequence[str], out: Optional[Path], rows_path: Path,
                         _time_round(m, timing)
                     if bar is not None:
                         bar.update(1)
+            spreads = []
             for (cfg, b), m in zip(mine, measuring):
                 row = _row(m, kind)
-                spread = float(np.std(m.totals) / np.mean(m.totals))
-                if spread > 0.25:
-                    logger.warning("%s op%d pp%d bs%d: passes vary by %.0f%% (std / mean); the "
-                                   "machine's other load shows in the profile", name, cfg.op,
-                                   cfg.pp, b, 100 * spread)
+                spreads.append(float(np.std(m.totals) / np.mean(m.totals)))
                 act_reported &= any(p > w for p, w in zip(row.stage_peak_mem,
                                                           row.stage_weights))
                 append_row(rows_path, row)
                 done[(name, cfg, b)] = row
                 if on_row is not None:
                     on_row(row)
+            noisy = sum(x > NOISY_SPREAD for x in spreads)
+            if noisy:
+                logger.warning("%s: the passes of %d of %d rows vary by more than %.0f%% (std / "
+                               "mean, largest %.0f%%): the machine's other load shows in the "
+                               "profile", name, noisy, len(spreads), 100 * NOISY_SPREAD,
+                               100 * max(spreads))
             del built, measuring
     finally:
         if bar is not None:
