@@ -88,12 +88,13 @@ class ProfileError(ValueError):
 class TimingOptions:
     """How each row is timed.
 
-    warmup: untimed passes after compilation (at least one is run). The timed whole-pipeline passes of a row are
-    spread over ``rounds`` rounds; each round times every row of the model in turn, at least
-    ``ceil(min_repeats / rounds)`` passes per row and round, more until ``min_seconds /
-    rounds`` seconds, at most ``ceil(max_repeats / rounds)``. So a row's samples come from
-    several moments, and a burst of other load on a shared machine lands on one round of all
-    configurations rather than on all samples of one (the latency is the median of all).
+    warmup: untimed passes after compilation (at least one is run). The timed whole-pipeline
+    passes of a row are spread over ``rounds`` rounds; each round times every row of the model
+    in turn, at least ``ceil(min_repeats / rounds)`` passes per row and round, more until
+    ``min_seconds / rounds`` seconds, at most ``ceil(max_repeats / rounds)``. So a row's
+    samples come from several moments, and a burst of other load on a shared machine lands on
+    one round of all configurations rather than on all samples of one (the latency is the
+    median of all).
     """
 
     warmup: int = 1
