@@ -158,8 +158,10 @@ def run_real(out: Path, case: RealCase, profile: Optional[Path] = None,
     t_start = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     # The profiler and the group managers (Ray workers inherit the driver's environment)
-    # share compiled stage functions.
+    # share compiled stage functions; JAX's cache key counts the devices a process shows, so
+    # the group managers show as many host devices as the profiler.
     os.environ.setdefault(CACHE_ENV, str((out / "jax_cache").resolve()))
+    os.environ.setdefault("ALPA_SERVE_HOST_DEVICES", str(case.num_devices))
     db = ProfilingDatabase.load(profile) if profile is not None else \
         profile_case(case, out, progress)
     t_profiled = time.monotonic()

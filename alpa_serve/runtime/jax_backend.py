@@ -49,6 +49,9 @@ DEFAULT_HOST_DEVICES = 8
 #: Built models of this process: (type name, op, pp, seed, first device id) -> ShardedModel.
 _BUILT: dict[tuple[str, int, int, int, int], Any] = {}
 
+#: The worker thread of each stage index, kept for the process (a redeployed group reuses it).
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
 
 def check_group(spec: GroupSpec) -> None:
     """ValueError (one line) if the JAX back end cannot serve ``spec``: JAX missing, a model
@@ -96,7 +99,10 @@ class JaxStageDevice:
     def __init__(self, group: "JaxGroupBackend", stage: int) -> None:
         self.group = group
         self.stage = stage
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"jax-stage{stage}")
+        if stage not in _POOLS:
+            _POOLS[stage] = ThreadPoolExecutor(max_workers=1,
+                                               thread_name_prefix=f"jax-stage{stage}")
+        self.pool = _POOLS[stage]
 
     async def execute(self, model: int, stage: int, start: float, duration: float,
                       data: Any = None) -> tuple[float, Any]:
