@@ -86,9 +86,13 @@ def fig11_file(model_set: str, trace: str) -> str:
     return f"{model_set}_{trace}.tsv"
 
 
+#: Glob of the Fig. 13 pair files (see :func:`fig13_file`).
+FIG13_PATTERN = "robust_pair*.tsv"
+
+
 def fig13_file(pair: int) -> str:
     """TSV file of the Fig. 13 (train, test) window pair number ``pair`` (1-based)."""
-    return f"robust_pair{pair}.tsv"
+    return FIG13_PATTERN.replace("*", str(pair))
 
 
 # ------------------------------------------------------------------------------------------

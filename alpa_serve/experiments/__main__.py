@@ -5,7 +5,8 @@ Runs every case of a suite (DESIGN 7.2) not yet in its TSV file; see docs/experi
 a row could not be written (disk full); 2 when the run is refused before any case runs
 (unknown suite, unusable or locked output folder, a file this runner did not write, stale
 results, a malformed profile or trace, a profile without a model of the suite, unreachable Ray
-cluster); 130 when interrupted (Ctrl-C or SIGTERM; rerun to resume). Every error is one line, without a traceback (-v adds it).
+cluster); 130 when interrupted (Ctrl-C or SIGTERM; rerun to resume). Every error is one line,
+without a traceback (-v adds it).
 """
 
 from __future__ import annotations

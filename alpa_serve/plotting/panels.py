@@ -143,8 +143,8 @@ def draw_panel(ax, panel: Panel, figure_kind: str, markers: bool = True) -> list
     ax.set_xlabel(X_LABEL.get(panel.x, panel.x))
     drawn = draw_original(ax, panel, figure_kind)
     if panel.points is None or panel.points.empty:
-        ax.text(0.5, 0.5, "ours: no data" if drawn else "no data", transform=ax.transAxes, ha="center", va="center",
-                color="0.4", gid=NO_DATA_GID)
+        ax.text(0.5, 0.5, "ours: no data" if drawn else "no data", transform=ax.transAxes,
+                ha="center", va="center", color="0.4", gid=NO_DATA_GID)
         if not drawn:
             ax.set_xticks([])
         return drawn

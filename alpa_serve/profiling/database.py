@@ -407,6 +407,12 @@ class ProfilingDatabase:
                     load_original_bytes,
                 )
 
+                if exc.module in ("copy_reg", "copyreg") and exc.name == "_reconstructor":
+                    raise DatabaseFormatError(
+                        path, "cannot unpickle: it uses copyreg._reconstructor (classes pickled "
+                        "with protocol 0 or 1); an original-artifact profile is read from "
+                        "protocol 2 or later: load it with the original package and pickle.dump "
+                        "it again with protocol=2 or higher") from exc
                 if exc.module != ORIGINAL_MODULE:
                     raise DatabaseFormatError(path, f"cannot unpickle: {exc}") from exc
                 return load_original_bytes(data, source=path)
