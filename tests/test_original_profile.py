@@ -278,3 +278,16 @@ def test_a_profile_without_a_suite_model_stops_before_any_case(tmp_path, caplog)
                  str(small)]) == 2
     assert "unknown model" in caplog.text and "small.json" in caplog.text
     assert not list(Path(tmp_path / "o").glob("*.tsv"))
+
+
+def test_gen_data_scripts_pass_the_profile_through(tmp_path):
+    # The wrapper forwards --profile (and a later --out) to the runner, which refuses an
+    # unreadable profile before touching any output folder.
+    bad = tmp_path / "profiling_result.pkl"
+    bad.write_bytes(b"not a pickle")
+    script = Path(__file__).resolve().parent.parent / "osdi23_artifact" / "gen_data_sec6_5_ab.sh"
+    res = subprocess.run(["bash", str(script), "--serial", "--profile", str(bad), "--out",
+                          str(tmp_path / "out")], capture_output=True, text=True)
+    assert res.returncode == 2, res.stderr
+    assert f"--profile: cannot use {bad}" in res.stderr
+    assert not (tmp_path / "out").exists()
