@@ -200,9 +200,10 @@ def test_compare_cli_writes_the_report(tmp_path, capsys):
     assert compare_main([str(ours), str(orig), "--out", str(orig / "cmp")]) == 2
     # real-trace rows of ours: no stand-in warning
     ours2, orig2 = make_folders(tmp_path / "real", standin=False)
-    assert compare_main([str(ours2 / "sec6_2_data"), str(orig2 / "sec6_2_data"), "--out",
-                         str(tmp_path / "cmp2"), "--figures", "fig11"]) == 0
-    assert "stand-in" not in (tmp_path / "cmp2" / "report.md").read_text()
+    assert compare_main([str(ours2 / "sec6_2_data"), str(orig2), "--out",
+                         str(tmp_path / "cmp2")]) == 0  # a data folder: its figure only
+    report2 = (tmp_path / "cmp2" / "report.md").read_text()
+    assert "stand-in" not in report2 and "Fig. 11" in report2 and "Fig. 14" not in report2
 
 
 def test_compare_cli_bad_original_file_is_one_line(tmp_path, capsys):

@@ -67,8 +67,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("original", type=Path, help="the original artifact's folder (or one "
                         "of its sec6_*_data folders, or one result file)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the report")
-    parser.add_argument("--figures", default=",".join(DATA_DIRS),
-                        help=f"figures to compare (default: {','.join(DATA_DIRS)})")
+    parser.add_argument("--figures", default=None,
+                        help=f"figures to compare, from {','.join(DATA_DIRS)} (default: all; "
+                             "the one figure of OURS when it is a sec6_*_data folder)")
     parser.add_argument("--tol", type=float, default=DEFAULT_TOL,
                         help=f"goodput difference counted as equal (default {DEFAULT_TOL})")
     parser.add_argument("--profile", type=Path, default=None,
@@ -78,7 +79,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    figures = tuple(f.strip() for f in args.figures.split(",") if f.strip())
+    own = [fig for fig, folder in DATA_DIRS.items() if args.ours.name == folder]
+    text = args.figures if args.figures is not None else ",".join(own or DATA_DIRS)
+    figures = tuple(f.strip() for f in text.split(",") if f.strip())
     unknown = [f for f in figures if f not in DATA_DIRS]
     if unknown or not figures:
         parser.error(f"--figures: unknown {unknown}; choose from {', '.join(DATA_DIRS)}")
