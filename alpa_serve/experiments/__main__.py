@@ -22,6 +22,7 @@ from alpa_serve.experiments.suite_runner import OutputWriteError, RunnerError, R
 from alpa_serve.experiments.suites import (
     SUITE_ALIASES,
     SUITES,
+    CalibrationTargetsError,
     SuiteOptions,
     UnknownFileError,
     UnknownSuiteError,
@@ -125,7 +126,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _log_error(f"the profiling database cannot be used: {exc}; reinstall the package or "
                    f"regenerate it with `python -m alpa_serve.profiling.generate`", exc)
         return 2
-    except (RunnerError, TsvFormatError, FileNotFoundError, UnknownFileError, TraceError) as exc:
+    except (RunnerError, TsvFormatError, FileNotFoundError, UnknownFileError, TraceError,
+            CalibrationTargetsError) as exc:
         _log_error(str(exc), exc)
         return 2
     except OutputWriteError as exc:

@@ -317,6 +317,37 @@ def _todo(by_file: dict[str, list[SuiteEntry]], out_dir: Path) -> list[SuiteEntr
     return todo
 
 
+def _subproblem_cache(options: RunOptions, out_dir: Path) -> RunOptions:
+    """Make ``OUT/.subproblems`` usable as a cache, changing nothing of the user's.
+
+    A path of that name that is not a folder is left untouched and the run keeps no
+    sub-problems (a warning says so; rows are the same). In the folder, the temporary files of
+    writes cut short (``.tmp-*.json``, e.g. by ``kill -9``) are removed: this run holds the
+    folder lock, so no other run is writing them.
+    """
+    if not options.share_subproblems:
+        return options
+    folder = out_dir / SUBPROBLEM_FOLDER
+    if os.path.lexists(folder) and not folder.is_dir():
+        logger.warning("%s exists and is not a folder; it is left untouched and this run keeps "
+                       "no solved sub-problems (same rows; move it away to share them between "
+                       "cases)", folder)
+        return _replace(options, share_subproblems=False)
+    if folder.is_dir():
+        removed = 0
+        for tmp in folder.glob(".tmp-*.json"):
+            try:
+                if tmp.is_file() and not tmp.is_symlink():
+                    tmp.unlink()
+                    removed += 1
+            except OSError:  # best effort: a leftover only wastes a little space
+                pass
+        if removed:
+            logger.info("removed %d unfinished sub-problem file(s) of an interrupted run from "
+                        "%s", removed, folder)
+    return options
+
+
 def _append(path: Path, row: dict[str, Any]) -> None:
     """:func:`append_row`; an OSError (disk full, ...) becomes OutputWriteError naming ``path``."""
     try:
@@ -601,6 +632,7 @@ def run_entries(entries: Sequence[SuiteEntry], options: RunOptions, db: Any = No
                     "serial" if options.serial else
                     f"Ray at {options.ray_address}" if options.ray_address else "embedded Ray")
         if todo:
+            options = _subproblem_cache(options, out_dir)
             traces = _load_traces(todo)
             with _progress(len(entries), summary.skipped, desc, options.progress) as bar:
                 if options.serial:
