@@ -36,6 +36,7 @@ import math
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -208,6 +209,25 @@ def enable_token_auth_if_available() -> bool:
     return on
 
 
+def _import_ray() -> Any:
+    """``import ray``; when this is the first import, the driver's C++ failure-signal handler
+    is left out, since this process's SIGINT/SIGTERM are handled by its own handlers (Ray's
+    would print a crash report for a plain SIGTERM). Its workers, started later without the
+    variable, keep the handler."""
+    if "ray" in sys.modules:
+        return sys.modules["ray"]
+    key = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"  # read once, when ray is imported
+    set_here = key not in os.environ
+    if set_here:
+        os.environ[key] = "1"
+    try:
+        import ray
+    finally:
+        if set_here:
+            os.environ.pop(key, None)
+    return ray
+
+
 def _wait_quietly(thread: threading.Thread, timeout: Optional[float]) -> None:
     """Join ``thread`` (at most ``timeout`` s) while further SIGINT/SIGTERM only log: used
     after an interrupt, while Ray finishes starting so that it can be shut down."""
@@ -292,8 +312,7 @@ def connect(conn: RayConnection) -> bool:
             ``conn.connect_timeout`` seconds (joining).
         KeyboardInterrupt: interrupted during start-up; Ray was shut down.
     """
-    import ray
-
+    ray = _import_ray()
     if ray.is_initialized():
         return False
     common = {"logging_level": logging.WARNING, "log_to_driver": True}

@@ -517,13 +517,13 @@ def _run_serial(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
 
 def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
              summary: RunSummary, bar: Any, traces: dict[str, Any]) -> None:
-    import ray
-
     started = False
     try:
         # Inside the try: an interrupt right after start-up still shuts Ray down (one during
-        # start-up is handled by raycluster.connect itself).
+        # start-up is handled by raycluster.connect itself, which also imports ray first).
         started = init_ray(options)
+        import ray
+
         prepare_remote = ray.remote(num_cpus=1)(_prepare_task)
         case_remote = ray.remote(num_cpus=1)(_case_task)
         db_ref = ray.put(db)  # shared read-only input: put once
@@ -582,6 +582,8 @@ def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
                     del input_refs[key]  # let the object store free the shared inputs
     finally:
         if started:
+            import ray
+
             ray.shutdown()
 
 

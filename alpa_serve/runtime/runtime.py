@@ -208,13 +208,13 @@ class Runtime:
               slos: Sequence[float], config: RuntimeConfig = RuntimeConfig()) -> "Runtime":
         """Start Ray (or join ``config.address``), the HTTP front end, and deploy
         ``placement`` (see :meth:`deploy` for the arguments)."""
-        import ray
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
         # Bad input fails before Ray starts.
         Dispatcher(placement, profiles, model_names)
         _check_slos(model_names, slos, config.max_slo)
-        owns_ray = raycluster.connect(config.ray_connection())
+        owns_ray = raycluster.connect(config.ray_connection())  # imports ray first
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
         try:
             # On the driver's node, so that a loopback address is reachable from the caller.
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
