@@ -247,11 +247,13 @@ def _wait_quietly(thread: threading.Thread, timeout: Optional[float]) -> None:
             signal.signal(sig, handler)
 
 
-def _init_in_thread(kwargs: dict[str, Any], deadline: Optional[float], address: Optional[str],
+def _join_in_thread(kwargs: dict[str, Any], deadline: float, address: str,
                     timeout: float) -> None:
-    """``ray.init(**kwargs)`` in a helper thread, waited for until ``deadline`` (monotonic s;
-    None: no limit). On KeyboardInterrupt during the wait: let it finish, shut Ray down,
-    re-raise."""
+    """``ray.init(**kwargs)`` joining ``address`` in a helper thread, waited for until
+    ``deadline`` (monotonic s) and abandoned after it. Joining starts no process, so the
+    helper thread may end (compare :func:`_start_embedded`), and Ray installs no signal handler
+    from it. On KeyboardInterrupt during the wait: let it finish (until the deadline), shut
+    Ray down, re-raise."""
     import ray
 
     outcome: dict[str, BaseException] = {}
@@ -271,14 +273,13 @@ def _init_in_thread(kwargs: dict[str, Any], deadline: Optional[float], address: 
     try:
         # Short joins keep the caller's signal handlers running promptly.
         while thread.is_alive():
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 break
-            thread.join(0.2 if left is None else min(0.2, left))
+            thread.join(min(0.2, left))
     except KeyboardInterrupt:
-        logger.warning("interrupted while Ray was starting; stopping it")
-        _wait_quietly(thread, None if deadline is None
-                      else max(deadline - time.monotonic(), 0.0))
+        logger.warning("interrupted while joining the Ray cluster; disconnecting")
+        _wait_quietly(thread, max(deadline - time.monotonic(), 0.0))
         if not thread.is_alive():
             ray.shutdown()
         raise
@@ -293,10 +294,66 @@ def _init_in_thread(kwargs: dict[str, Any], deadline: Optional[float], address: 
             f"head, then RAY_AUTH_TOKEN=...); or drop --ray-address to start Ray on this "
             f"machine")
     if "error" in outcome:
-        exc = outcome["error"]
+        error = outcome["error"]
+
+        def reraise() -> None:
+            raise error
+
+        _raise_on_failure(reraise, address)
+
+
+def _start_embedded(kwargs: dict[str, Any]) -> None:
+    """``ray.init(**kwargs)`` starting an embedded instance, in the calling thread.
+
+    Not in a helper thread: Ray starts its GCS and raylet with ``PR_SET_PDEATHSIG``, which
+    fires when the creating *thread* exits, so they would be killed with the helper. In the
+    main thread, SIGINT and SIGTERM are deferred while Ray starts (Ray's own SIGTERM handler,
+    which exits with status 15, is not installed); if one came, Ray is shut down once started
+    and KeyboardInterrupt is raised, so no Ray process outlives the caller.
+    """
+    import ray
+
+    if threading.current_thread() is not threading.main_thread():
+        _raise_on_failure(lambda: ray.init(**kwargs), None)
+        return
+    received: list[int] = []
+
+    def defer(signum: int, frame: object) -> None:
+        if not received:
+            logger.warning("interrupted while Ray was starting; stopping it once started")
+        received.append(signum)
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    utils: Any = getattr(getattr(ray, "_private", None), "utils", None)
+    ray_sets_handler = getattr(utils, "set_sigterm_handler", None)
+    for sig in saved:
+        signal.signal(sig, defer)
+    if ray_sets_handler is not None:
+        utils.set_sigterm_handler = lambda handler: None
+    try:
+        _raise_on_failure(lambda: ray.init(**kwargs), None)
+    finally:
+        if ray_sets_handler is not None:
+            utils.set_sigterm_handler = ray_sets_handler
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        if received:
+            ray.shutdown()
+    if received:
+        raise KeyboardInterrupt(f"signal {received[0]} while Ray was starting")
+
+
+def _raise_on_failure(init: Any, address: Optional[str]) -> None:
+    """Run ``init()``; an exception other than KeyboardInterrupt becomes RayConnectError (one
+    line) after ``ray.shutdown()``."""
+    import ray
+
+    try:
+        init()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - reported in one line
         ray.shutdown()
-        if isinstance(exc, KeyboardInterrupt):
-            raise exc
         where = f"join the Ray cluster at {address!r}" if address else "start Ray"
         text = " ".join(str(exc).split()) or type(exc).__name__
         raise RayConnectError(f"cannot {where}: {text}") from exc
@@ -322,7 +379,7 @@ def connect(conn: RayConnection) -> bool:
         logger.info("joining the Ray cluster at %s", conn.address)
         if conn.address not in ("auto", "local"):  # Ray handles "auto" itself
             enable_token_auth_if_available()
-        _init_in_thread(dict(common, address=conn.address), deadline, conn.address,
+        _join_in_thread(dict(common, address=conn.address), deadline, conn.address,
                         conn.connect_timeout)
         return True
     num_cpus = conn.num_cpus or os.cpu_count() or 1
@@ -332,8 +389,7 @@ def connect(conn: RayConnection) -> bool:
     if set_here:
         os.environ[key] = str(conn.worker_niceness)  # read by the raylet when it starts
     try:
-        _init_in_thread(dict(common, num_cpus=num_cpus, include_dashboard=False), None, None,
-                        conn.connect_timeout)
+        _start_embedded(dict(common, num_cpus=num_cpus, include_dashboard=False))
     finally:
         if set_here:
             os.environ.pop(key, None)
