@@ -25,6 +25,7 @@ Writes the "Serving runtime front end" section of docs/performance.md (only that
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import re
@@ -74,12 +75,27 @@ def _workload(rate: float, seconds: float, num_models: int, seed: int) -> Any:
                     [f"m{i}" for i in range(num_models)])
 
 
-def measure(rate: float, seconds: float, url: str, seed: int) -> dict[str, float]:
-    """One open-loop run at ``rate`` req/s; overhead percentiles in ms."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(rate: float, seconds: float, url: str, seed: int,
+            server_pids: Iterable[int] = ()) -> dict[str, float]:
+    """One open-loop run at ``rate`` req/s: overhead percentiles (ms) and CPU per request
+    (ms) of the server processes and of this one (the load generator)."""
     from alpa_serve.runtime import replay
 
     w = _workload(rate, seconds, 4, seed)
+    pids = list(server_pids)
+    before = [_cpu_seconds(p) for p in pids], _cpu_seconds(os.getpid())
     result = replay(url, w, speedup=1.0, timeout=30.0)
+    after = [_cpu_seconds(p) for p in pids], _cpu_seconds(os.getpid())
+    n = max(len(w), 1)
+    cpu = {"cpu_controller": (after[0][0] - before[0][0]) / n * 1e3 if pids else math.nan,
+           "cpu_groups": sum(a - b for a, b in zip(after[0][1:], before[0][1:])) / n * 1e3,
+           "cpu_client": (after[1] - before[1]) / n * 1e3}
     keep = np.asarray(w.arrivals) >= WARMUP_SECONDS
     served = keep & result.accepted
     overhead = (result.latency - result.timing["queue"] - result.timing["device"])[served]
@@ -87,7 +103,7 @@ def measure(rate: float, seconds: float, url: str, seed: int) -> dict[str, float
             "p99": float(np.percentile(overhead, 99)) * 1e3,
             "lag99": float(np.nanpercentile(result.lag[keep], 99)) * 1e3,
             "served": float(served.sum() / max(keep.sum(), 1)),
-            "achieved": float(keep.sum() / seconds)}
+            "achieved": float(keep.sum() / seconds), **cpu}
 
 
 def run(rates: list[float], seconds: float, repeat: int) -> tuple[list[dict], dict]:
@@ -107,9 +123,11 @@ def run(rates: list[float], seconds: float, repeat: int) -> tuple[list[dict], di
                             "server_cpus": server_cpus, "load": []}
     rows = []
     with Runtime.start(placement, profiles, [p.name for p in profiles], [10.0] * 4,
-                       RuntimeConfig(num_cpus=len(cpus))) as rt:
-        pids = [ray.get(rt.serve.__ray_call__.remote(lambda self: os.getpid()))]
-        pids += [ray.get(g.info.remote())["pid"] for g in rt.groups]
+                       RuntimeConfig()) as rt:
+        # (Actor pids through __ray_call__, so that the script also measures older versions
+        # of the runtime for a baseline.)
+        pids = [ray.get(h.__ray_call__.remote(lambda self: os.getpid()))
+                for h in [rt.serve, *rt.groups]]
         for pid in pids:
             _pin(pid, server_cpus)
         _pin(os.getpid(), client_cpus)
@@ -117,13 +135,15 @@ def run(rates: list[float], seconds: float, repeat: int) -> tuple[list[dict], di
         for rate in rates:
             runs = []
             for k in range(repeat):
-                runs.append(measure(rate, seconds, rt.url, seed=k + 1))
+                runs.append(measure(rate, seconds, rt.url, seed=k + 1, server_pids=pids))
                 info["load"].append(os.getloadavg()[0])
             row = {"rate": rate, **{key: statistics.median(r[key] for r in runs)
                                     for key in runs[0]}}
             rows.append(row)
             print(f"{rate:7.0f} req/s: overhead p50 {row['p50']:.2f} ms, p99 {row['p99']:.2f} "
-                  f"ms, send lag p99 {row['lag99']:.2f} ms, served {row['served']:.3f}",
+                  f"ms, send lag p99 {row['lag99']:.2f} ms, served {row['served']:.3f}, CPU/req "
+                  f"controller {row['cpu_controller']:.3f} groups {row['cpu_groups']:.3f} "
+                  f"client {row['cpu_client']:.3f} ms, load {os.getloadavg()[0]:.1f}",
                   flush=True)
     return rows, info
 
@@ -148,12 +168,13 @@ def section(rows: list[dict], info: dict, seconds: float, repeat: int, label: st
         f"the numbers are what a shared 2-core VM gives, not a quiet machine's.",
         "",
         "| offered rate (req/s) | overhead p50 (ms) | overhead p99 (ms) | send lag p99 (ms) "
-        "| served |",
-        "|---|---|---|---|---|",
+        "| served | CPU per request: controller + HTTP / groups / client (ms) |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(f"| {r['rate']:g} | {r['p50']:.2f} | {r['p99']:.2f} | {r['lag99']:.2f} | "
-                     f"{r['served']:.3f} |")
+                     f"{r['served']:.3f} | {r['cpu_controller']:.2f} / {r['cpu_groups']:.2f} / "
+                     f"{r['cpu_client']:.2f} |")
     lines.append("")
     if best is None:
         lines.append(f"No rate measured kept the p99 overhead under {GOAL_MS:g} ms.")

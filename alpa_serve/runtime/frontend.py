@@ -7,9 +7,12 @@ Endpoints (JSON in and out; times in model seconds):
 * ``POST /v1/models/{name}/infer`` with an optional JSON object body
   ``{"slo": seconds, "input": anything}``:
   200 ``{"status": "ok", ...}`` when served; 503 ``{"status": "rejected", "reason": ...}`` when
-  rejected (``reason``: ``slo``, ``no_replica``, ``config_missing``, ``group_lost``,
-  ``group_error``); 404 for an unknown model; 400 for a malformed body. Every error body is
-  ``{"error": message}``.
+  rejected (``reason``: ``slo``, ``no_replica``, ``config_missing``, ``overloaded``,
+  ``group_lost``, ``group_stalled``, ``group_error``); 404 for an unknown model; 400 for a
+  malformed body or an SLO above the controller's ``max_slo``.
+* Any other path: 404; a known path with another method: 405 (with ``Allow``).
+
+Every error body is ``{"error": message}`` and every body strict JSON (no NaN/Infinity).
 
 The arrival time of a request is taken when its handler starts, before the body is read.
 """
