@@ -8,11 +8,13 @@ shut down whatever happens.
 
 Guarantees (docs/experiments.md, "Running"; docs/runtime.md, "Starting it"):
 
-* ``ray.init`` runs in a helper thread while the caller's thread waits. Ray then installs no
-  signal handler of its own (from the main thread it would replace SIGTERM with one that exits
-  with status 15), so the caller's SIGINT/SIGTERM handlers stay in force for the whole start-up.
-  When the wait is interrupted (KeyboardInterrupt), :func:`connect` lets ``ray.init`` finish,
-  shuts Ray down (no dashboard or agent process outlives the caller) and re-raises.
+* Signals during start-up: starting an embedded instance, ``ray.init`` runs in the calling
+  thread (Ray's GCS and raylet die with the thread that spawned them) with SIGINT and SIGTERM
+  deferred and Ray's own SIGTERM handler (which exits with status 15) kept out; if a signal
+  came, Ray is shut down once started and KeyboardInterrupt is raised. Joining runs
+  ``ray.init`` in a helper thread (it starts no process, and Ray sets no handler from a
+  thread) while the caller's thread waits with its own handlers in force; an interrupt lets
+  the join finish, disconnects and re-raises. Either way no Ray process outlives the caller.
 * Joining is bounded by ``connect_timeout`` seconds: a TCP check of ``host:port``, then
   ``ray.init``, abandoned after what is left of the timeout (against a port that accepts
   connections but is no healthy GCS, ``ray.init`` retries for minutes).

@@ -395,3 +395,54 @@ def test_shutdown_does_not_report_groups_lost(caplog):
         result = asyncio.run(scenario())
     assert result.status == "ok"
     assert not [r for r in caplog.records if "is gone" in r.getMessage()]
+
+
+def test_cli_sigterm_during_start_up_stops_cleanly(tmp_path):
+    """The runtime's command line, SIGTERM while its embedded Ray starts: exit 0 without a
+    traceback, and none of Ray's processes outlives it (raycluster defers the signal until
+    ray.init returns, then shuts Ray down)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    marker = f"ALPA_SERVE_TEST_RT_{os.getpid()}_{time.monotonic_ns()}"
+    env = dict(os.environ, PYTHONPATH=str(root), **{marker: "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alpa_serve.runtime", "--placement",
+         '{"type": "ModelPlacement", "group_configs": [[1, 1, 1]], "group_models": [[0]]}',
+         "--model-set", "bert-2.6b", "--num-models", "1", "--port", "0", "--num-cpus", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root)
+    try:
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "starting an embedded Ray instance" in line:
+                break
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = "".join(lines) + rest
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err and "stopped" in err
+
+    def survivors():
+        found = []
+        for pid in os.listdir("/proc"):
+            try:
+                if pid.isdigit() and marker.encode() in Path(f"/proc/{pid}/environ").read_bytes():
+                    found.append(pid)
+            except OSError:
+                pass
+        return found
+
+    deadline = time.monotonic() + 20
+    while survivors() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert survivors() == []

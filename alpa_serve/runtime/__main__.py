@@ -132,6 +132,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         names[0])
             while not stop.wait(0.5):
                 pass
+    except KeyboardInterrupt:  # a signal while Ray started: raycluster has shut it down
+        logger.info("stopped during start-up")
+        return 0
     except raycluster.RayConnectError as exc:
         logger.error("%s", exc)
         return 2
