@@ -30,6 +30,7 @@ import os
 import platform
 import re
 import statistics
+import textwrap
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -153,19 +154,25 @@ def section(rows: list[dict], info: dict, seconds: float, repeat: int, label: st
     ok = [r["rate"] for r in rows if r["p99"] < GOAL_MS and r["served"] > 0.999]
     best = max(ok) if ok else None
     load = info["load"]
+    wrap = textwrap.TextWrapper(width=100, break_on_hyphens=False)
     lines = [
         HEADING, "",
-        f"`benchmarks/bench_frontend.py`: open-loop Poisson load against the runtime's HTTP "
-        f"front end, 2 groups x 2 models with one {STAGE_SECONDS * 1e3:g} ms stage each "
-        f"(devices nearly idle, SLO 10 s: every request admitted), {seconds:g} s per run after "
-        f"a {WARMUP_SECONDS:g} s warm-up, median of {repeat} runs per rate. Host overhead = "
-        f"client latency - queue - device time. {label}",
+        wrap.fill(
+            f"`benchmarks/bench_frontend.py`: open-loop Poisson load against the runtime's HTTP "
+            f"front end, 2 groups x 2 models with one {STAGE_SECONDS * 1e3:g} ms stage each "
+            f"(devices nearly idle, SLO 10 s: every request admitted), {seconds:g} s per run "
+            f"after a {WARMUP_SECONDS:g} s warm-up, median of {repeat} runs per rate. Host "
+            f"overhead = client latency - queue - device time; CPU per request = the process's "
+            f"CPU time during a run / requests (it includes the process's fixed background "
+            f"costs, which weigh more at low rates). {label}".strip()),
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {info['cores']} cores; load "
-        f"generator pinned to core(s) {info['client_cpus']}, controller and group managers "
-        f"to {info['server_cpus']} (Ray's daemons unpinned). Other jobs were running on the "
-        f"machine: 1-minute load average {min(load):.1f}-{max(load):.1f} during the runs, so "
-        f"the numbers are what a shared 2-core VM gives, not a quiet machine's.",
+        wrap.fill(
+            f"Machine: {platform.processor() or platform.machine()}, {info['cores']} cores; "
+            f"load generator pinned to core(s) {info['client_cpus']}, controller and group "
+            f"managers to {info['server_cpus']} (Ray's daemons unpinned). Other jobs were "
+            f"running on the machine: 1-minute load average {min(load):.1f}-{max(load):.1f} "
+            f"during the runs (a load of {info['cores']} fills every core), so the numbers are "
+            f"what a shared, over-subscribed VM gives, not a quiet machine's."),
         "",
         "| offered rate (req/s) | overhead p50 (ms) | overhead p99 (ms) | send lag p99 (ms) "
         "| served | CPU per request: controller + HTTP / groups / client (ms) |",
