@@ -30,6 +30,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from alpa_serve import raycluster
+
 logger = logging.getLogger(__name__)
 
 #: Calibration set whose cases are run.
@@ -259,8 +261,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="SLO scales to run (default: all of the set)")
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
     parser.add_argument("--targets", default=None, help="calibration_targets.tsv path")
-    parser.add_argument("--address", default=None, help="Ray cluster address (default: "
-                        "embedded Ray)")
+    raycluster.add_arguments(parser, address_alias=True)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -285,7 +286,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = []
     if tsv.exists():
         tsv.unlink()
-    config = RuntimeConfig(speedup=args.speedup, address=args.address)
+    config = RuntimeConfig(speedup=args.speedup, address=args.ray_address,
+                           connect_timeout=args.connect_timeout, num_cpus=args.num_cpus)
     with Runtime.start(first.placement, first.profiles, first.workload.model_names,
                        [float(s) for s in first.slos],
                        config) as runtime:

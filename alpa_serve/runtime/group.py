@@ -21,12 +21,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
 from alpa_serve.runtime.backend import DeviceBackend, make_backend
-from alpa_serve.runtime.channel import REPLY, REQUEST, STATUS_FAILED, STATUS_OK
+from alpa_serve.runtime.channel import (
+    CANCEL,
+    PING,
+    REPLY,
+    REQUEST,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_PONG,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +52,13 @@ class _Job:
     ready: float = 0.0
     starts: list[float] = field(default_factory=list)
     ends: list[float] = field(default_factory=list)
+    #: The controller answered it without this group (CANCEL): its remaining stages are
+    #: skipped.
+    cancelled: bool = False
+
+
+class RequestCancelled(RuntimeError):
+    """The controller gave up on the request (it had stopped hearing from this group)."""
 
 
 class StageExecutor:
@@ -61,6 +77,10 @@ class StageExecutor:
     async def run_forever(self) -> None:
         while True:
             job = await self.queue.get()
+            if job.cancelled:  # answered by the controller already: free the device at once
+                if not job.done.done():
+                    job.done.set_exception(RequestCancelled(f"request {job.seq} cancelled"))
+                continue
             try:
                 start = max(job.ready, self.free)
                 duration = job.latencies[self.stage]
@@ -132,6 +152,10 @@ class GroupManager:
         self.executors = executors
         self._next_seq = 0
         self._held: dict[int, _Job] = {}
+        #: Requests inside the group (received, not finished), by seq.
+        self._inside: dict[int, _Job] = {}
+        #: Requests numbered <= this were cancelled by the controller.
+        self._cancel_upto = -1
         self.num_served = 0
 
     async def configure(self, group: int, num_stages: int,
@@ -164,14 +188,27 @@ class GroupManager:
         await self.start()
         now = time.monotonic()
         job = _Job(seq=seq, model=model, latencies=self._latencies[model], received=now,
-                   done=asyncio.get_running_loop().create_future(), ready=now)
+                   done=asyncio.get_running_loop().create_future(), ready=now,
+                   cancelled=seq <= self._cancel_upto)
         self._held[seq] = job
+        self._inside[seq] = job
         while self._next_seq in self._held:
             self.executors[0].queue.put_nowait(self._held.pop(self._next_seq))
             self._next_seq += 1
-        await job.done
+        try:
+            await job.done
+        finally:
+            self._inside.pop(seq, None)
         self.num_served += 1
         return now, job.starts[0], job.ends[-1], time.monotonic()
+
+    def cancel(self, upto: int) -> None:
+        """Skip the remaining stages of requests numbered ``<= upto`` (the controller has
+        answered them; a stage already running finishes)."""
+        self._cancel_upto = max(self._cancel_upto, upto)
+        for job in self._inside.values():
+            if job.seq <= upto:
+                job.cancelled = True
 
     async def listen(self, host: Optional[str] = "127.0.0.1") -> tuple[str, int]:
         """Open the request channel (``channel.py``) on ``host`` (None: this Ray node's IP
@@ -193,6 +230,13 @@ class GroupManager:
         try:
             while True:
                 seq, model = REQUEST.unpack(await reader.readexactly(REQUEST.size))
+                if model == PING:  # heartbeat: answered by this loop, so a frozen one is seen
+                    writer.write(REPLY.pack(seq, STATUS_PONG, time.monotonic(),
+                                            float(len(self._inside)), 0.0, 0.0))
+                    continue
+                if model == CANCEL:
+                    self.cancel(seq)
+                    continue
                 task = loop.create_task(self._reply(seq, model, writer))
                 self._requests.add(task)
                 task.add_done_callback(self._requests.discard)
@@ -205,6 +249,8 @@ class GroupManager:
         try:
             times = await self.run(seq, model)
             status = STATUS_OK
+        except RequestCancelled:
+            times, status = (math.nan,) * 4, STATUS_FAILED
         except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - reported back
             logger.warning("group %d: request %d failed: %r", self.group, seq, exc)
             times, status = (math.nan,) * 4, STATUS_FAILED
@@ -227,7 +273,9 @@ class GroupManager:
                     job.done.cancel()
 
     def info(self) -> dict:
-        """Group index, stage count, requests served, and per-stage busy model seconds."""
-        return {"group": self.group, "num_stages": self.num_stages,
+        """Group index, stage count, process id, requests served and inside, and per-stage
+        busy model seconds."""
+        return {"group": self.group, "num_stages": self.num_stages, "pid": os.getpid(),
                 "served": self.num_served, "waiting_out_of_order": len(self._held),
+                "inside": len(self._inside),
                 "busy": [e.busy_seconds * self.speedup for e in self.executors]}
