@@ -45,12 +45,31 @@ TIMING_COLUMNS: tuple[str, ...] = ("solver_seconds",)
 # ------------------------------------------------------------------------------------------
 # Where each figure's rows go (file names relative to the figure's data folder)
 # ------------------------------------------------------------------------------------------
+#: Figure -> the folder its gen_data script writes its TSVs to (beside the scripts in
+#: osdi23_artifact/); the original artifact uses the same folder names.
+DATA_DIRS: dict[str, str] = {
+    "fig11": "sec6_2_data",
+    "fig12": "sec6_3_data",
+    "fig13": "sec6_4_data",
+    "fig14": "sec6_5_data",
+}
+
 #: Fig. 11 columns, left to right: (model set, trace). Each column has its own TSV holding
 #: its four sweeps (told apart by ``exp_name``).
 FIG11_COLUMNS: tuple[tuple[str, str], ...] = (
     ("S1", "maf1"), ("S2", "maf1"), ("S3", "maf1"),
     ("S1", "maf2"), ("S2", "maf2"), ("S3", "maf2"),
 )
+#: exp_name (DESIGN 7.3) -> the TSV column swept on the x axis.
+EXP_X: dict[str, str] = {
+    "goodput_vs_num_devices": "num_devices",
+    "goodput_vs_rate_scale": "rate_scale",
+    "goodput_vs_cv_scale": "cv_scale",
+    "goodput_vs_slo": "slo_scale",
+    "goodput_vs_rate": "total_rate",
+    "goodput_vs_cv": "cv",
+}
+
 #: Fig. 12: all sweeps of the large-model experiment in one file.
 FIG12_FILE = "large_model_exp.tsv"
 #: Fig. 14: both sweeps of the ablation in one file.
@@ -67,9 +86,13 @@ def fig11_file(model_set: str, trace: str) -> str:
     return f"{model_set}_{trace}.tsv"
 
 
+#: Glob of the Fig. 13 pair files (see :func:`fig13_file`).
+FIG13_PATTERN = "robust_pair*.tsv"
+
+
 def fig13_file(pair: int) -> str:
     """TSV file of the Fig. 13 (train, test) window pair number ``pair`` (1-based)."""
-    return f"robust_pair{pair}.tsv"
+    return FIG13_PATTERN.replace("*", str(pair))
 
 
 # ------------------------------------------------------------------------------------------

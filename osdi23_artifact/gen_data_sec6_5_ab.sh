@@ -5,6 +5,7 @@
 #   bash gen_data_sec6_5_ab.sh --serial           # no Ray
 #   bash gen_data_sec6_5_ab.sh --ray-address H:P  # run on an existing Ray cluster
 #   bash gen_data_sec6_5_ab.sh --force            # recompute everything (otherwise finished cases are skipped)
+#   bash gen_data_sec6_5_ab.sh --profile P.pkl    # simulate with another profile, e.g. the original artifact's
 # See docs/experiments.md.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -4,8 +4,9 @@ Runs every case of a suite (DESIGN 7.2) not yet in its TSV file; see docs/experi
 (section "Guarantees"). Exit status: 0 when every case has a row; 1 when some case failed or
 a row could not be written (disk full); 2 when the run is refused before any case runs
 (unknown suite, unusable or locked output folder, a file this runner did not write, stale
-results, a malformed profile or trace, unreachable Ray cluster); 130 when interrupted (Ctrl-C
-or SIGTERM; rerun to resume). Every error is one line, without a traceback (-v adds it).
+results, a malformed profile or trace, a profile without a model of the suite, unreachable Ray
+cluster); 130 when interrupted (Ctrl-C or SIGTERM; rerun to resume). Every error is one line,
+without a traceback (-v adds it).
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from alpa_serve import raycluster
 from alpa_serve.experiments.suite_runner import OutputWriteError, RunnerError, RunOptions, run_suite
 from alpa_serve.experiments.suites import (
     SUITE_ALIASES,
     SUITES,
+    CalibrationTargetsError,
     SuiteOptions,
     UnknownFileError,
     UnknownSuiteError,
     resolve_suite_name,
 )
 from alpa_serve.experiments.tsv import TsvFormatError
-from alpa_serve.profiling import DatabaseFormatError
+from alpa_serve.profiling import DatabaseFormatError, ProfilingDatabase, UnknownModelError
 from alpa_serve.workload.trace_defs import TraceError
 
 logger = logging.getLogger("alpa_serve.experiments")
@@ -46,11 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="reduced grid (first point of each sweep and the one nearest the "
                              "fixed point, shorter windows) for smoke tests")
     parser.add_argument("--serial", action="store_true", help="run in-process without Ray")
-    parser.add_argument("--ray-address", default=None,
-                        help="join an existing Ray cluster (host:port, ray://host:port, auto) "
-                             "instead of starting a local one")
-    parser.add_argument("--num-cpus", type=int, default=None,
-                        help="CPUs of the embedded Ray instance (default: all cores)")
+    raycluster.add_arguments(parser)
     parser.add_argument("--force", action="store_true",
                         help="recompute every case: start the TSV files afresh (each old one "
                              "is moved to a new backup name, NAME.bak, NAME.bak1, ...; no "
@@ -76,9 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "DIR (same file names; current profile only) before running, so "
                              "those cases are not computed; ignored with --force. "
                              "gen_data_sec6_2_e2e.sh uses osdi23_artifact/precomputed/sec6_2_data")
-    parser.add_argument("--connect-timeout", type=float, default=15.0,
-                        help="seconds within which --ray-address must answer and ray.init "
-                             "complete (default 15)")
+    parser.add_argument("--profile", default=None, type=Path, metavar="PATH",
+                        help="profiling database to simulate with instead of the committed "
+                             "reconstruction: our .pkl/.json, the original artifact's "
+                             "profiling_result.pkl, or raw benchmark rows (.tsv); every row "
+                             "records its fingerprint (column profile)")
     parser.add_argument("--split-cases", action="store_true",
                         help="also run each case's independent greedy searches as Ray tasks "
                              "(one case over all workers of a cluster; identical rows)")
@@ -115,8 +116,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         suite = resolve_suite_name(args.suite)
     except UnknownSuiteError as exc:
         parser.error(str(exc))
-    if args.num_cpus is not None and args.num_cpus < 1:
-        parser.error("--num-cpus must be >= 1")
     options = RunOptions(out_dir=args.out, serial=args.serial, ray_address=args.ray_address,
                          num_cpus=args.num_cpus, force=args.force,
                          connect_timeout=args.connect_timeout, progress=not args.no_progress,
@@ -126,14 +125,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                  traces=args.traces, calibration_targets=args.targets,
                                  only_files=_file_list(args.only),
                                  exclude_files=_file_list(args.exclude))
+    db = None
+    if args.profile is not None:
+        try:
+            db = ProfilingDatabase.load(args.profile)
+        except (DatabaseFormatError, FileNotFoundError) as exc:
+            _log_error(f"--profile: cannot use {args.profile}: {exc}", exc)
+            return 2
+        logger.info("profile %s: %d models (%s), fingerprint %s", args.profile, len(db),
+                    ", ".join(db.model_names()), db.fingerprint())
     signal.signal(signal.SIGTERM, _terminate)  # SIGTERM = Ctrl-C: rows kept, Ray shut down
     try:
-        summary = run_suite(suite, options, suite_options)
+        summary = run_suite(suite, options, suite_options, db=db)
     except DatabaseFormatError as exc:
         _log_error(f"the profiling database cannot be used: {exc}; reinstall the package or "
                    f"regenerate it with `python -m alpa_serve.profiling.generate`", exc)
         return 2
-    except (RunnerError, TsvFormatError, FileNotFoundError, UnknownFileError, TraceError) as exc:
+    except UnknownModelError as exc:
+        where = args.profile if args.profile is not None else "the committed database"
+        _log_error(f"{suite} needs a model the profile does not have ({where}): {exc}", exc)
+        return 2
+    except (RunnerError, TsvFormatError, FileNotFoundError, UnknownFileError, TraceError,
+            CalibrationTargetsError) as exc:
         _log_error(str(exc), exc)
         return 2
     except OutputWriteError as exc:

@@ -1,6 +1,7 @@
 """Command line shared by the four reviewer plot scripts in osdi23_artifact/.
 
-Each script is ``python3 plot_sec6_X_*.py [--pdf] [--png] [--data-dir D] [--out-dir O]``. Default
+Each script is ``python3 plot_sec6_X_*.py [--pdf] [--png] [--data-dir D] [--out-dir O]
+[--compare DIR]``. Default
 folders are resolved relative to the script file, not the working directory, so that the script
 works when started from anywhere.
 """
@@ -12,6 +13,8 @@ import logging
 import sys
 from pathlib import Path
 from typing import Sequence
+
+from alpa_serve.original_results import OriginalResultError
 
 from .figures import MissingDataError, get_section, write_figures
 from .tsv import TsvFormatError
@@ -33,14 +36,18 @@ def main(section: str, script_file: str, argv: Sequence[str] | None = None) -> i
                         help=f"folder with the TSVs (default: {sec.data_dir}/ beside this script)")
     parser.add_argument("--out-dir", type=Path, default=here / "paper_figures",
                         help="output folder (default: paper_figures/ beside this script)")
+    parser.add_argument("--compare", type=Path, default=None, metavar="DIR",
+                        help="also draw the original artifact's results on every panel (hollow "
+                             "markers, dashed lines): its folder with sec6_*_data/ inside, or "
+                             f"its {sec.data_dir}/ folder")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     formats = [f for f, on in (("pdf", args.pdf), ("png", args.png)) if on] or ["pdf"]
     try:
-        paths = write_figures(section, args.data_dir, args.out_dir, formats)
-    except (MissingDataError, TsvFormatError) as e:
+        paths = write_figures(section, args.data_dir, args.out_dir, formats, args.compare)
+    except (MissingDataError, TsvFormatError, OriginalResultError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     for p in paths:

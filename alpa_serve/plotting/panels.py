@@ -20,21 +20,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from alpa_serve.results import EXP_X
+
 from .markers import direction_for, marker_is_certain, point_99
 from .styles import RC_PARAMS, policy_style
 from .tsv import check_x_column
 
 logger = logging.getLogger(__name__)
 
-#: exp_name (DESIGN 7.3) -> the TSV column swept on the x axis.
-EXP_X = {
-    "goodput_vs_num_devices": "num_devices",
-    "goodput_vs_rate_scale": "rate_scale",
-    "goodput_vs_cv_scale": "cv_scale",
-    "goodput_vs_slo": "slo_scale",
-    "goodput_vs_rate": "total_rate",
-    "goodput_vs_cv": "cv",
-}
 
 #: x column -> axis label.
 X_LABEL = {
@@ -56,18 +49,26 @@ STANDIN_NOTE = ("* run on a synthetic stand-in for the Azure trace (workload '*-
                 "not the real trace; see osdi23_artifact/README.md")
 
 
+#: gid prefix of the original artifact's curves (``--compare``) and their legend label.
+ORIGINAL_GID = "original-"
+ORIGINAL_LABEL = "original artifact (hollow markers, dashed)"
+
+
 @dataclass
 class Panel:
     """One panel's aggregated points.
 
     ``points`` has columns policy, x, goodput (fraction 0..1); None or empty means "no data".
-    ``standin`` says the points came from a stand-in workload.
+    ``standin`` says the points came from a stand-in workload. ``original``: the original
+    artifact's points of the same sweep (same columns; policies by their original names), drawn
+    beside ours with ``--compare`` (DESIGN 7.7); None when not comparing.
     """
 
     title: str
     x: str
     points: pd.DataFrame | None
     standin: bool = False
+    original: pd.DataFrame | None = None
 
 
 def sweep_points(df: pd.DataFrame | None, exp_name: str) -> tuple[pd.DataFrame, bool]:
@@ -127,8 +128,8 @@ def average_points(per_source: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 def _ylim(panels: Iterable[Panel]) -> tuple[float, float]:
     """One y range for a whole row, so that panels can be compared at a glance."""
-    lows = [p.points["goodput"].min() for p in panels
-            if p.points is not None and not p.points.empty]
+    lows = [frame["goodput"].min() for p in panels for frame in (p.points, p.original)
+            if frame is not None and not frame.empty]
     if not lows:
         return 0.0, 102.0
     bottom = max(0.0, math.floor(100 * min(lows) / 10) * 10)
@@ -140,13 +141,14 @@ def draw_panel(ax, panel: Panel, figure_kind: str, markers: bool = True) -> list
     title = panel.title + (" *" if panel.standin else "")
     ax.set_title(title)
     ax.set_xlabel(X_LABEL.get(panel.x, panel.x))
+    drawn = draw_original(ax, panel, figure_kind)
     if panel.points is None or panel.points.empty:
-        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center",
-                color="0.4", gid=NO_DATA_GID)
-        ax.set_xticks([])
-        return []
+        ax.text(0.5, 0.5, "ours: no data" if drawn else "no data", transform=ax.transAxes,
+                ha="center", va="center", color="0.4", gid=NO_DATA_GID)
+        if not drawn:
+            ax.set_xticks([])
+        return drawn
     direction = direction_for(panel.x)
-    drawn = []
     policies = sorted(panel.points["policy"].unique(),
                       key=lambda p: (policy_style(p, figure_kind).order, p))
     grid = np.sort(panel.points["x"].unique())
@@ -159,7 +161,8 @@ def draw_panel(ax, panel: Panel, figure_kind: str, markers: bool = True) -> list
         line = pd.DataFrame({"x": inside}).merge(pts[["x", "goodput"]], on="x", how="left")
         ax.plot(line["x"], 100 * line["goodput"], color=style.color, marker=style.marker,
                 label=style.label, gid=f"curve-{policy}")
-        drawn.append(policy)
+        if policy not in drawn:
+            drawn.append(policy)
         if markers:
             x99 = point_99(pts["x"], pts["goodput"], direction)
             if x99 is not None and not marker_is_certain(x99, grid.tolist(), pts["x"].tolist(),
@@ -170,6 +173,25 @@ def draw_panel(ax, panel: Panel, figure_kind: str, markers: bool = True) -> list
             if x99 is not None:
                 ax.axvline(x99, color=style.color, linestyle=":", linewidth=1.8, alpha=0.9,
                            gid=f"p99-{policy}")
+    return drawn
+
+
+def draw_original(ax, panel: Panel, figure_kind: str) -> list[str]:
+    """Draw the original artifact's points of ``panel`` (if any): per policy, in the policy's
+    colour and marker, hollow markers joined by a dashed line (gid ``original-<policy>``).
+    Returns the policies drawn."""
+    if panel.original is None or panel.original.empty:
+        return []
+    drawn = []
+    policies = sorted(panel.original["policy"].unique(),
+                      key=lambda p: (policy_style(p, figure_kind).order, p))
+    for policy in policies:
+        style = policy_style(policy, figure_kind)
+        pts = panel.original[panel.original["policy"] == policy].sort_values("x")
+        ax.plot(pts["x"], 100 * pts["goodput"], color=style.color, marker=style.marker,
+                markerfacecolor="none", linestyle="--", linewidth=1.4, alpha=0.9,
+                label=f"{style.label} (original artifact)", gid=f"{ORIGINAL_GID}{policy}")
+        drawn.append(policy)
     return drawn
 
 
@@ -211,6 +233,9 @@ def make_figure(panels: Sequence[Panel], figure_kind: str, markers: bool = True,
         styles = sorted({policy_style(p, figure_kind) for p in policies},
                         key=lambda s: (s.order, s.label))
         handles = [Line2D([], [], color=s.color, marker=s.marker, label=s.label) for s in styles]
+        if any(p.original is not None and not p.original.empty for p in panels):
+            handles.append(Line2D([], [], color="0.3", linestyle="--", marker="o",
+                                  markerfacecolor="none", label=ORIGINAL_LABEL))
         if handles and markers:
             handles.append(Line2D([], [], color="0.3", linestyle=":", linewidth=1.8,
                                   label="99% attainment point"))

@@ -15,8 +15,21 @@ conversion computes it. We append one column of our own, ``DeviceKind`` (what me
 e.g. ``cpu`` or ``NVIDIA H100``); readers that look columns up by name, the original's among
 them, ignore it, and a file without it reads as device kind ``""``.
 
+The original benchmark wrote its rows without the header line (its ``write_tsv`` writes values
+only; the original conversion adds the header when the first line does not start with it).
+``read_rows`` does the same without touching the file: a file whose first field is not
+``ModelName`` is read as headerless rows in the original column order.
+
 Rows are the unit of resumption for the profiler: ``append_row`` writes one complete line and
 flushes it, ``read_rows`` drops nothing silently (a cut last line is an error naming the line).
+
+Repeated (model, configuration, batch size) rows: ``rows_to_database(rule="last")`` (the
+default) keeps the last one (a re-measurement replaces the earlier row);
+``rule="original"`` reproduces the original conversion (``LatencyMemData.add_result``): the first
+row of a batch size is kept unless a later one has a strictly smaller slowest stage, which then
+replaces its latencies, activations and the configuration's weights; a configuration's weights
+otherwise come from its first row. :func:`load_database` uses ``original`` for files in the
+original layout (no ``DeviceKind`` column) and ``last`` for ours.
 """
 from __future__ import annotations
 
@@ -178,32 +191,68 @@ def parse_row(record: Mapping[str, str], bad) -> BenchmarkRow:
     )
 
 
+@dataclass(frozen=True)
+class RowFile:
+    """A raw benchmark file's rows and layout.
+
+    header: the file has a header line (the original benchmark wrote none);
+    device_kind_column: the header has our ``DeviceKind`` column (the file was written by our
+    profiler, not the original benchmark).
+    """
+
+    rows: list[BenchmarkRow]
+    header: bool
+    device_kind_column: bool
+
+
 def read_rows(path: str | Path) -> list[BenchmarkRow]:
     """All rows of a raw benchmark file, in file order.
 
-    Raises BenchmarkRowError naming the file and line for a missing header column, a row with
-    too few fields (e.g. cut by a crash), a field that does not parse, or binary content.
+    Raises BenchmarkRowError naming the file and line for a header that lacks a column, a row
+    with too few fields (e.g. cut by a crash), a field that does not parse, or binary content.
+    A file without a header line is read in the original column order (see the module text).
     """
+    return read_row_file(path).rows
+
+
+def read_row_file(path: str | Path) -> RowFile:
+    """:func:`read_rows` plus the file's layout (:class:`RowFile`); the file is only read."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise BenchmarkRowError(path, None, "not a text file (binary content); expected the "
                                 "tab-separated benchmark rows") from None
+    if "\x00" in text:
+        raise BenchmarkRowError(path, None, "not a text file (binary content); expected the "
+                                "tab-separated benchmark rows")
     lines = text.splitlines()
     if not lines:
         raise BenchmarkRowError(path, None, "empty file; expected a header line "
                                 + "\t".join(ORIGINAL_COLUMNS))
-    header = lines[0].split("\t")
-    missing = [c for c in ORIGINAL_COLUMNS if c not in header]
-    if missing:
-        raise BenchmarkRowError(path, 1, f"header lacks column(s) {', '.join(missing)}; "
-                                "expected the original benchmark layout "
-                                + "\t".join(ORIGINAL_COLUMNS))
+    first = lines[0].split("\t")
+    has_header = first[0].strip() == ORIGINAL_COLUMNS[0]
+    if has_header:
+        header = [h.strip() for h in first]
+        missing = [c for c in ORIGINAL_COLUMNS if c not in header]
+        if missing:
+            raise BenchmarkRowError(path, 1, f"header lacks column(s) {', '.join(missing)}; "
+                                    "expected the original benchmark layout "
+                                    + "\t".join(ORIGINAL_COLUMNS))
+        body, first_line = lines[1:], 2
+    else:
+        if len(first) < len(ORIGINAL_COLUMNS):
+            raise BenchmarkRowError(
+                path, 1, f"header lacks column {ORIGINAL_COLUMNS[0]!r} (first field "
+                f"{first[0][:40]!r}) and the line is no headerless row either ({len(first)} "
+                f"fields, expected {len(ORIGINAL_COLUMNS)}); expected the original benchmark "
+                "layout " + "\t".join(ORIGINAL_COLUMNS))
+        header = list(COLUMNS)
+        body, first_line = lines, 1
     rows = []
-    reader = csv.reader(lines[1:], delimiter="\t", quoting=csv.QUOTE_NONE)
+    reader = csv.reader(body, delimiter="\t", quoting=csv.QUOTE_NONE)
     for offset, fields in enumerate(reader):
-        line_no = offset + 2
+        line_no = offset + first_line
         if not fields or fields == [""]:
             continue
 
@@ -215,7 +264,7 @@ def read_rows(path: str | Path) -> list[BenchmarkRow]:
                       "(a cut line? remove it and rerun the profiler to measure it again)")
         record = dict(zip(header, fields))
         rows.append(parse_row(record, bad))
-    return rows
+    return RowFile(rows, has_header, has_header and DEVICE_KIND_COLUMN in header)
 
 
 def append_row(path: str | Path, row: BenchmarkRow) -> None:
@@ -242,23 +291,39 @@ def write_rows(path: str | Path, rows: Iterable[BenchmarkRow]) -> None:
     os.replace(tmp, path)
 
 
+#: Rules for repeated (model, configuration, batch size) rows (see the module text).
+DUPLICATE_RULES = ("last", "original")
+
+
 def rows_to_database(rows: Iterable[BenchmarkRow],
-                     hardware: Mapping[str, Any] | None = None) -> ProfilingDatabase:
+                     hardware: Mapping[str, Any] | None = None,
+                     rule: str = "last") -> ProfilingDatabase:
     """The profiling database the rows describe (DESIGN 3.1).
 
-    A later row for the same (model, configuration, batch size) replaces an earlier one, as in
-    the original conversion. A configuration's weights are taken from its last row. Models and
-    configurations keep their first-appearance order (the database sorts configurations).
+    ``rule="last"``: a later row for the same (model, configuration, batch size) replaces an
+    earlier one, and a configuration's weights are taken from its last row. ``rule="original"``:
+    the original conversion's rule (module text). Models and configurations keep their
+    first-appearance order (the database sorts configurations).
     """
+    if rule not in DUPLICATE_RULES:
+        raise ValueError(f"unknown rule {rule!r}; expected one of {DUPLICATE_RULES}")
     latency: dict[str, dict[ParallelConfig, dict[int, tuple[float, ...]]]] = {}
     act_mem: dict[str, dict[ParallelConfig, dict[int, tuple[float, ...]]]] = {}
     weights: dict[str, dict[ParallelConfig, tuple[float, ...]]] = {}
     for row in rows:
-        latency.setdefault(row.model_name, {}).setdefault(row.config, {})[row.batch_size] = \
-            row.stage_latencies
-        act_mem.setdefault(row.model_name, {}).setdefault(row.config, {})[row.batch_size] = \
-            row.act_mem
-        weights.setdefault(row.model_name, {})[row.config] = row.stage_weights
+        lat = latency.setdefault(row.model_name, {}).setdefault(row.config, {})
+        act = act_mem.setdefault(row.model_name, {}).setdefault(row.config, {})
+        wts = weights.setdefault(row.model_name, {})
+        if rule == "last":
+            lat[row.batch_size], act[row.batch_size] = row.stage_latencies, row.act_mem
+            wts[row.config] = row.stage_weights
+            continue
+        wts.setdefault(row.config, row.stage_weights)
+        if row.batch_size not in lat:
+            lat[row.batch_size], act[row.batch_size] = row.stage_latencies, row.act_mem
+        elif max(row.stage_latencies) < max(lat[row.batch_size]):
+            lat[row.batch_size], act[row.batch_size] = row.stage_latencies, row.act_mem
+            wts[row.config] = row.stage_weights
     if not latency:
         raise ValueError("no benchmark rows to convert; measure some first")
     profiles = []
@@ -285,3 +350,21 @@ def database_to_rows(db: ProfilingDatabase, device_kind: str = "") -> list[Bench
                 rows.append(BenchmarkRow(prof.name, b, cfg, float(sum(lat)), 0.0,
                                          cp.weight_mem, peak, lat, device_kind=device_kind))
     return rows
+
+
+def load_database(path: str | Path) -> ProfilingDatabase:
+    """The database of a raw benchmark file (``ProfilingDatabase.load`` of a ``.tsv``).
+
+    Files in the original layout (no ``DeviceKind`` column, with or without header) convert
+    with the original conversion's rule for repeated rows, files written by our profiler with
+    ``last``. The hardware description records the source file, the rule and the device kinds.
+    Raises BenchmarkRowError (file and line) for a malformed file, ValueError for one
+    without rows.
+    """
+    path = Path(path)
+    found = read_row_file(path)
+    rule = "last" if found.device_kind_column else "original"
+    kinds = sorted({r.device_kind for r in found.rows if r.device_kind})
+    hardware = {"description": "converted from raw benchmark rows", "source": path.name,
+                "duplicate_rule": rule, "device_kinds": kinds}
+    return rows_to_database(found.rows, hardware, rule=rule)

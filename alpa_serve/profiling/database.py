@@ -260,12 +260,22 @@ class ModelProfile:
 # --------------------------------------------------------------------------------------------
 # The database
 # --------------------------------------------------------------------------------------------
+class ClassReferenceError(pickle.UnpicklingError):
+    """A pickle that references a global (a class or function) where only plain built-in types
+    are allowed; ``module`` and ``name`` say which."""
+
+    def __init__(self, module: str, name: str):
+        self.module = module
+        self.name = name
+        super().__init__(f"the pickle references {module}.{name}; only plain built-in types "
+                         "are allowed")
+
+
 class _PlainUnpickler(pickle.Unpickler):
     """Refuses every class: the committed pkl must hold plain built-in types only."""
 
     def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(
-            f"the pickle references {module}.{name}; only plain built-in types are allowed")
+        raise ClassReferenceError(module, name)
 
 
 class ProfilingDatabase:
@@ -361,15 +371,51 @@ class ProfilingDatabase:
     # -- files -------------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path) -> "ProfilingDatabase":
-        """Load a ``.pkl`` or ``.json`` database; DatabaseFormatError if malformed."""
+        """Load a database; DatabaseFormatError (naming the file, and the line for rows) if
+        malformed. The file is only read.
+
+        Accepted, by suffix (DESIGN 3.1, 3.5):
+
+        * ``.pkl``: our plain pickle, or the original artifact's class-based
+          ``profiling_result.pkl`` (detected by its class references and read by a restricted
+          unpickler that runs nothing; ``original_format``);
+        * ``.json``: our document as JSON;
+        * ``.tsv``: raw benchmark rows (``benchmark_rows.load_database``).
+        """
         path = Path(path)
         suffix = path.suffix.lower()
-        if suffix not in (".pkl", ".json"):
-            raise DatabaseFormatError(path, f"unknown suffix {path.suffix!r}; use .pkl or .json")
+        if suffix not in (".pkl", ".json", ".tsv"):
+            raise DatabaseFormatError(path, f"unknown suffix {path.suffix!r}; use .pkl (ours or "
+                                      "the original artifact's), .json or .tsv (raw rows)")
+        if suffix == ".tsv":
+            from alpa_serve.profiling.benchmark_rows import BenchmarkRowError, load_database
+
+            try:
+                return load_database(path)
+            except BenchmarkRowError as exc:
+                where = f"{exc.path}:{exc.line}" if exc.line is not None else exc.path
+                raise DatabaseFormatError(where, exc.problem) from exc
+            except ValueError as exc:  # e.g. a row file without rows
+                raise DatabaseFormatError(path, str(exc)) from exc
         data = path.read_bytes()  # FileNotFoundError propagates unchanged: it is not a format issue
         if suffix == ".pkl":
             try:
                 doc = _PlainUnpickler(io.BytesIO(data)).load()
+            except ClassReferenceError as exc:
+                from alpa_serve.profiling.original_format import (
+                    ORIGINAL_MODULE,
+                    load_original_bytes,
+                )
+
+                if exc.module in ("copy_reg", "copyreg") and exc.name == "_reconstructor":
+                    raise DatabaseFormatError(
+                        path, "cannot unpickle: it uses copyreg._reconstructor (classes pickled "
+                        "with protocol 0 or 1); an original-artifact profile is read from "
+                        "protocol 2 or later: load it with the original package and pickle.dump "
+                        "it again with protocol=2 or higher") from exc
+                if exc.module != ORIGINAL_MODULE:
+                    raise DatabaseFormatError(path, f"cannot unpickle: {exc}") from exc
+                return load_original_bytes(data, source=path)
             except Exception as exc:  # any unpickling failure is a malformed file
                 raise DatabaseFormatError(path, f"cannot unpickle: {exc}") from exc
         else:

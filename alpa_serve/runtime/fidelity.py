@@ -34,6 +34,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from alpa_serve import raycluster
+
 logger = logging.getLogger(__name__)
 
 #: Calibration set whose cases are run.
@@ -266,8 +268,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="SLO scales to run (default: all of the set)")
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
     parser.add_argument("--targets", default=None, help="calibration_targets.tsv path")
-    parser.add_argument("--address", default=None, help="Ray cluster address (default: "
-                        "embedded Ray)")
+    raycluster.add_arguments(parser, address_alias=True)
     parser.add_argument("--backend", default="emulated", choices=("emulated", "jax"),
                         help="emulated: the paper's case with emulated devices (default); jax: "
                              "small JAX models profiled and served on this machine (real time)")
@@ -303,7 +304,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = []
     if tsv.exists():
         tsv.unlink()
-    config = RuntimeConfig(speedup=args.speedup, address=args.address)
+    config = RuntimeConfig(speedup=args.speedup, address=args.ray_address,
+                           connect_timeout=args.connect_timeout, num_cpus=args.num_cpus)
     with Runtime.start(first.placement, first.profiles, first.workload.model_names,
                        [float(s) for s in first.slos],
                        config) as runtime:
@@ -355,7 +357,8 @@ def _main_jax(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                                               else case.duration),
                    slo_scales=tuple(args.slo_scales or (JAX_QUICK_SCALES if args.quick
                                                         else case.slo_scales)))
-    run_real(Path(args.out), case, args.profile, args.address, progress=True)
+    run_real(Path(args.out), case, args.profile, args.ray_address, progress=True,
+             connect_timeout=args.connect_timeout, num_cpus=args.num_cpus)
     return 0
 
 

@@ -147,8 +147,12 @@ def prepare_real_points(case: RealCase, db: Any) -> list[Any]:
 
 
 def run_real(out: Path, case: RealCase, profile: Optional[Path] = None,
-             address: Optional[str] = None, progress: bool = True) -> list[dict[str, Any]]:
-    """The whole loop (module docstring); returns the rows written to ``out/fidelity.tsv``."""
+             address: Optional[str] = None, progress: bool = True,
+             connect_timeout: Optional[float] = None,
+             num_cpus: Optional[int] = None) -> list[dict[str, Any]]:
+    """The whole loop (module docstring); returns the rows written to ``out/fidelity.tsv``.
+    ``address``, ``connect_timeout``, ``num_cpus``: where Ray runs (``RuntimeConfig``; None:
+    its defaults)."""
     from alpa_serve.experiments.tsv import append_row
     from alpa_serve.models.jaxenv import CACHE_ENV
     from alpa_serve.profiling import ProfilingDatabase
@@ -171,7 +175,10 @@ def run_real(out: Path, case: RealCase, profile: Optional[Path] = None,
         tsv.unlink()
     rows = []
     first = points[0]
-    config = RuntimeConfig(backend="jax", address=address)
+    ray_args: dict[str, Any] = {"address": address, "num_cpus": num_cpus}
+    if connect_timeout is not None:
+        ray_args["connect_timeout"] = connect_timeout
+    config = RuntimeConfig(backend="jax", **ray_args)
     with Runtime.start(first.placement, first.profiles, first.workload.model_names,
                        [float(s) for s in first.slos], config) as runtime:
         for point in points:

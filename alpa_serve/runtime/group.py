@@ -23,16 +23,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from alpa_serve.runtime.backend import DeviceBackend, GroupSpec, backend_kind, make_backends
 from alpa_serve.runtime.channel import (
+    CANCEL,
+    PING,
     REPLY,
     REQUEST,
     STATUS_FAILED,
     STATUS_OK,
+    STATUS_PONG,
     decode_payload,
     encode_payload,
 )
@@ -54,6 +58,13 @@ class _Job:
     data: Any = None
     starts: list[float] = field(default_factory=list)
     ends: list[float] = field(default_factory=list)
+    #: The controller answered it without this group (CANCEL): its remaining stages are
+    #: skipped.
+    cancelled: bool = False
+
+
+class RequestCancelled(RuntimeError):
+    """The controller gave up on the request (it had stopped hearing from this group)."""
 
 
 class StageExecutor:
@@ -72,6 +83,10 @@ class StageExecutor:
     async def run_forever(self) -> None:
         while True:
             job = await self.queue.get()
+            if job.cancelled:  # answered by the controller already: free the device at once
+                if not job.done.done():
+                    job.done.set_exception(RequestCancelled(f"request {job.seq} cancelled"))
+                continue
             try:
                 start = max(job.ready, self.free)
                 duration = job.latencies[self.stage]
@@ -154,6 +169,10 @@ class GroupManager:
         self.executors = executors
         self._next_seq = 0
         self._held: dict[int, _Job] = {}
+        #: Requests inside the group (received, not finished), by seq.
+        self._inside: dict[int, _Job] = {}
+        #: Requests numbered <= this were cancelled by the controller.
+        self._cancel_upto = -1
         self.num_served = 0
 
     async def configure(self, group: int, num_stages: int,
@@ -188,14 +207,27 @@ class GroupManager:
         await self.start()
         now = time.monotonic()
         job = _Job(seq=seq, model=model, latencies=self._latencies[model], received=now,
-                   done=asyncio.get_running_loop().create_future(), ready=now, data=data)
+                   done=asyncio.get_running_loop().create_future(), ready=now, data=data,
+                   cancelled=seq <= self._cancel_upto)
         self._held[seq] = job
+        self._inside[seq] = job
         while self._next_seq in self._held:
             self.executors[0].queue.put_nowait(self._held.pop(self._next_seq))
             self._next_seq += 1
-        await job.done
+        try:
+            await job.done
+        finally:
+            self._inside.pop(seq, None)
         self.num_served += 1
         return now, job.starts[0], job.ends[-1], time.monotonic(), job.data
+
+    def cancel(self, upto: int) -> None:
+        """Skip the remaining stages of requests numbered ``<= upto`` (the controller has
+        answered them; a stage already running finishes)."""
+        self._cancel_upto = max(self._cancel_upto, upto)
+        for job in self._inside.values():
+            if job.seq <= upto:
+                job.cancelled = True
 
     async def listen(self, host: Optional[str] = "127.0.0.1") -> tuple[str, int]:
         """Open the request channel (``channel.py``) on ``host`` (None: this Ray node's IP
@@ -218,6 +250,13 @@ class GroupManager:
             while True:
                 seq, model, size = REQUEST.unpack(await reader.readexactly(REQUEST.size))
                 payload = await reader.readexactly(size) if size else b""
+                if model == PING:  # heartbeat: answered by this loop, so a frozen one is seen
+                    writer.write(REPLY.pack(seq, STATUS_PONG, time.monotonic(),
+                                            float(len(self._inside)), 0.0, 0.0, 0))
+                    continue
+                if model == CANCEL:
+                    self.cancel(seq)
+                    continue
                 task = loop.create_task(self._reply(seq, model, payload, writer))
                 self._requests.add(task)
                 task.add_done_callback(self._requests.discard)
@@ -231,6 +270,8 @@ class GroupManager:
         try:
             *times, output = await self.run(seq, model, decode_payload(payload))
             status, body = STATUS_OK, encode_payload(output)
+        except RequestCancelled:
+            times, status, body = [math.nan] * 4, STATUS_FAILED, b""
         except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - reported back
             logger.warning("group %d: request %d failed: %r", self.group, seq, exc)
             times, status = [math.nan] * 4, STATUS_FAILED
@@ -254,7 +295,9 @@ class GroupManager:
                     job.done.cancel()
 
     def info(self) -> dict:
-        """Group index, stage count, requests served, and per-stage busy model seconds."""
-        return {"group": self.group, "num_stages": self.num_stages,
+        """Group index, stage count, process id, requests served and inside, and per-stage
+        busy model seconds."""
+        return {"group": self.group, "num_stages": self.num_stages, "pid": os.getpid(),
                 "served": self.num_served, "waiting_out_of_order": len(self._held),
+                "inside": len(self._inside),
                 "busy": [e.busy_seconds * self.speedup for e in self.executors]}
