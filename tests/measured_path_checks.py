@@ -208,5 +208,15 @@ def test_runtime_serves_reference_outputs(profiled, monkeypatch):
             status, data = _infer(rt.url, "m0", {"input": [arch.vocab]})
             assert status == 503 and data["reason"] == "group_error"
             assert "token ids must be in [0, 30522)" in data["detail"]
+            # Redeploy on the same actor (configure builds and compiles op=2, with the old
+            # controller's watchdog paused), then serve from the compiled stage at once.
+            rt.deploy(ModelPlacement((ParallelConfig(1, 2, 1),), ((0,),)), [prof], ["m0"],
+                      [10.0])
+            status, data = _infer(rt.url, "m0", {"input": tokens[0].tolist()})
+            assert status == 200, data
+            np.testing.assert_allclose(np.array(data["output"]), ref, rtol=1e-4, atol=1e-5)
+            health = rt.health()
+            assert [g["state"] for g in health["groups"]] == ["serving"]
+            assert health["counts"] == {"ok": 1}
     finally:
         ray.shutdown()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import urllib.error
 import urllib.request
@@ -395,6 +396,64 @@ def test_shutdown_does_not_report_groups_lost(caplog):
         result = asyncio.run(scenario())
     assert result.status == "ok"
     assert not [r for r in caplog.records if "is gone" in r.getMessage()]
+
+
+def test_paused_watch_never_marks_a_busy_group_stalled():
+    """Runtime.deploy pauses the old controller's watchdog before reconfiguring its groups (a
+    JAX group compiles in configure, its event loop busy). Groups that never answer: with the
+    watchdog running they are stalled within stall_timeout; paused, never."""
+    import asyncio
+
+    from alpa_serve.runtime.runtime import ServeActor
+
+    async def silent(reader, writer):  # accepts, reads, never answers (a busy event loop)
+        try:
+            while await reader.read(1 << 16):
+                pass
+        finally:
+            writer.close()
+
+    async def scenario(pause: bool):
+        servers = [await asyncio.start_server(silent, "127.0.0.1", 0) for _ in range(3)]
+        addresses = [("127.0.0.1", srv.sockets[0].getsockname()[1]) for srv in servers]
+        serve = ServeActor()
+        limits = RuntimeConfig(stall_timeout=0.2, heartbeat=0.05).limits()
+        await serve.deploy(PLACEMENT.to_json(), PROFILES, NAMES, SLOS, addresses, limits)
+        if pause:
+            await serve.pause_watch()
+        await asyncio.sleep(0.8)
+        stalled = set(serve.slot.controller.stalled)
+        await serve.stop_http()
+        for srv in servers:
+            srv.close()
+        return stalled
+
+    assert asyncio.run(scenario(pause=False)) == {0, 1, 2}
+    assert asyncio.run(scenario(pause=True)) == set()
+
+
+def test_cli_backend_is_checked_before_ray(capsys):
+    """python -m alpa_serve.runtime --backend: unknown names, a speed-up with a computing back
+    end, and models the jax back end cannot build are one error line (exit 2) before Ray."""
+    from alpa_serve.runtime.__main__ import build_parser, main
+
+    base = ["--placement", PLACEMENT_ONE, "--model-set", "bert-2.6b", "--num-models", "1",
+            "--port", "0"]
+    for extra, message in (
+            (["--backend", "nope"], "invalid choice: 'nope'"),
+            (["--backend", "jax", "--speedup", "2"], "speedup must be 1"),
+            # bert-2.6b is no small JAX model (without JAX: "needs JAX")
+            (["--backend", "jax"], "cannot build|needs JAX"),
+            (["--profile", "/nonexistent/db.pkl"], "--profile: cannot use")):
+        with pytest.raises(SystemExit) as exc:
+            main(base + extra)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert re.search(message, err) and "Traceback" not in err, err
+    assert "--backend {emulated,jax}" in " ".join(build_parser().format_help().split())
+
+
+PLACEMENT_ONE = '{"type": "ModelPlacement", "group_configs": [[1, 1, 1]], "group_models": [[0]]}'
 
 
 def test_cli_sigterm_during_start_up_stops_cleanly(tmp_path):

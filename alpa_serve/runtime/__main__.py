@@ -3,13 +3,18 @@
     python -m alpa_serve.runtime --placement PLACEMENT --model-set bert-2.6b --num-models 24 \\
         [--slo-scale 5] [--host 127.0.0.1] [--port 8000] [--speedup 1] [--ray-address ADDR]
         [--connect-timeout S] [--num-cpus N] [--max-slo S] [--stall-timeout S]
+        [--backend {emulated,jax}] [--profile DB]
 
 ``PLACEMENT`` is the placement's JSON (DESIGN 10) or a file holding it, e.g. the ``placement``
 column of a result TSV row. Models are named and typed as the experiments name them
 (``experiments.cases.model_names``: ``m0..`` for a single type), with profiles from the
-committed database and SLO = slo_scale x the type's single-device latency. The Ray flags are
-the experiments runner's (:mod:`alpa_serve.raycluster`). Exit status: 0 after Ctrl-C or
-SIGTERM, 2 when the command line or Ray start-up is refused (one error line).
+committed database (``--profile``: another one, e.g. a measured database of
+``python -m alpa_serve.profiling.profile``) and SLO = slo_scale x the type's single-device
+latency. ``--backend jax`` computes with the JAX models of ``alpa_serve.models`` (real time;
+every model type must be one of their small members, profiled); the back end's checks run
+before Ray starts. The Ray flags are the experiments runner's (:mod:`alpa_serve.raycluster`).
+Exit status: 0 after Ctrl-C or SIGTERM, 2 when the command line or Ray start-up is refused
+(one error line).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ def _positive(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser."""
+    from alpa_serve.runtime.backend import BACKENDS
     from alpa_serve.runtime.controller import (
         DEFAULT_MAX_IN_FLIGHT,
         DEFAULT_MAX_SLO,
@@ -75,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT,
                         help="most admitted requests in flight; more are rejected at once "
                              "(default %(default)s)")
+    parser.add_argument("--backend", default="emulated", choices=sorted(BACKENDS),
+                        help="device back end: emulated (default; devices busy for the "
+                             "profiled latency, no data) or jax (real compute with the JAX "
+                             "models of alpa_serve.models; needs the real extra, --speedup 1 "
+                             "and measured profiles of small models, see --profile)")
+    parser.add_argument("--profile", type=Path, default=None, metavar="PATH",
+                        help="profiling database to take the models' profiles from (.pkl, raw "
+                             "rows .tsv or the original artifact's pickle; default: the "
+                             "committed one), e.g. the output of python -m "
+                             "alpa_serve.profiling.profile for --backend jax")
     raycluster.add_arguments(parser, address_alias=True)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -93,7 +109,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from alpa_serve.experiments.case_runner import default_database, slo_base
     from alpa_serve.experiments.cases import model_names, model_types
     from alpa_serve.placement import ModelPlacement
-    from alpa_serve.runtime.runtime import Runtime, RuntimeConfig
+    from alpa_serve.profiling import ProfilingDatabase
+    from alpa_serve.runtime.runtime import Runtime, RuntimeConfig, group_specs
+    from alpa_serve.simulator.dispatch import Dispatcher
 
     text = args.placement
     if not text.lstrip().startswith("{"):
@@ -108,19 +126,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not isinstance(placement, ModelPlacement):
         parser.error("--placement: the runtime serves one ModelPlacement; a placement with "
                      "replacement (Clockwork++) is not supported")
-    db = default_database()
+    if args.profile is None:
+        db = default_database()
+    else:
+        try:
+            db = ProfilingDatabase.load(args.profile)
+        except (OSError, ValueError, KeyError) as exc:
+            parser.error(f"--profile: cannot use {args.profile}: {exc}")
     try:
         types = model_types(args.model_set, args.num_models)
         profiles = [db.get(t) for t in types]
         config = RuntimeConfig(host=args.host, port=args.port, speedup=args.speedup,
-                               address=args.ray_address, connect_timeout=args.connect_timeout,
-                               num_cpus=args.num_cpus, max_slo=args.max_slo,
-                               stall_timeout=args.stall_timeout,
+                               backend=args.backend, address=args.ray_address,
+                               connect_timeout=args.connect_timeout, num_cpus=args.num_cpus,
+                               max_slo=args.max_slo, stall_timeout=args.stall_timeout,
                                max_in_flight=args.max_in_flight)
+        names = model_names(args.model_set, args.num_models)
+        # The back end's checks (e.g. jax: JAX installed, small models, (op, pp)) before Ray.
+        group_specs(Dispatcher(placement, profiles, names), profiles, config)
     except (KeyError, ValueError) as exc:
         parser.error(str(exc).strip("'\""))
     slos = [args.slo_scale * slo_base(p) for p in profiles]
-    names = model_names(args.model_set, args.num_models)
     stop = threading.Event()
     # Ctrl-C or SIGTERM (also during start-up: raycluster keeps these handlers) stops serving.
     signal.signal(signal.SIGINT, lambda *_: stop.set())

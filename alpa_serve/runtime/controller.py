@@ -158,13 +158,20 @@ class Controller:
             for g, (host, port) in enumerate(addresses))))
         self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 
-    async def close(self) -> None:
-        """Stop the watchdog and close the request channels (requests still waiting fail;
-        no group is reported lost)."""
+    async def stop_watch(self) -> None:
+        """Stop the watchdog: no more heartbeats or stall detection (before the groups are
+        reconfigured for another placement: a real-compute group builds and compiles its
+        models in ``configure``, its event loop busy for seconds, and must not count as
+        stalled)."""
         if self._watchdog is not None:
             self._watchdog.cancel()
             await asyncio.gather(self._watchdog, return_exceptions=True)
             self._watchdog = None
+
+    async def close(self) -> None:
+        """Stop the watchdog and close the request channels (requests still waiting fail;
+        no group is reported lost)."""
+        await self.stop_watch()
         await asyncio.gather(*(c.close() for c in self.channels if c is not None))
 
     def _group_lost(self, g: int) -> None:

@@ -152,6 +152,12 @@ class ServeActor:
         if old is not None:
             await old.close()
 
+    async def pause_watch(self) -> None:
+        """Stop the current controller's heartbeats and stall detection (before its groups
+        are reconfigured, see :meth:`Runtime.deploy`); it keeps answering HTTP."""
+        if self.slot.controller is not None:
+            await self.slot.controller.stop_watch()
+
     async def health(self) -> dict:
         """The controller's health report (``GET /health``)."""
         ctl = self.slot.controller
@@ -287,6 +293,10 @@ class Runtime:
         group_cls = ray.remote(GroupManager).options(num_cpus=0,
                                                      max_concurrency=_MAX_CONCURRENCY)
         old, new = self.groups, []
+        if old:
+            # A reconfigured group is busy building (a real-compute one compiles for seconds)
+            # and does not answer heartbeats: the old controller must not call it stalled.
+            ray.get(self.serve.pause_watch.remote())
         ready = []
         for g, spec in enumerate(specs):
             if g < len(old):
