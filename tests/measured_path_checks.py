@@ -120,6 +120,10 @@ def test_profiler_rows_database_resume(profiled):
     assert prof.single_latency == pytest.approx(one.stage_latencies[0])
     assert db.hardware["device_kind"] == "cpu" and "memory analysis" in \
         db.hardware["activation_memory"]
+    # The raw rows load through the same entry point (benchmark_rows.load_database, rule
+    # "last"), giving the profiler's profiles.
+    from_rows = ProfilingDatabase.load(rows_path)
+    assert from_rows.get("bert-tiny") == prof and from_rows.hardware["duplicate_rule"] == "last"
     json_path = out.with_suffix(".json")
     db.save(json_path)
     assert ProfilingDatabase.load(json_path) == db
