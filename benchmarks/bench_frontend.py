@@ -28,7 +28,6 @@ import argparse
 import math
 import os
 import platform
-import re
 import statistics
 import textwrap
 import time
@@ -36,9 +35,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+from perfdoc import PERF, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-PERF = ROOT / "docs" / "performance.md"
 HEADING = "## Serving runtime front end"
 
 #: Overhead goal (ms, p99).
@@ -192,17 +191,6 @@ def section(rows: list[dict], info: dict, seconds: float, repeat: int, label: st
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) only the front-end section of docs/performance.md."""
-    old = PERF.read_text() if PERF.exists() else "# Performance\n"
-    pat = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pat.search(old):
-        new = pat.sub(lambda _m: text + "\n", old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    PERF.write_text(new.rstrip("\n") + "\n")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description="Front-end rate at which the host overhead stays "
                                              f"under {GOAL_MS:g} ms p99.")
@@ -220,7 +208,7 @@ def main() -> None:
     print(text)
     print(f"({time.monotonic() - t0:.0f} s)")
     if not args.no_write:
-        write_section(text)
+        write_section(HEADING, text)
         print(f"wrote the '{HEADING[3:]}' section of {PERF}")
 
 
