@@ -183,7 +183,7 @@ def test_stream_times_follow_the_daily_intensity():
     r = S._rng(1, 2)
     horizon = 2 * 86400.0
     always_on = (np.zeros(1), np.ones(1, dtype=bool))
-    t = S._stream_times(r, p, horizon, always_on, 20_000.0)
+    t = S._stream_times(r, p, horizon, always_on, 20_000.0, p.diurnal_peak_hour)
     # Renewal count: sd about stream_gap_cv * sqrt(n).
     assert abs(len(t) - 20_000) < 200 and t.min() >= 0 and t.max() < horizon
     hour = (t / 3600) % 24
@@ -192,7 +192,7 @@ def test_stream_times_follow_the_daily_intensity():
     assert 2.4 < peak / trough < 3.6          # (1 + 0.5) / (1 - 0.5) = 3 at the extremes
     # Regime off: nothing there.
     half_off = (np.array([0.0, 86400.0]), np.array([True, False]))
-    t = S._stream_times(S._rng(1, 3), p, horizon, half_off, 5_000.0)
+    t = S._stream_times(S._rng(1, 3), p, horizon, half_off, 5_000.0, p.diurnal_peak_hour)
     assert t.max() < 86400.0 and abs(len(t) - 5_000) < 100
 
 
@@ -203,3 +203,31 @@ def test_maf2_cache_key_changes_with_the_stream_parameters(tmp_path):
     other = S.StandinParams(maf2=dataclasses.replace(SMALL2, stream_gap_cv=0.7))
     assert small.digest("maf2") != other.digest("maf2")
     assert S.ensure_standin("maf2", tmp_path, small) != S.ensure_standin("maf2", tmp_path, other)
+
+
+# ----------------------------------------------------------------------------- MAF2 daily mix
+
+def test_maf2_peak_hours_are_per_function_and_leave_the_volumes_alone():
+    shared = dataclasses.replace(STREAMY, diurnal_peak_jitter_hours=0.0)
+    spread = dataclasses.replace(STREAMY, diurnal_peak_jitter_hours=6.0)
+    a, b = S._maf2_population(shared), S._maf2_population(spread)
+    assert np.all(a["peak_hour"] == shared.diurnal_peak_hour)
+    assert 3.0 < np.std(b["peak_hour"]) < 9.0
+    # The phases come from their own stream: kinds and volumes do not move.
+    for key in ("expected", "is_timer", "is_stream"):
+        assert np.array_equal(a[key], b[key])
+
+
+def test_stream_times_peak_at_their_own_hour():
+    p = dataclasses.replace(STREAMY, diurnal_amplitude=0.5, stream_gap_cv=0.3)
+    always_on = (np.zeros(1), np.ones(1, dtype=bool))
+    t = S._stream_times(S._rng(1, 4), p, 2 * 86400.0, always_on, 20_000.0, 2.0)
+    hour = (t / 3600) % 24
+    assert np.sum(np.abs(hour - 2.0) < 1) > 2.4 * np.sum(np.abs(hour - 14.0) < 1)
+
+
+def test_regime_always_has_an_on_period():
+    # On fraction 1%, off periods averaging 99 days: the first period is taken as on.
+    for seed in range(20):
+        edges, states = S._regime(S._rng(seed, 5), 14 * 86400.0, 3600.0, 0.0001)
+        assert states.any()

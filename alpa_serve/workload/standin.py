@@ -152,6 +152,8 @@ class Maf2StandinParams:
     regime_duty_max: float = 1.0
     diurnal_amplitude: float = 0.4
     diurnal_peak_hour: float = 14.0
+    # Per-function peak hour: diurnal_peak_hour + N(0, jitter) hours (own random stream).
+    diurnal_peak_jitter_hours: float = 0.0
     duration_log10_mu: float = -0.7
     duration_log10_sigma: float = 0.7
     timestamp_decimals: int = 6
@@ -403,8 +405,12 @@ def _maf2_population(p: Maf2StandinParams) -> dict:
     daily = expected / p.num_days
     is_stream = (~is_timer) & (_rng(p.seed, 13).random(F) <
                                daily / (daily + p.stream_half_daily_invocations))
+    # Each function's daily peak hour, from its own stream so that the other draws (and with
+    # zero jitter the whole stand-in) do not depend on it.
+    peak_hour = p.diurnal_peak_hour + p.diurnal_peak_jitter_hours * \
+        _rng(p.seed, 14).standard_normal(F)
     return dict(expected=expected, is_timer=is_timer, is_stream=is_stream, period=periods,
-                app_of=app_of, apps=_hex_ids(p.seed, "maf2-app", p.num_apps),
+                peak_hour=peak_hour, app_of=app_of, apps=_hex_ids(p.seed, "maf2-app", p.num_apps),
                 funcs=_hex_ids(p.seed, "maf2-func", F))
 
 
@@ -429,8 +435,9 @@ def _maf2_function(p: Maf2StandinParams, pop: dict, f: int) -> tuple[np.ndarray,
         n_bursts = max(1, int(r.poisson(expected / size_mean)))
         duty = r.uniform(p.regime_duty_min, p.regime_duty_max)
         on_edges = _regime(r, horizon, p.regime_on_hours_mean * 3600.0, duty)
+        peak = float(pop["peak_hour"][f])
         if pop["is_stream"][f]:
-            t = _stream_times(r, p, horizon, on_edges, expected)
+            t = _stream_times(r, p, horizon, on_edges, expected, peak)
         else:
             # Burst starts: thinning of a homogeneous process by diurnal x regime intensity,
             # drawing candidates until enough survive.
@@ -438,7 +445,7 @@ def _maf2_function(p: Maf2StandinParams, pop: dict, f: int) -> tuple[np.ndarray,
             n_kept = 0
             while n_kept < n_bursts:
                 cand = r.random(int(n_bursts * 2 / duty) + 16) * horizon
-                ok = (r.random(len(cand)) < _diurnal(p, cand)) & _is_on(on_edges, cand)
+                ok = (r.random(len(cand)) < _diurnal(p, cand, peak)) & _is_on(on_edges, cand)
                 kept.append(cand[ok])
                 n_kept += int(ok.sum())
             starts = np.sort(np.concatenate(kept)[:n_bursts])
@@ -484,15 +491,16 @@ def generate_maf2_standin(out_dir: PathLike, params: Maf2StandinParams = Maf2Sta
     return path
 
 
-def _diurnal(p: Maf2StandinParams, t: np.ndarray) -> np.ndarray:
-    """Diurnal factor in (0, 1] at times ``t`` (s): 1 at ``diurnal_peak_hour``."""
+def _diurnal(p: Maf2StandinParams, t: np.ndarray, peak_hour: float) -> np.ndarray:
+    """Diurnal factor in (0, 1] at times ``t`` (s): 1 at ``peak_hour`` (hour of day)."""
     hours = (t / 3600.0) % 24
-    return (1 + p.diurnal_amplitude * np.cos(2 * np.pi * (hours - p.diurnal_peak_hour) / 24)
+    return (1 + p.diurnal_amplitude * np.cos(2 * np.pi * (hours - peak_hour) / 24)
             ) / (1 + p.diurnal_amplitude)
 
 
 def _stream_times(r: np.random.Generator, p: Maf2StandinParams, horizon: float,
-                  regime: tuple[np.ndarray, np.ndarray], expected: float) -> np.ndarray:
+                  regime: tuple[np.ndarray, np.ndarray], expected: float,
+                  peak_hour: float) -> np.ndarray:
     """Invocation times (s) of a steady stream: a renewal process with Gamma gaps of CV
     ``stream_gap_cv`` in operational time, mapped onto [0, horizon) through the cumulative
     diurnal x regime intensity (time rescaling), so that its local gaps are regular while its
@@ -501,7 +509,7 @@ def _stream_times(r: np.random.Generator, p: Maf2StandinParams, horizon: float,
     edges = np.arange(0.0, horizon + step, step)
     edges[-1] = horizon
     mid = (edges[:-1] + edges[1:]) / 2
-    lam = _diurnal(p, mid) * _is_on(regime, mid) * np.diff(edges)
+    lam = _diurnal(p, mid, peak_hour) * _is_on(regime, mid) * np.diff(edges)
     cum = np.concatenate([[0.0], np.cumsum(lam)])
     cum *= expected / max(cum[-1], 1e-300)
     shape = 1.0 / p.stream_gap_cv ** 2
@@ -536,6 +544,10 @@ def _regime(r: np.random.Generator, horizon: float, on_mean: float, duty: float
         states.append(state)
         x += r.exponential(on_mean if state else off_mean)
         state = not state
+    if not any(states):
+        # One off period covers the whole trace; the function is listed, so it runs sometime:
+        # its first period is taken as on (never happens with on fractions >= 0.2).
+        states[0] = True
     return np.asarray(edges), np.asarray(states, dtype=bool)
 
 
