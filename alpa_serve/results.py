@@ -26,8 +26,48 @@ COLUMNS: tuple[str, ...] = (
     "total_rate", "rate_scale", "cv", "cv_scale", "slo_scale", "duration", "policy",
     "goodput", "latency_mean", "latency_p99", "num_requests", "solver_seconds",
     "placement", "train_window", "test_window", "train_workload", "train_seed",
-    "profile", "case_id",
+    "profile", "search", "case_id",
 )
+
+#: The previous version's columns (before ``search``): a file with this header is a result
+#: file of an older runner; the runner refuses to append to it (``--force`` moves it to a
+#: backup) and the readers take its rows as exact (DESIGN 7.3, 7.8).
+PREVIOUS_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c != "search")
+
+# ------------------------------------------------------------------------------------------
+# Search modes (DESIGN 7.8): the one home of the vocabulary
+# ------------------------------------------------------------------------------------------
+#: The placement search of the case: ``"exact"`` (the default, DESIGN 6: the search policies
+#: train on the whole training workload) or ``"fast"`` (opt-in: the search policies train on
+#: some replay windows of a trace case's training workload; the placement is evaluated on the
+#: whole test workload as always).
+SEARCH_EXACT = "exact"
+SEARCH_FAST = "fast"
+SEARCH_MODES: tuple[str, ...] = (SEARCH_EXACT, SEARCH_FAST)
+
+#: The fast search's constant (DESIGN 7.8; the rule is
+#: ``alpa_serve.experiments.fast_search.select_training_windows``): it keeps
+#: ``max(1, round(W x share))`` evenly spaced windows of a training replay's W windows.
+FAST_WINDOW_SHARE = 0.25
+
+
+def fast_window_count(num_windows: int, share: float = FAST_WINDOW_SHARE) -> int:
+    """How many of a training replay's ``num_windows`` windows the fast search keeps whole:
+    ``max(1, round(num_windows x share))`` (at most all of them)."""
+    return min(num_windows, max(1, int(round(num_windows * share))))
+
+
+#: What every figure drawn from fast rows says (DESIGN 7.5, 7.8).
+FAST_SEARCH_NOTE = (
+    f"Beta placed by the opt-in fast search: trained on {fast_window_count(16)} evenly spaced "
+    f"of the day's 16 windows (MAF1: {fast_window_count(60)} of 60), evaluated on the whole "
+    f"day (DESIGN 7.8)")
+
+
+def row_search(row: dict[str, str]) -> str:
+    """The search mode of a result row; a row without the ``search`` column (a file of the
+    previous version) or with an empty value is exact."""
+    return row.get("search", "") or SEARCH_EXACT
 
 #: Columns that hold numbers (empty where a column does not apply to the case's workload;
 #: ``nan`` where a statistic is undefined).
