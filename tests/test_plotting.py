@@ -244,7 +244,8 @@ def test_read_results_truncated_row_names_file_and_line(tmp_path):
     write_tsv(p, synthetic_rows(E2E_SWEEPS, E2E_POLICIES, "maf1")[:3])
     with open(p, "a") as f:
         f.write("goodput_vs_slo\tmaf1\tS1\t16\n")  # a row cut short by a crash
-    with pytest.raises(TsvFormatError, match=r"S1_maf1\.tsv:5: unreadable row: expected 23"):
+    with pytest.raises(TsvFormatError,
+                       match=rf"S1_maf1\.tsv:5: unreadable row: expected {len(COLUMNS)}"):
         read_results(p)
 
 
