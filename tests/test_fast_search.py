@@ -29,11 +29,12 @@ from alpa_serve.experiments.__main__ import main as cli_main
 from alpa_serve.experiments.case_runner import CaseInputs, simulate_prepared
 from alpa_serve.experiments.fast_search import (
     FAST_SEARCH_POLICIES,
+    FAST_WINDOW_SHARE,
     fast_training_workload,
-    fast_windows,
     num_windows,
     select_training_windows,
     uses_fast_search,
+    window_slice,
 )
 from alpa_serve.experiments.suite_runner import RunnerError, RunOptions, run_entries, seed_rows
 from alpa_serve.experiments.suites import SuiteEntry, SuiteOptions, build_suite
@@ -95,61 +96,66 @@ def test_suite_option_sets_every_case():
 # The rule
 # ---------------------------------------------------------------------------
 
-def test_fast_windows_are_evenly_spaced():
-    assert fast_windows(16) == (2, 6, 10, 14)                 # MAF2 day: 4 of 16
-    assert fast_windows(60) == tuple(range(2, 60, 4))         # MAF1 hour: 15 of 60
-    assert fast_windows(1) == (0,) and fast_windows(2) == (1,)
-    assert fast_windows(16, share=0.5) == tuple(range(1, 16, 2))
+def test_window_slice_is_the_middle_of_every_window():
+    assert FAST_WINDOW_SHARE == 0.0625
+    assert window_slice(5400) == (2531.25, 2868.75)           # MAF2: 337.5 s of each window
+    assert window_slice(10, share=0.5) == (2.5, 7.5)
     assert num_windows(13 * 86400, 14 * 86400, 5400) == 16
     assert num_windows(0, 100, 60) == 2                       # a last, partial window
-    with pytest.raises(ValueError):
-        fast_windows(0)
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError):
+            window_slice(60, share=bad)
 
 
 def _replay(start: float = 1000.0) -> Workload:
-    """8 windows of 10 s from ``start``: model 0 in every window, model 1 in windows 0 and 6,
-    model 2 never, model 3 in windows 1 (one request) and 7 (two, one past the end)."""
+    """8 windows of 10 s from ``start``: model 0 at 3 s and 8 s into every window, model 1 at
+    1 s into window 0 and 4, 5, 6 s into window 6, model 2 never, model 3 at 9 s into windows 1
+    and 7 and 1 s into window 7, plus one arrival past the end (window 7)."""
     times, ids = [], []
     for k in range(8):
-        times += [start + 10 * k + 1.0, start + 10 * k + 2.0]
+        times += [start + 10 * k + 3.0, start + 10 * k + 8.0]
         ids += [0, 0]
-    times += [start + 3.0, start + 61.0, start + 62.0, start + 63.0,
-              start + 15.0, start + 79.0, start + 85.0]
-    ids += [1, 1, 1, 1, 3, 3, 3]
+    times += [start + 1.0, start + 64.0, start + 65.0, start + 66.0,
+              start + 19.0, start + 71.0, start + 79.0, start + 85.0]
+    ids += [1, 1, 1, 1, 3, 3, 3, 3]
     order = np.argsort(times, kind="stable")
     return Workload(np.array(times)[order], np.array(ids)[order], np.ones(len(times)),
                     ["a", "b", "c", "d"])
 
 
-def test_selection_keeps_whole_windows_and_represents_every_model():
+def test_selection_keeps_the_middle_of_every_window_and_every_model():
     w = _replay()
-    sel = select_training_windows(w, 1000.0, 1080.0, 10.0)
-    assert sel.num_windows == 8 and sel.windows == (2, 6)   # 2 of 8, evenly spaced
+    sel = select_training_windows(w, 1000.0, 1080.0, 10.0, share=0.5)
+    assert sel.num_windows == 8 and sel.slice == (2.5, 7.5)
     kept = w[sel.mask]
-    # windows 2 and 6 whole (model 1 is there in window 6); model 3 has none there, so its
-    # busiest window (7, with the arrival past the end) is added; model 2 has no request.
+    # model 0: its 3 s arrivals (8 of 16); model 1: window 6's three; model 3 has none in a
+    # slice, so its busiest window (7, with the arrival past the end) is added; model 2 has
+    # no request.
     assert sel.added == ((3, 7),)
-    assert sel.num_requests == len(kept) == 2 + 2 + 3 + 2
-    assert set(kept.arrivals) <= set(w.arrivals)           # original arrival times, in order
+    assert sel.num_requests == len(kept) == 8 + 3 + 3
+    assert np.array_equal(np.sort(kept.arrivals[kept.model_ids == 0]),
+                          1000.0 + 10 * np.arange(8) + 3.0)
+    assert sorted(kept.arrivals[kept.model_ids == 3]) == [1071.0, 1079.0, 1085.0]
     assert np.all(np.diff(kept.arrivals) >= 0) and kept.model_names == w.model_names
-    assert sorted(kept.arrivals[kept.model_ids == 3]) == [1079.0, 1085.0]
-    assert not np.any((kept.model_ids == 1) & (kept.arrivals < 1010))  # window 0 not kept
+    assert set(kept.arrivals) <= set(w.arrivals)           # original arrival times
 
 
-def _trace_case(policy: str = "mp-search", search: str = "fast") -> Case:
+def _trace_case(policy: str = "mp-search", search: str = "fast",
+                interval: float = 6000.0) -> Case:
     wl = TraceWorkload(source="maf2-standin", rate_scale=1, cv_scale=1,
-                       test_window=("0.0.0", "0.1.20"), interval_seconds=600)
+                       test_window=("0.0.0", "0.13.20"), interval_seconds=interval)
     return Case("goodput_vs_num_devices", "S1", 2, 4, policy, 5, wl, search=search)
 
 
 def test_only_fast_trace_search_policies_train_on_less():
-    short = _replay(start=0.0)                                 # windows of 600 s
-    w = Workload(short.arrivals * 60, short.model_ids, short.slos, short.model_names)
+    short = _replay(start=0.0)                                 # windows of 6000 s
+    w = Workload(short.arrivals * 600, short.model_ids, short.slos, short.model_names)
     assert FAST_SEARCH_POLICIES == ("mp-search", "mp-search-sep")
     fast = _trace_case()
     assert uses_fast_search(fast) and len(fast_training_workload(fast, w)) < len(w)
     for case in (_trace_case(search="exact"), _trace_case("sr-greedy"),
                  _trace_case("sr-replace-600"), _trace_case("mp-greedy-2"),
+                 _trace_case(interval=60),                     # MAF1-like short windows
                  _case(search="fast")):                        # synthetic
         assert not uses_fast_search(case)
         assert fast_training_workload(case, w) is w
@@ -174,20 +180,22 @@ class _Recording:
 
 def test_fast_case_trains_on_the_reduced_day_and_is_evaluated_on_all_of_it(db, monkeypatch):
     rng = np.random.default_rng(0)
-    arrivals = np.sort(rng.uniform(0, 4800, 800))             # 8 windows of 600 s
-    test = Workload(arrivals, rng.integers(0, 4, 800), np.zeros(800), [f"m{i}" for i in range(4)])
-    inputs = CaseInputs(test, test, 0, (0.04,) * 4, (1.0,) * 4)
+    arrivals = np.sort(rng.uniform(0, 48000, 1600))           # 8 windows of 6000 s
+    test = Workload(arrivals, rng.integers(0, 4, 1600), np.zeros(1600),
+                    [f"m{i}" for i in range(4)])
+    inputs = CaseInputs(test, test, 0, (0.01,) * 4, (1.0,) * 4)
     monkeypatch.setattr(placement_pkg, "get_policy", lambda name, **kw: _Recording(name))
     _Recording.seen = []
     exact = simulate_prepared(_trace_case(search="exact"), db, inputs)
     fast = simulate_prepared(_trace_case(), db, inputs)
     sr = simulate_prepared(_trace_case("sr-greedy"), db, inputs)
     (_, train_exact), (_, train_fast), (_, train_sr) = _Recording.seen
-    assert len(train_exact) == len(train_sr) == 800
-    windows = np.floor(train_fast.arrivals / 600).astype(int)
-    assert set(windows) == {2, 6} and len(train_fast) < 800 / 3
+    assert len(train_exact) == len(train_sr) == 1600
+    offsets = train_fast.arrivals - 6000 * np.floor(train_fast.arrivals / 6000)
+    assert np.all((offsets >= 2812.5) & (offsets < 3187.5))   # the middle 1/16 of each window
+    assert 0 < len(train_fast) < 1600 / 8
     # the test workload is never reduced; the same placement gives the same statistics
-    assert exact.workload.equals(fast.workload) and len(fast.workload) == 800
+    assert exact.workload.equals(fast.workload) and len(fast.workload) == 1600
     assert exact.stats.goodput == fast.stats.goodput == sr.stats.goodput
     # a reduced training workload has its own sub-problem key (DESIGN 6, subproblems.py)
     assert workload_digest(train_fast) != workload_digest(train_exact)
@@ -336,7 +344,8 @@ def test_figures_from_fast_rows_carry_the_note(tmp_path, search):
     titles = [ax.get_title() for ax in fig.axes]
     if search == "fast":
         assert [t.get_text() for t in notes] == [FAST_NOTE]
-        assert "16 windows" in FAST_NOTE and "whole day" in FAST_NOTE
+        assert "middle 1/16 of every MAF2 replay window" in FAST_NOTE
+        assert "whole day" in FAST_NOTE
         assert all(t.endswith(FAST_MARK) for t in titles)
     else:
         assert not notes and not any(FAST_MARK in t for t in titles)

@@ -1,13 +1,16 @@
-"""The opt-in fast search (DESIGN 7.8): the search policies train on a reduced day.
+"""The opt-in fast search (DESIGN 7.8): the search policies train on a sample of the day.
 
 A trace case's training workload is the replay of its training window, generated window by
-window (``interval_seconds`` each: 5400 s for MAF2, so 16 windows per day; 60 s for MAF1, so
-60 windows per hour; DESIGN 4.3). With ``Case.search == "fast"``, the policies of
-:data:`FAST_SEARCH_POLICIES` place on :func:`fast_training_workload` instead: the requests of
-a few evenly spaced windows (:func:`fast_windows`), kept at their original arrival times,
-plus, for every model with requests in the day but none in those windows, its requests of its
-busiest window. The chosen placement is then simulated on the whole test workload as in an
-exact case; the test workload is never reduced.
+window (``interval_seconds`` each: 5400 s for MAF2, so 16 windows per day; DESIGN 4.3), each
+window a stationary Gamma segment per model. With ``Case.search == "fast"``, the policies of
+:data:`FAST_SEARCH_POLICIES` place on :func:`fast_training_workload` instead: the requests in
+the middle ``FAST_WINDOW_SHARE`` of every window (:func:`select_training_windows`), kept at
+their original arrival times, plus, for every model with requests in the day but none kept,
+its requests of its busiest window. The chosen placement is then simulated on the whole test
+workload as in an exact case; the test workload is never reduced. Replays in windows shorter
+than ``FAST_MIN_WINDOW_SECONDS`` (MAF1's 60 s windows: Fig. 11's MAF1 columns, Fig. 13) are
+not reduced: a few seconds of every minute is too small a sample, and those cases take
+seconds to a minute anyway.
 
 Everything else is unchanged in a fast case: the other policies (SR, Clockwork++, which splits
 its training workload into windows of its own and needs all of them, and the ablation
@@ -38,9 +41,11 @@ from alpa_serve.workload.trace_defs import parse_time
 #: partition and keep the full training workload, like every other policy.
 FAST_SEARCH_POLICIES: tuple[str, ...] = ("mp-search", "mp-search-sep")
 
-#: Share of a training replay's windows the fast search keeps: ``max(1, round(W x share))``
-#: of its W windows (MAF2 day: 4 of 16; MAF1 hour: 15 of 60). Defined with the search modes.
+#: Share of every replay window the fast search keeps (its middle part), and the shortest
+#: replay window (s) it reduces. Defined with the search modes in :mod:`alpa_serve.results`,
+#: whose figure note states them.
 FAST_WINDOW_SHARE = results.FAST_WINDOW_SHARE
+FAST_MIN_WINDOW_SECONDS = results.FAST_MIN_WINDOW_SECONDS
 
 
 @dataclass(frozen=True)
@@ -49,14 +54,15 @@ class WindowSelection:
 
     Attributes:
         num_windows: windows of the training replay (W).
-        windows: the evenly spaced windows kept whole (0-based, ascending).
+        slice: ``(lo, hi)``: the part of every window that is kept, in seconds from the
+            window's start (the middle ``share`` of it).
         added: ``(model, window)``: the requests of ``model`` in ``window`` were added because
-            the model has requests in the replay but none in ``windows``.
+            the model has requests in the replay but none in the slices.
         mask: per request of the training workload, whether it is kept.
     """
 
     num_windows: int
-    windows: tuple[int, ...]
+    slice: tuple[float, float]
     added: tuple[tuple[int, int], ...]
     mask: np.ndarray
 
@@ -74,14 +80,13 @@ def num_windows(start: float, end: float, interval: float) -> int:
     return int(math.ceil((end - start) / interval))
 
 
-def fast_windows(num: int, share: float = FAST_WINDOW_SHARE) -> tuple[int, ...]:
-    """The windows the fast search keeps whole: ``k = max(1, round(num x share))`` evenly
-    spaced windows, window ``floor((i + 0.5) x num / k)`` for i = 0..k-1 (the middle of each
-    of k equal stretches of the replay: the sample covers the daily cycle)."""
-    if num < 1:
-        raise ValueError(f"a replay has at least one window, got {num}")
-    k = results.fast_window_count(num, share)
-    return tuple(int(math.floor((i + 0.5) * num / k)) for i in range(k))
+def window_slice(interval: float, share: float = FAST_WINDOW_SHARE) -> tuple[float, float]:
+    """The part of a replay window of ``interval`` s the fast search keeps: its middle
+    ``share``, ``[(1 - share) I / 2, (1 + share) I / 2)`` s from the window's start."""
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    lo = (1.0 - share) * interval / 2.0
+    return lo, lo + share * interval
 
 
 def request_windows(arrivals: np.ndarray, start: float, interval: float,
@@ -97,34 +102,39 @@ def select_training_windows(workload: Any, start: float, end: float, interval: f
     """The fast search's rule (DESIGN 7.8) on the replay ``workload`` of ``[start, end)``
     (s) generated in windows of ``interval`` s.
 
-    Keeps every request of the :func:`fast_windows` windows; then, for every model with
-    requests in the replay but none in those windows, the requests of that model in its
-    busiest window (most requests; the first of equal ones), so that every model with
-    requests is represented.
+    Keeps the requests in the middle ``share`` of every window (:func:`window_slice`): a
+    sample of every stretch of the day, so the models' shares and the daily cycle of the load
+    are those of the whole replay. Then, for every model with requests in the replay but none
+    kept, the requests of that model in its busiest window (most requests; the first of equal
+    ones), so that every model with requests is represented. Arrival times are unchanged.
     """
     num = num_windows(start, end, interval)
-    keep = fast_windows(num, share)
-    window = request_windows(workload.arrivals, start, interval, num)
+    lo, hi = window_slice(interval, share)
+    arrivals = np.asarray(workload.arrivals, dtype=np.float64)
+    window = request_windows(arrivals, start, interval, num)
+    offset = arrivals - start - window * interval
+    mask = (offset >= lo) & (offset < hi)
     ids = np.asarray(workload.model_ids, dtype=np.int64)
-    mask = np.isin(window, keep)
     num_models = len(workload.model_names)
     known = ids >= 0
     counts = np.zeros((num_models, num), dtype=np.int64)
     np.add.at(counts, (ids[known], window[known]), 1)
-    missing = np.flatnonzero((counts.sum(axis=1) > 0) & (counts[:, list(keep)].sum(axis=1) == 0))
+    kept = np.bincount(ids[mask & known], minlength=num_models)
     added = []
-    for m in missing:
+    for m in np.flatnonzero((counts.sum(axis=1) > 0) & (kept == 0)):
         busiest = int(np.argmax(counts[m]))
         mask |= (ids == m) & (window == busiest)
         added.append((int(m), busiest))
-    return WindowSelection(num, keep, tuple(added), mask)
+    return WindowSelection(num, (lo, hi), tuple(added), mask)
 
 
 def uses_fast_search(case: Case) -> bool:
     """Whether ``case``'s policy trains on a reduced workload: a fast trace case of a policy
-    of :data:`FAST_SEARCH_POLICIES`."""
+    of :data:`FAST_SEARCH_POLICIES` whose replay windows last at least
+    :data:`FAST_MIN_WINDOW_SECONDS` (MAF2's 5400 s; not MAF1's 60 s)."""
     return (case.search == SEARCH_FAST and isinstance(case.workload, TraceWorkload)
-            and case.policy in FAST_SEARCH_POLICIES)
+            and case.policy in FAST_SEARCH_POLICIES
+            and case.workload.interval_seconds >= FAST_MIN_WINDOW_SECONDS)
 
 
 def fast_training_workload(case: Case, train: Any) -> Any:
