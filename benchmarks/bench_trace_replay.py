@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import time
 from pathlib import Path
+
+from perfdoc import PERF, write_section
 
 from alpa_serve.workload import trace as tr
 
 ROOT = Path(__file__).resolve().parent.parent
-PERF = ROOT / "docs" / "performance.md"
 HEADING = "## Trace replay"
 
 CASES = [
@@ -71,17 +71,6 @@ def section(results: list[dict], repeat: int) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) only the "Trace replay" section of docs/performance.md."""
-    old = PERF.read_text() if PERF.exists() else "# Performance\n"
-    pat = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pat.search(old):
-        new = pat.sub(lambda _m: text + "\n", old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    PERF.write_text(new.rstrip("\n") + "\n")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
@@ -89,7 +78,7 @@ def main() -> None:
     args = ap.parse_args()
     results = run(args.repeat)
     if not args.no_write:
-        write_section(section(results, args.repeat))
+        write_section(HEADING, section(results, args.repeat))
         print(f"wrote the '{HEADING[3:]}' section of {PERF}")
 
 

@@ -598,3 +598,156 @@ def test_progress_rate_counts_only_cases_run_now(tmp_path, db, monkeypatch):
     assert rate * fd["elapsed"] == pytest.approx(1.0, rel=0.2)
     # and the clock started after the set-up that preceded the first case
     assert bars[0].start_t >= setup_done[0] - 0.01
+
+
+# ---------------------------------------------------------------------------
+# 8. Round 2: command-line values, calibration targets, signals during Ray start-up,
+#    the sub-problem cache
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flag, value", [("--connect-timeout", "-1"),
+                                         ("--connect-timeout", "nan"),
+                                         ("--connect-timeout", "inf"),
+                                         ("--connect-timeout", "0"),
+                                         ("--connect-timeout", "soon"),
+                                         ("--num-cpus", "0"), ("--num-cpus", "two")])
+def test_bad_ray_flags_are_one_line_usage_errors(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["fig14", "--quick", "--out", str(tmp_path / "out"), flag, value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"{flag} must be" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", [-1.0, 0.0, float("nan"), float("inf")])
+def test_run_options_refuse_a_bad_connect_timeout(tmp_path, value):
+    with pytest.raises(ValueError, match="connect_timeout must be a finite number"):
+        RunOptions(out_dir=tmp_path, connect_timeout=value)
+
+
+_TARGETS_HEADER = "\t".join(["set", "experiment", "policy", "x", "goodput", "num_devices",
+                             "num_models", "model_type", "total_rate", "slo_scale",
+                             "workload_kwargs", "chosen_group_configs"]) + "\n"
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (bytes(range(256)) * 8, "is not UTF-8 text"),
+    (b"a\tb\n1\t2\n", "lacks the column(s) set, experiment"),
+    (b"", "lacks the column(s)"),
+    (_TARGETS_HEADER.encode(), "holds no targets"),
+    ((_TARGETS_HEADER + "synthetic\tgoodput\tsr-greedy\n").encode(),
+     ":2: the row has 3 tab-separated values, the header 12"),
+    ((_TARGETS_HEADER + "synthetic\tgoodput\tsr-greedy\t1\t0.9\tmany\t4\tS1\t1\t5\tcv=4"
+      "\top1pp1x4\n").encode(), ":2: cannot read calibration target"),
+], ids=["binary", "other-columns", "empty", "no-rows", "short-row", "bad-value"])
+def test_bad_calibration_targets_are_one_line(tmp_path, caplog, content, fragment):
+    targets = tmp_path / "targets.tsv"
+    targets.write_bytes(content)
+    code = cli_main(["calibration", "--quick", "--serial", "--no-progress", "--targets",
+                     str(targets), "--out", str(tmp_path / "out")])
+    assert code == 2
+    (line,) = _error_lines(caplog)
+    assert fragment in line and str(targets) in line
+    assert targets.read_bytes() == content
+    assert list((tmp_path / "out").glob("*.tsv")) == []
+
+
+def _processes_with(marker: str) -> list[str]:
+    """Command lines of the processes whose environment holds ``marker`` (a run's
+    descendants: Ray passes the environment on to the raylet and its agents)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if marker.encode() in Path(f"/proc/{pid}/environ").read_bytes():
+                found.append(Path(f"/proc/{pid}/cmdline").read_bytes()[:80].decode(
+                    errors="replace"))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_ray_start_is_an_interrupt_and_leaves_no_process(tmp_path, sig):
+    """SIGTERM or SIGINT while ray.init starts the embedded instance: status 130 with the
+    interrupt message, and none of Ray's processes (raylet, dashboard and runtime-env agents)
+    outlives the run."""
+    marker = f"ALPA_SERVE_TEST_{os.getpid()}_{sig}_{time.monotonic_ns()}"
+    env = _subprocess_env()
+    env[marker] = "1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alpa_serve.experiments", "fig14", "--quick", "--no-progress",
+         "--num-cpus", "1", "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "starting an embedded Ray instance" in line:
+                break
+        time.sleep(0.3)  # ray.init takes seconds: the signal comes while it runs
+        proc.send_signal(sig)
+        _, rest = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = "".join(lines) + rest
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted" in err and "Traceback" not in err
+    deadline = time.monotonic() + 20
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _processes_with(marker) == []
+
+
+def _sep_entries() -> list:
+    from alpa_serve.experiments.suites import SuiteEntry
+
+    return [SuiteEntry("a.tsv", _case(policy="mp-search-sep", model_set="S3", num_devices=4))]
+
+
+def test_subproblem_cache_path_that_is_a_file_is_left_alone(tmp_path, db, caplog):
+    reference = tmp_path / "reference"
+    run_entries(_sep_entries(), _opts(reference, share_subproblems=False), db=db)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".subproblems").write_bytes(b"the user's own file")
+    summary = run_entries(_sep_entries(), _opts(out), db=db)
+    assert summary.ok and summary.ran == 1
+    assert (out / ".subproblems").read_bytes() == b"the user's own file"
+    assert rows_without_timing(out / "a.tsv") == rows_without_timing(reference / "a.tsv")
+    assert any(".subproblems exists and is not a folder" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_subproblem_leftovers_of_a_killed_run_are_removed(tmp_path, db):
+    cache = tmp_path / ".subproblems"
+    cache.mkdir()
+    (cache / ".tmp-abc123.json").write_text('{"placement": ')  # a write cut by kill -9
+    (cache / "notes.txt").write_text("not ours to remove")
+    summary = run_entries(_sep_entries(), _opts(tmp_path), db=db)
+    assert summary.ok
+    names = sorted(p.name for p in cache.iterdir())
+    assert ".tmp-abc123.json" not in names and "notes.txt" in names
+    assert any(n.endswith(".json") and not n.startswith(".") for n in names)
+
+
+def test_failed_subproblem_write_skips_the_cache_not_the_case(tmp_path, db, monkeypatch,
+                                                              caplog):
+    from alpa_serve.placement import subproblems
+
+    def full(self, key, placement, score):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(subproblems.DirectoryStore, "put", full)
+    reference = tmp_path / "reference"
+    run_entries(_sep_entries(), _opts(reference, share_subproblems=False), db=db)
+    summary = run_entries(_sep_entries(), _opts(tmp_path / "out"), db=db)
+    assert summary.ok and summary.ran == 1
+    assert rows_without_timing(tmp_path / "out" / "a.tsv") == \
+        rows_without_timing(reference / "a.tsv")
+    assert any("cannot keep solved sub-problems" in r.getMessage()
+               and "No space left on device" in r.getMessage() for r in caplog.records)

@@ -18,10 +18,12 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from alpa_serve import raycluster
 from alpa_serve.experiments.suite_runner import OutputWriteError, RunnerError, RunOptions, run_suite
 from alpa_serve.experiments.suites import (
     SUITE_ALIASES,
     SUITES,
+    CalibrationTargetsError,
     SuiteOptions,
     UnknownFileError,
     UnknownSuiteError,
@@ -48,11 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="reduced grid (first point of each sweep and the one nearest the "
                              "fixed point, shorter windows) for smoke tests")
     parser.add_argument("--serial", action="store_true", help="run in-process without Ray")
-    parser.add_argument("--ray-address", default=None,
-                        help="join an existing Ray cluster (host:port, ray://host:port, auto) "
-                             "instead of starting a local one")
-    parser.add_argument("--num-cpus", type=int, default=None,
-                        help="CPUs of the embedded Ray instance (default: all cores)")
+    raycluster.add_arguments(parser)
     parser.add_argument("--force", action="store_true",
                         help="recompute every case: start the TSV files afresh (each old one "
                              "is moved to a new backup name, NAME.bak, NAME.bak1, ...; no "
@@ -83,9 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
                              "reconstruction: our .pkl/.json, the original artifact's "
                              "profiling_result.pkl, or raw benchmark rows (.tsv); every row "
                              "records its fingerprint (column profile)")
-    parser.add_argument("--connect-timeout", type=float, default=15.0,
-                        help="seconds within which --ray-address must answer and ray.init "
-                             "complete (default 15)")
     parser.add_argument("--split-cases", action="store_true",
                         help="also run each case's independent greedy searches as Ray tasks "
                              "(one case over all workers of a cluster; identical rows)")
@@ -127,8 +122,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         suite = resolve_suite_name(args.suite)
     except UnknownSuiteError as exc:
         parser.error(str(exc))
-    if args.num_cpus is not None and args.num_cpus < 1:
-        parser.error("--num-cpus must be >= 1")
     options = RunOptions(out_dir=args.out, serial=args.serial, ray_address=args.ray_address,
                          num_cpus=args.num_cpus, force=args.force,
                          connect_timeout=args.connect_timeout, progress=not args.no_progress,
@@ -159,7 +152,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         where = args.profile if args.profile is not None else "the committed database"
         _log_error(f"{suite} needs a model the profile does not have ({where}): {exc}", exc)
         return 2
-    except (RunnerError, TsvFormatError, FileNotFoundError, UnknownFileError, TraceError) as exc:
+    except (RunnerError, TsvFormatError, FileNotFoundError, UnknownFileError, TraceError,
+            CalibrationTargetsError) as exc:
         _log_error(str(exc), exc)
         return 2
     except OutputWriteError as exc:

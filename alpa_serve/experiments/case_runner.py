@@ -176,11 +176,41 @@ class SearchResources:
     def policy_options(self) -> dict[str, Any]:
         """Keyword arguments for ``get_policy``."""
         from alpa_serve.placement.executors import RayExecutor
-        from alpa_serve.placement.subproblems import DirectoryStore
 
         return {"executor": RayExecutor() if self.split else None,
-                "subproblem_store": (DirectoryStore(self.subproblem_dir)
+                "subproblem_store": (CacheStore(self.subproblem_dir)
                                      if self.subproblem_dir else None)}
+
+
+class CacheStore:
+    """The sub-problem folder as a cache that never fails a case: a result that cannot be
+    read counts as missing (as in ``DirectoryStore``), one that cannot be written (disk full,
+    the folder not a folder) is skipped with a warning; the case then solves or keeps going
+    without it (same row)."""
+
+    def __init__(self, path: str) -> None:
+        from alpa_serve.placement.subproblems import DirectoryStore
+
+        self._store = DirectoryStore(path)
+        self._warned = False
+
+    def get(self, key: str) -> Any:
+        """The stored (placement, score) of ``key``, or None."""
+        try:
+            return self._store.get(key)
+        except OSError:
+            return None
+
+    def put(self, key: str, placement: Any, score: float) -> None:
+        """Store the result of ``key`` if possible."""
+        try:
+            self._store.put(key, placement, score)
+        except OSError as exc:
+            if not self._warned:
+                self._warned = True
+                logger.warning("cannot keep solved sub-problems in %s (%s); this case goes on "
+                               "without storing them (same rows, later cases may solve them "
+                               "again)", self._store.path, exc.strerror or exc)
 
 
 @dataclass(frozen=True)

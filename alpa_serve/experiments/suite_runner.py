@@ -28,9 +28,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
-import socket
-import threading
 import time
 import traceback
 from collections import Counter, defaultdict
@@ -38,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+from alpa_serve import raycluster
 from alpa_serve.experiments.case_runner import (
     CaseInputs,
     SearchResources,
@@ -113,6 +111,16 @@ class RunOptions:
     seed_dir: Optional[Path] = None
     split_cases: bool = False
     share_subproblems: bool = True
+
+    def __post_init__(self) -> None:
+        self.ray_connection()  # a bad timeout or CPU count fails here, before anything runs
+
+    def ray_connection(self) -> raycluster.RayConnection:
+        """Where Ray runs (ValueError, one line, for a bad ``connect_timeout`` or
+        ``num_cpus``)."""
+        return raycluster.RayConnection(address=self.ray_address,
+                                        connect_timeout=self.connect_timeout,
+                                        num_cpus=self.num_cpus)
 
     def search_resources(self) -> SearchResources:
         """Where the cases' policies search: greedy runs as Ray tasks with ``split_cases``
@@ -331,6 +339,37 @@ def _todo(by_file: dict[str, list[SuiteEntry]], out_dir: Path) -> list[SuiteEntr
     return todo
 
 
+def _subproblem_cache(options: RunOptions, out_dir: Path) -> RunOptions:
+    """Make ``OUT/.subproblems`` usable as a cache, changing nothing of the user's.
+
+    A path of that name that is not a folder is left untouched and the run keeps no
+    sub-problems (a warning says so; rows are the same). In the folder, the temporary files of
+    writes cut short (``.tmp-*.json``, e.g. by ``kill -9``) are removed: this run holds the
+    folder lock, so no other run is writing them.
+    """
+    if not options.share_subproblems:
+        return options
+    folder = out_dir / SUBPROBLEM_FOLDER
+    if os.path.lexists(folder) and not folder.is_dir():
+        logger.warning("%s exists and is not a folder; it is left untouched and this run keeps "
+                       "no solved sub-problems (same rows; move it away to share them between "
+                       "cases)", folder)
+        return _replace(options, share_subproblems=False)
+    if folder.is_dir():
+        removed = 0
+        for tmp in folder.glob(".tmp-*.json"):
+            try:
+                if tmp.is_file() and not tmp.is_symlink():
+                    tmp.unlink()
+                    removed += 1
+            except OSError:  # best effort: a leftover only wastes a little space
+                pass
+        if removed:
+            logger.info("removed %d unfinished sub-problem file(s) of an interrupted run from "
+                        "%s", removed, folder)
+    return options
+
+
 def _append(path: Path, row: dict[str, Any]) -> None:
     """:func:`append_row`; an OSError (disk full, ...) becomes OutputWriteError naming ``path``."""
     try:
@@ -356,104 +395,13 @@ def _load_traces(todo: Sequence[SuiteEntry]) -> dict[str, Any]:
 # Ray helpers
 # ---------------------------------------------------------------------------
 
-def _check_reachable(address: str, timeout: float) -> None:
-    """Fail fast (within ``timeout`` s) if a ``host:port`` Ray address does not answer."""
-    if address in ("auto", "local"):
-        return
-    target = address.split("://", 1)[1] if "://" in address else address
-    host, sep, port_text = target.rpartition(":")
-    if not sep or not host:
-        raise RunnerError(f"--ray-address {address!r} is not of the form host:port, "
-                          f"ray://host:port or auto")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise RunnerError(
-            f"--ray-address {address!r}: port {port_text!r} is not a number") from None
-    try:
-        with socket.create_connection((host.strip("[]"), port), timeout=timeout):
-            pass
-    except OSError as exc:
-        raise RunnerError(
-            f"cannot reach the Ray cluster at {address!r} within {timeout:g} s ({exc}); start "
-            f"it with `ray start --head` on that machine, check the address (the GCS port, "
-            f"6379 by default; 10001 for ray://), or drop --ray-address to run locally") from exc
-
-
-class _DropMessages(logging.Filter):
-    """Drops log records whose message contains ``text``."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.text = text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.text not in record.getMessage()
-
-
-def _init_within(address: str, timeout: float, limit: float) -> None:
-    """``ray.init(address=...)`` bounded by ``timeout`` seconds (what is left of the
-    ``--connect-timeout`` of ``limit`` seconds).
-
-    ``ray.init`` retries a port that accepts TCP connections but is no healthy GCS for
-    minutes, so it runs in a daemon thread that is abandoned after ``timeout`` (the command
-    line then exits). Ray installs no SIGTERM handler from a thread, which keeps ours.
-    """
-    import ray
-
-    outcome: dict[str, BaseException] = {}
-
-    def target() -> None:
-        try:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
-        except BaseException as exc:  # reported by the caller's thread
-            outcome["error"] = exc
-
-    # Ray warns that it set no SIGTERM handler from a thread: intended here.
-    worker_log = logging.getLogger("ray._private.worker")
-    quiet = _DropMessages("SIGTERM handler is not set")
-    worker_log.addFilter(quiet)
-    thread = threading.Thread(target=target, name="ray-init", daemon=True)
-    thread.start()
-    try:
-        thread.join(max(timeout, 0.0))
-    finally:
-        worker_log.removeFilter(quiet)
-    if thread.is_alive():
-        raise RunnerError(
-            f"the Ray cluster at {address!r} answers but ray.init did not complete within "
-            f"{limit:g} s (--connect-timeout): check that the address is the head's GCS port "
-            f"(6379 by default; 10001 for ray://) and that the cluster is healthy, or drop "
-            f"--ray-address to run locally")
-    if "error" in outcome:
-        exc = outcome["error"]
-        raise RunnerError(f"cannot join the Ray cluster at {address!r}: {exc}") from exc
-
-
 def init_ray(options: RunOptions) -> bool:
-    """Connect to or start Ray; returns True if this call started it (and must shut it down)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    if options.ray_address is not None:
-        deadline = time.monotonic() + options.connect_timeout
-        _check_reachable(options.ray_address, options.connect_timeout)
-        logger.info("joining the Ray cluster at %s", options.ray_address)
-        _init_within(options.ray_address, deadline - time.monotonic(), options.connect_timeout)
-        return True
-    num_cpus = options.num_cpus or os.cpu_count() or 1
-    logger.info("starting an embedded Ray instance with %d CPUs", num_cpus)
-    # ray.init replaces the SIGTERM handler with one that exits with status 1 and a crash
-    # report; a handler the caller installed (the command line's: SIGTERM = Ctrl-C, rows
-    # kept, status 130) is put back.
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if in_main else None
-    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
-             log_to_driver=True)
-    if callable(previous):
-        signal.signal(signal.SIGTERM, previous)
-    return True
+    """Connect to or start Ray (:func:`alpa_serve.raycluster.connect`); True if this call
+    started it (and must shut it down). RunnerError (one line) if it cannot."""
+    try:
+        return raycluster.connect(options.ray_connection())
+    except raycluster.RayConnectError as exc:
+        raise RunnerError(str(exc)) from None
 
 
 def _prepare_task(case: Case, trace: Any) -> CaseInputs:
@@ -591,10 +539,13 @@ def _run_serial(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
 
 def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
              summary: RunSummary, bar: Any, traces: dict[str, Any]) -> None:
-    import ray
-
-    started = init_ray(options)
+    started = False
     try:
+        # Inside the try: an interrupt right after start-up still shuts Ray down (one during
+        # start-up is handled by raycluster.connect itself, which also imports ray first).
+        started = init_ray(options)
+        import ray
+
         prepare_remote = ray.remote(num_cpus=1)(_prepare_task)
         case_remote = ray.remote(num_cpus=1)(_case_task)
         db_ref = ray.put(db)  # shared read-only input: put once
@@ -653,6 +604,8 @@ def _run_ray(todo: Sequence[SuiteEntry], options: RunOptions, db: Any,
                     del input_refs[key]  # let the object store free the shared inputs
     finally:
         if started:
+            import ray
+
             ray.shutdown()
 
 
@@ -703,6 +656,7 @@ def run_entries(entries: Sequence[SuiteEntry], options: RunOptions, db: Any = No
                     "serial" if options.serial else
                     f"Ray at {options.ray_address}" if options.ray_address else "embedded Ray")
         if todo:
+            options = _subproblem_cache(options, out_dir)
             traces = _load_traces(todo)
             with _progress(len(entries), summary.skipped, desc, options.progress) as bar:
                 if options.serial:

@@ -415,6 +415,57 @@ def _kwargs(text: str) -> dict[str, float]:
     return out
 
 
+class CalibrationTargetsError(ValueError):
+    """A calibration targets file cannot be read (not UTF-8 text, missing columns, no rows, a
+    malformed row); the message names the file (and line) and what to do."""
+
+
+#: Columns a calibration targets file must have (``calibration_targets.tsv``'s header).
+CALIBRATION_COLUMNS = ("set", "experiment", "policy", "x", "goodput", "num_devices",
+                       "num_models", "model_type", "total_rate", "slo_scale", "workload_kwargs",
+                       "chosen_group_configs")
+
+
+def _read_targets_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """The (line number, row) pairs of a targets TSV; CalibrationTargetsError unless it is
+    UTF-8 text with every column of :data:`CALIBRATION_COLUMNS` and rows of the header's
+    width, at least one."""
+    fix = (f"pass --targets the path of a calibration_targets.tsv (the packaged copy is "
+           f"{default_calibration_targets()})")
+    if not path.is_file():
+        raise CalibrationTargetsError(f"calibration targets {path} is not a file; {fix}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise CalibrationTargetsError(f"calibration targets {path} is not UTF-8 text; {fix}") \
+            from None
+    except OSError as exc:
+        raise CalibrationTargetsError(f"cannot read calibration targets {path}: "
+                                      f"{exc.strerror or exc}") from None
+    if "\0" in text:
+        raise CalibrationTargetsError(f"calibration targets {path} is binary (NUL bytes); "
+                                      f"{fix}")
+    lines = list(csv.reader(text.splitlines(), delimiter="\t"))
+    header = lines[0] if lines else []
+    missing = [c for c in CALIBRATION_COLUMNS if c not in header]
+    if missing:
+        raise CalibrationTargetsError(
+            f"calibration targets {path} lacks the column(s) {', '.join(missing)} of a "
+            f"tab-separated calibration_targets.tsv; {fix}")
+    rows = []
+    for lineno, values in enumerate(lines[1:], start=2):
+        if not values:
+            continue
+        if len(values) != len(header):
+            raise CalibrationTargetsError(
+                f"{path}:{lineno}: the row has {len(values)} tab-separated values, the header "
+                f"{len(header)}; fix or delete the line")
+        rows.append((lineno, dict(zip(header, values))))
+    if not rows:
+        raise CalibrationTargetsError(f"calibration targets {path} holds no targets; {fix}")
+    return rows
+
+
 def calibration_targets(path: Optional[str | Path] = None,
                         options: SuiteOptions = SuiteOptions()) -> list[CalibrationTarget]:
     """Parse ``calibration_targets.tsv`` into cases (DESIGN 3.3 and 4.1).
@@ -429,34 +480,34 @@ def calibration_targets(path: Optional[str | Path] = None,
             f"calibration targets not found at {path}; pass --targets PATH "
             f"(the packaged copy is {default_calibration_targets()})")
     targets = []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        for lineno, row in enumerate(reader, start=2):
-            try:
-                kwargs = _kwargs(row["workload_kwargs"])
-                workload: WorkloadSpec
-                if row["set"].startswith("S3@MAF"):
-                    trace = "maf1" if row["set"] == "S3@MAF1" else "maf2"
-                    window, interval = ((MAF1_WINDOW, MAF1_INTERVAL) if trace == "maf1"
-                                        else (MAF2_WINDOW, MAF2_INTERVAL))
-                    workload = TraceWorkload(source=_source(trace, options),
-                                             rate_scale=kwargs["rate_scale"],
-                                             cv_scale=kwargs["cv_scale"], test_window=window,
-                                             interval_seconds=interval)
-                else:
-                    workload = SyntheticWorkload(total_rate=float(row["total_rate"]),
-                                                 cv=kwargs["cv"], duration=200.0,
-                                                 rate_dist="power_law",
-                                                 train_workload="generated", train_seed=1234)
-                case = Case(exp_name=row["experiment"], model_set=row["model_type"],
-                            num_devices=int(row["num_devices"]),
-                            num_models=int(row["num_models"]), policy=row["policy"],
-                            slo_scale=float(row["slo_scale"]), workload=workload)
-                targets.append(CalibrationTarget(
-                    set=row["set"], x=row["x"], published=float(row["goodput"]),
-                    chosen_group_configs=row["chosen_group_configs"], case=case, line=lineno))
-            except (KeyError, ValueError, TypeError) as exc:
-                raise ValueError(f"{path}:{lineno}: cannot read calibration target: {exc}") from exc
+    for lineno, row in _read_targets_rows(path):
+        try:
+            kwargs = _kwargs(row["workload_kwargs"])
+            workload: WorkloadSpec
+            if row["set"].startswith("S3@MAF"):
+                trace = "maf1" if row["set"] == "S3@MAF1" else "maf2"
+                window, interval = ((MAF1_WINDOW, MAF1_INTERVAL) if trace == "maf1"
+                                    else (MAF2_WINDOW, MAF2_INTERVAL))
+                workload = TraceWorkload(source=_source(trace, options),
+                                         rate_scale=kwargs["rate_scale"],
+                                         cv_scale=kwargs["cv_scale"], test_window=window,
+                                         interval_seconds=interval)
+            else:
+                workload = SyntheticWorkload(total_rate=float(row["total_rate"]),
+                                             cv=kwargs["cv"], duration=200.0,
+                                             rate_dist="power_law",
+                                             train_workload="generated", train_seed=1234)
+            case = Case(exp_name=row["experiment"], model_set=row["model_type"],
+                        num_devices=int(row["num_devices"]),
+                        num_models=int(row["num_models"]), policy=row["policy"],
+                        slo_scale=float(row["slo_scale"]), workload=workload)
+            targets.append(CalibrationTarget(
+                set=row["set"], x=row["x"], published=float(row["goodput"]),
+                chosen_group_configs=row["chosen_group_configs"], case=case, line=lineno))
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            what = f"no value {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise CalibrationTargetsError(
+                f"{path}:{lineno}: cannot read calibration target: {what}") from None
     return targets
 
 

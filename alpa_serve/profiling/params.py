@@ -4,7 +4,8 @@ Three kinds of numbers live here:
 
 * ``HardwareParams`` - the machine being modelled (AWS p3.16xlarge: 8 x V100-SXM2 16 GB per node,
   NVLink inside a node, 25 Gbps between nodes);
-* ``ModelArch`` - architecture facts of each model (DESIGN 3.2); not free parameters;
+* ``ModelArch`` - architecture facts of each model (DESIGN 3.2); not free parameters (the class
+  lives in ``alpa_serve.models.arch``, shared with the JAX models; the instances live here);
 * ``ModelCostParams`` - the free parameters of the cost model, one frozen instance per model.
 
 Calibration (docs/calibration.md) changes values in ``DEFAULT_COST_PARAMS`` (or passes a modified
@@ -14,8 +15,8 @@ Units: seconds, bytes, FLOP/s, bytes/s.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
+from alpa_serve.models.arch import ModelArch
 from alpa_serve.units import GiB
 
 #: Batch sizes every configuration is profiled for (DESIGN 3.1).
@@ -46,80 +47,6 @@ class HardwareParams:
     devices_per_node: int = 8
     #: Physical memory of one device, bytes (documentation only: placement uses its own budget).
     device_memory: float = 16 * GiB
-
-
-@dataclass(frozen=True)
-class ModelArch:
-    """Architecture facts of one model (DESIGN 3.2).
-
-    MoE models: every ``moe_every``-th layer (the 2nd, 4th, ...) is a mixture-of-experts layer
-    holding ``num_experts`` experts with an FFN of 8 h^2 parameters each; tokens go to ``top_k``
-    experts. The other layers are dense. ``num_experts`` is our reconstruction (chosen so the
-    parameter count matches the model's name within 4%).
-    """
-
-    name: str
-    kind: Literal["dense", "moe"]
-    num_layers: int
-    hidden: int
-    heads: int
-    seq_len: int
-    vocab: int
-    num_experts: int = 0
-    moe_every: int = 2
-    top_k: int = 2
-
-    # -- structure ---------------------------------------------------------------------------
-    def is_moe_layer(self, i: int) -> bool:
-        """True if layer ``i`` (0-based) is a mixture-of-experts layer."""
-        return self.kind == "moe" and (i % self.moe_every) == self.moe_every - 1
-
-    def layer_params(self, i: int) -> int:
-        """Parameters of layer ``i`` (count): attention 4h^2+4h, FFN 8h^2+5h (or E experts
-        of 8h^2+5h plus an h x E gate), two layer norms 4h."""
-        h = self.hidden
-        attention = 4 * h * h + 4 * h
-        norms = 4 * h
-        if self.is_moe_layer(i):
-            ffn = self.num_experts * (8 * h * h + 5 * h) + h * self.num_experts
-        else:
-            ffn = 8 * h * h + 5 * h
-        return attention + ffn + norms
-
-    def embedding_params(self) -> int:
-        """Word + position embedding parameters (count)."""
-        return (self.vocab + self.seq_len) * self.hidden
-
-    def param_count(self) -> int:
-        """Total parameters (count)."""
-        return self.embedding_params() + sum(self.layer_params(i) for i in range(self.num_layers))
-
-    def param_bytes(self) -> float:
-        """Total fp16 parameter bytes."""
-        return 2.0 * self.param_count()
-
-    def layer_flops(self, i: int, batch_size: int) -> float:
-        """Forward FLOPs of layer ``i`` for ``batch_size`` sequences of ``seq_len`` tokens.
-
-        Dense: 24 b s h^2 (QKV 6, output 2, FFN 16) + 4 b s^2 h (scores and context).
-        MoE layer: attention 8 b s h^2 + 4 b s^2 h, each token through ``top_k`` experts
-        (16 b s h^2 each) and the gate 2 b s h E.
-        """
-        b, s, h = batch_size, self.seq_len, self.hidden
-        attention = 8 * b * s * h * h + 4 * b * s * s * h
-        if self.is_moe_layer(i):
-            ffn = self.top_k * 16 * b * s * h * h + 2 * b * s * h * self.num_experts
-        else:
-            ffn = 16 * b * s * h * h
-        return float(attention + ffn)
-
-    def total_flops(self, batch_size: int) -> float:
-        """Forward FLOPs of the whole model (embedding lookup is free; no LM head is served)."""
-        return sum(self.layer_flops(i, batch_size) for i in range(self.num_layers))
-
-    def activation_bytes(self, batch_size: int) -> float:
-        """Bytes of one fp16 activation tensor b x s x h (what flows between layers/stages)."""
-        return 2.0 * batch_size * self.seq_len * self.hidden
 
 
 #: The seven models of DESIGN 3.2, in database order.

@@ -1,6 +1,10 @@
 """Simulator fidelity: the same placements through the simulator and the running runtime.
 
     python -m alpa_serve.runtime.fidelity [--out DIR] [--quick] [--speedup K] [--duration S]
+    python -m alpa_serve.runtime.fidelity --backend jax [--quick] [--out DIR] [--profile DB]
+
+``--backend jax`` runs the loop on real compute instead (``fidelity_jax``: small JAX models
+profiled on this machine, 2 devices, the JAX back end). Without it:
 
 The paper's fidelity case (24 x bert-2.6b on 16 devices, power-law Gamma arrivals of total
 rate 40 and CV 4): for each SLO scale of the ``fidelity-bert2.6b-sim`` calibration set and
@@ -29,6 +33,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+
+from alpa_serve import raycluster
 
 logger = logging.getLogger(__name__)
 
@@ -228,6 +234,8 @@ def plot(rows: Sequence[dict[str, Any]], out_base: Path, note: str) -> list[Path
                     ("goodput_simulator", "our simulator", "--", None),
                     ("goodput_published", "published real system", ":", "x")):
                 y = [r[column] for r in pts]
+                if all(isinstance(v, float) and math.isnan(v) for v in y):
+                    continue  # no published counterpart (the real-compute case)
                 ax.plot(x, [v * 100 for v in y], ls=ls, marker=marker, color=style.color,
                         label=f"{style.label}: {source}", markerfacecolor="none")
         ax.set_xlabel("SLO scale")
@@ -250,8 +258,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help=f"SLO scales {list(QUICK_SLO_SCALES)} only, first "
                              f"{QUICK_DURATION:g} s of the workload")
-    parser.add_argument("--speedup", type=float, default=DEFAULT_SPEEDUP,
-                        help="model seconds per real second of the replay (default %(default)s)")
+    parser.add_argument("--speedup", type=float, default=None,
+                        help=f"model seconds per real second of the replay (default "
+                             f"{DEFAULT_SPEEDUP:g}; emulated back end only)")
     parser.add_argument("--duration", type=float, default=None,
                         help=f"model seconds of the test workload to replay (default "
                              f"{DEFAULT_DURATION:g}, quick {QUICK_DURATION:g})")
@@ -259,12 +268,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="SLO scales to run (default: all of the set)")
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
     parser.add_argument("--targets", default=None, help="calibration_targets.tsv path")
-    parser.add_argument("--address", default=None, help="Ray cluster address (default: "
-                        "embedded Ray)")
+    raycluster.add_arguments(parser, address_alias=True)
+    parser.add_argument("--backend", default="emulated", choices=("emulated", "jax"),
+                        help="emulated: the paper's case with emulated devices (default); jax: "
+                             "small JAX models profiled and served on this machine (real time)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="--backend jax: a measured database to reuse instead of profiling")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.backend == "jax":
+        return _main_jax(parser, args)
+    if args.profile is not None:
+        parser.error("--profile goes with --backend jax")
+    if args.speedup is None:
+        args.speedup = DEFAULT_SPEEDUP
     if args.speedup <= 0:
         parser.error("--speedup must be > 0")
     if args.duration is not None and args.duration <= 0:
@@ -285,7 +304,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = []
     if tsv.exists():
         tsv.unlink()
-    config = RuntimeConfig(speedup=args.speedup, address=args.address)
+    config = RuntimeConfig(speedup=args.speedup, address=args.ray_address,
+                           connect_timeout=args.connect_timeout, num_cpus=args.num_cpus)
     with Runtime.start(first.placement, first.profiles, first.workload.model_names,
                        [float(s) for s in first.slos],
                        config) as runtime:
@@ -305,6 +325,40 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     worst = max(abs(r["diff"]) for r in rows)
     print(f"wrote {tsv} and {out / 'fidelity'}.pdf/.png; largest |runtime - simulator| = "
           f"{worst:.3f}; {wall:.0f} s")
+    return 0
+
+
+def _main_jax(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--backend jax``: the real-compute loop of ``fidelity_jax``."""
+    from dataclasses import replace
+
+    from alpa_serve.models.jaxenv import INSTALL_HINT, jax_available
+    from alpa_serve.runtime.fidelity_jax import (
+        QUICK_DURATION as JAX_QUICK_DURATION,
+        QUICK_SLO_SCALES as JAX_QUICK_SCALES,
+        RealCase,
+        run_real,
+    )
+
+    if args.speedup is not None:
+        parser.error("--backend jax computes in real time; --speedup does not apply")
+    if args.targets is not None:
+        parser.error("--targets goes with the emulated back end")
+    if not jax_available():
+        parser.error(f"--backend jax needs JAX; {INSTALL_HINT}")
+    if args.profile is not None and not args.profile.exists():
+        parser.error(f"--profile: {args.profile} does not exist")
+    if args.duration is not None and args.duration <= 0:
+        parser.error("--duration must be > 0 seconds")
+    case = RealCase()
+    policies = tuple(p for p in case.policies if p in args.policies)
+    case = replace(case, policies=policies,
+                   duration=args.duration or (JAX_QUICK_DURATION if args.quick
+                                              else case.duration),
+                   slo_scales=tuple(args.slo_scales or (JAX_QUICK_SCALES if args.quick
+                                                        else case.slo_scales)))
+    run_real(Path(args.out), case, args.profile, args.ray_address, progress=True,
+             connect_timeout=args.connect_timeout, num_cpus=args.num_cpus)
     return 0
 
 

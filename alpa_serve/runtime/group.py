@@ -4,7 +4,9 @@ A :class:`GroupManager` (a Ray actor, see ``runtime.py``) owns the ``pp`` device
 one :class:`StageExecutor` per device/stage. A request enters stage 0 when the controller sends
 it; each executor takes requests in order, starts one when both the device is free and the
 request's previous stage has finished, keeps the device busy for the stage latency (through its
-:class:`~alpa_serve.runtime.backend.DeviceBackend`) and hands the request on. So the stages of
+:class:`~alpa_serve.runtime.backend.DeviceBackend`) and hands the request on, with the stage's
+output as the next stage's input (the request's input enters stage 0; the last stage's output
+is the request's output). So the stages of
 one request run in order and different requests overlap across stages, as in the simulator's
 recurrence ``x = max(x, free[k]) + L[k]``.
 
@@ -21,12 +23,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
-from alpa_serve.runtime.backend import DeviceBackend, make_backend
-from alpa_serve.runtime.channel import REPLY, REQUEST, STATUS_FAILED, STATUS_OK
+from alpa_serve.runtime.backend import DeviceBackend, GroupSpec, backend_kind, make_backends
+from alpa_serve.runtime.channel import (
+    CANCEL,
+    PING,
+    REPLY,
+    REQUEST,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_PONG,
+    decode_payload,
+    encode_payload,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +54,17 @@ class _Job:
     received: float
     done: asyncio.Future
     ready: float = 0.0
+    #: The next stage's input (the request's input before stage 0); the output at the end.
+    data: Any = None
     starts: list[float] = field(default_factory=list)
     ends: list[float] = field(default_factory=list)
+    #: The controller answered it without this group (CANCEL): its remaining stages are
+    #: skipped.
+    cancelled: bool = False
+
+
+class RequestCancelled(RuntimeError):
+    """The controller gave up on the request (it had stopped hearing from this group)."""
 
 
 class StageExecutor:
@@ -61,10 +83,15 @@ class StageExecutor:
     async def run_forever(self) -> None:
         while True:
             job = await self.queue.get()
+            if job.cancelled:  # answered by the controller already: free the device at once
+                if not job.done.done():
+                    job.done.set_exception(RequestCancelled(f"request {job.seq} cancelled"))
+                continue
             try:
                 start = max(job.ready, self.free)
                 duration = job.latencies[self.stage]
-                end = await self.backend.execute(job.model, self.stage, start, duration)
+                end, out = await self.backend.execute(job.model, self.stage, start, duration,
+                                                      job.data)
             except asyncio.CancelledError:
                 if not job.done.done():
                     job.done.cancel()
@@ -78,6 +105,7 @@ class StageExecutor:
             job.starts.append(start)
             job.ends.append(end)
             job.ready = end
+            job.data = out
             if self.next_stage is not None:
                 self.next_stage.queue.put_nowait(job)
             elif not job.done.done():
@@ -94,6 +122,9 @@ class GroupManager:
             group; models absent from the mapping are not hosted here.
         speedup: model seconds per real second (1: real time).
         backend: device back end name (``backend.BACKENDS``).
+        op: intra-operator degree of the group (devices per stage; real-compute back ends).
+        models: model index -> type name of each hosted model (real-compute back ends build
+            that architecture; default: ``m<index>``).
 
     :meth:`configure` turns an existing manager into another group (the runtime reuses its
     actors when it deploys a new placement).
@@ -101,14 +132,16 @@ class GroupManager:
 
     def __init__(self, group: int, num_stages: int,
                  latencies: Mapping[int, Sequence[float]], speedup: float = 1.0,
-                 backend: str = "emulated") -> None:
+                 backend: str = "emulated", op: int = 1,
+                 models: Optional[Mapping[int, str]] = None) -> None:
         self._tasks: list[asyncio.Task] = []
         self._server: Optional[asyncio.AbstractServer] = None
         self._requests: set[asyncio.Task] = set()
-        self._setup(group, num_stages, latencies, speedup, backend)
+        self._setup(group, num_stages, latencies, speedup, backend, op, models)
 
     def _setup(self, group: int, num_stages: int, latencies: Mapping[int, Sequence[float]],
-               speedup: float, backend: str) -> None:
+               speedup: float, backend: str, op: int = 1,
+               models: Optional[Mapping[int, str]] = None) -> None:
         if num_stages < 1:
             raise ValueError(f"group {group}: num_stages must be >= 1, got {num_stages}")
         if not speedup > 0:
@@ -123,24 +156,33 @@ class GroupManager:
         self.num_stages = num_stages
         self.speedup = float(speedup)
         self._latencies = lat_real
+        names = {m: (models or {}).get(m, f"m{m}") for m in lat_real}
+        spec = GroupSpec(group, int(op), num_stages, names)
+        backend_kind(backend).check(spec)
+        devices = make_backends(backend, spec)  # a real back end loads its weights here
         executors: list[StageExecutor] = []
         nxt: Optional[StageExecutor] = None
         for k in reversed(range(num_stages)):
-            nxt = StageExecutor(k, make_backend(backend), nxt)
+            nxt = StageExecutor(k, devices[k], nxt)
             executors.append(nxt)
         executors.reverse()
         self.executors = executors
         self._next_seq = 0
         self._held: dict[int, _Job] = {}
+        #: Requests inside the group (received, not finished), by seq.
+        self._inside: dict[int, _Job] = {}
+        #: Requests numbered <= this were cancelled by the controller.
+        self._cancel_upto = -1
         self.num_served = 0
 
     async def configure(self, group: int, num_stages: int,
                         latencies: Mapping[int, Sequence[float]], speedup: float = 1.0,
-                        backend: str = "emulated") -> int:
+                        backend: str = "emulated", op: int = 1,
+                        models: Optional[Mapping[int, str]] = None) -> int:
         """Become a fresh manager of another group (idle devices, sequence numbers from 0).
         Requests still inside fail. Returns the group index."""
         await self.stop()
-        self._setup(group, num_stages, latencies, speedup, backend)
+        self._setup(group, num_stages, latencies, speedup, backend, op, models)
         return await self.start()
 
     async def start(self) -> int:
@@ -150,28 +192,42 @@ class GroupManager:
             self._tasks = [loop.create_task(e.run_forever()) for e in self.executors]
         return self.group
 
-    async def run(self, seq: int, model: int) -> tuple[float, float, float, float]:
+    async def run(self, seq: int, model: int, data: Any = None
+                  ) -> tuple[float, float, float, float, Any]:
         """Run request number ``seq`` (0, 1, ... in the controller's dispatch order to this
-        group) of ``model`` through the pipeline.
+        group) of ``model`` with input ``data`` through the pipeline.
 
         Requests enter stage 0 in ``seq`` order even if the calls arrive out of order, so the
         group serves them in the order the controller's bookkeeping assumed. Returns the
         ``time.monotonic()`` instants (real seconds) the request was received, stage 0 started,
-        the last stage's device finished, and the executor returned.
+        the last stage's device finished, and the executor returned, and the output.
         """
         if model not in self._latencies:
             raise ValueError(f"group {self.group} does not host model {model}")
         await self.start()
         now = time.monotonic()
         job = _Job(seq=seq, model=model, latencies=self._latencies[model], received=now,
-                   done=asyncio.get_running_loop().create_future(), ready=now)
+                   done=asyncio.get_running_loop().create_future(), ready=now, data=data,
+                   cancelled=seq <= self._cancel_upto)
         self._held[seq] = job
+        self._inside[seq] = job
         while self._next_seq in self._held:
             self.executors[0].queue.put_nowait(self._held.pop(self._next_seq))
             self._next_seq += 1
-        await job.done
+        try:
+            await job.done
+        finally:
+            self._inside.pop(seq, None)
         self.num_served += 1
-        return now, job.starts[0], job.ends[-1], time.monotonic()
+        return now, job.starts[0], job.ends[-1], time.monotonic(), job.data
+
+    def cancel(self, upto: int) -> None:
+        """Skip the remaining stages of requests numbered ``<= upto`` (the controller has
+        answered them; a stage already running finishes)."""
+        self._cancel_upto = max(self._cancel_upto, upto)
+        for job in self._inside.values():
+            if job.seq <= upto:
+                job.cancelled = True
 
     async def listen(self, host: Optional[str] = "127.0.0.1") -> tuple[str, int]:
         """Open the request channel (``channel.py``) on ``host`` (None: this Ray node's IP
@@ -192,8 +248,16 @@ class GroupManager:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                seq, model = REQUEST.unpack(await reader.readexactly(REQUEST.size))
-                task = loop.create_task(self._reply(seq, model, writer))
+                seq, model, size = REQUEST.unpack(await reader.readexactly(REQUEST.size))
+                payload = await reader.readexactly(size) if size else b""
+                if model == PING:  # heartbeat: answered by this loop, so a frozen one is seen
+                    writer.write(REPLY.pack(seq, STATUS_PONG, time.monotonic(),
+                                            float(len(self._inside)), 0.0, 0.0, 0))
+                    continue
+                if model == CANCEL:
+                    self.cancel(seq)
+                    continue
+                task = loop.create_task(self._reply(seq, model, payload, writer))
                 self._requests.add(task)
                 task.add_done_callback(self._requests.discard)
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
@@ -201,15 +265,19 @@ class GroupManager:
         finally:
             writer.close()
 
-    async def _reply(self, seq: int, model: int, writer: asyncio.StreamWriter) -> None:
+    async def _reply(self, seq: int, model: int, payload: bytes,
+                     writer: asyncio.StreamWriter) -> None:
         try:
-            times = await self.run(seq, model)
-            status = STATUS_OK
+            *times, output = await self.run(seq, model, decode_payload(payload))
+            status, body = STATUS_OK, encode_payload(output)
+        except RequestCancelled:
+            times, status, body = [math.nan] * 4, STATUS_FAILED, b""
         except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - reported back
             logger.warning("group %d: request %d failed: %r", self.group, seq, exc)
-            times, status = (math.nan,) * 4, STATUS_FAILED
+            times, status = [math.nan] * 4, STATUS_FAILED
+            body = str(exc).encode("utf-8", "replace")
         if not writer.is_closing():
-            writer.write(REPLY.pack(seq, status, *times))
+            writer.write(REPLY.pack(seq, status, *times, len(body)) + body)
 
     async def stop(self) -> None:
         """Cancel the executors (requests still inside fail); call before killing the actor."""
@@ -227,7 +295,9 @@ class GroupManager:
                     job.done.cancel()
 
     def info(self) -> dict:
-        """Group index, stage count, requests served, and per-stage busy model seconds."""
-        return {"group": self.group, "num_stages": self.num_stages,
+        """Group index, stage count, process id, requests served and inside, and per-stage
+        busy model seconds."""
+        return {"group": self.group, "num_stages": self.num_stages, "pid": os.getpid(),
                 "served": self.num_served, "waiting_out_of_order": len(self._held),
+                "inside": len(self._inside),
                 "busy": [e.busy_seconds * self.speedup for e in self.executors]}

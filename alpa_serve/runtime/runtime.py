@@ -12,20 +12,27 @@
 ``Runtime.deploy`` serves another placement with the same actors (reconfigured).
 
 Ray is started embedded (``ray.init()`` on this machine) unless ``RuntimeConfig.address`` names
-a cluster to join. All actors ask for 0 CPUs: they are event loops that mostly wait on timers,
-so many of them share a small machine.
+a cluster to join, through :mod:`alpa_serve.raycluster` (the experiments runner's connection
+path). All actors ask for 0 CPUs: they are event loops that mostly wait on timers, so many of
+them share a small machine.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional, Sequence, cast
 
-from alpa_serve.runtime.backend import BACKENDS
-from alpa_serve.runtime.controller import Controller
+from alpa_serve import raycluster
+from alpa_serve.runtime.backend import BACKENDS, GroupSpec
+from alpa_serve.runtime.controller import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_SLO,
+    DEFAULT_STALL_TIMEOUT,
+    Controller,
+)
 from alpa_serve.runtime.group import GroupManager
 from alpa_serve.simulator.dispatch import Dispatcher
 
@@ -46,11 +53,23 @@ class RuntimeConfig:
             k-fold (stage latencies and SLOs are model seconds; devices are busy L / k real
             seconds), e.g. to replay a long workload quickly. Host overheads (HTTP, actor
             calls, timers) are then worth k times more model time: see docs/runtime.md.
-        backend: device back end (``alpa_serve.runtime.backend.BACKENDS``).
+        backend: device back end (``alpa_serve.runtime.backend.BACKENDS``): ``emulated``
+            (default) or ``jax`` (real compute, docs/runtime.md; speed-up 1 only, and every
+            model's profile must name a model of ``alpa_serve.models.zoo``).
         address: Ray cluster address to join (``auto``, ``host:port``, ``ray://...``);
-            None starts an embedded instance.
-        group_timeout: real seconds past a request's predicted finish after which the
-            controller stops waiting for its group and rejects it.
+            None starts an embedded instance (see :mod:`alpa_serve.raycluster`).
+        connect_timeout: seconds within which ``address`` must answer and ``ray.init``
+            complete.
+        num_cpus: CPUs of an embedded Ray instance (None: all cores).
+        stall_timeout: real seconds a group may be late (past the predicted finish of its
+            oldest request, or without answering a heartbeat) before it counts as stalled: its
+            requests are answered at once (``group_stalled``) and it gets no new ones until
+            it answers again.
+        heartbeat: real seconds between heartbeats to each group.
+        max_slo: largest SLO (model seconds) a request may ask for (and a model's default
+            may be); larger ones are refused with HTTP 400. It bounds every group's queue.
+        max_in_flight: most admitted requests waiting for their groups; beyond it requests
+            are rejected at once (``overloaded``).
     """
 
     host: str = "127.0.0.1"
@@ -58,16 +77,43 @@ class RuntimeConfig:
     speedup: float = 1.0
     backend: str = "emulated"
     address: Optional[str] = None
-    group_timeout: float = 30.0
+    connect_timeout: float = raycluster.DEFAULT_CONNECT_TIMEOUT
+    num_cpus: Optional[int] = None
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    heartbeat: float = DEFAULT_HEARTBEAT
+    max_slo: float = DEFAULT_MAX_SLO
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
 
     def __post_init__(self) -> None:
-        if not self.speedup > 0:
-            raise ValueError(f"speedup must be > 0, got {self.speedup}")
+        for name in ("speedup", "stall_timeout", "heartbeat", "max_slo"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not self.max_in_flight >= 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {self.max_in_flight!r}")
+        self.ray_connection()  # a bad connect_timeout or num_cpus fails here
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown device back end {self.backend!r}; known: "
                              f"{sorted(BACKENDS)}")
+        if BACKENDS[self.backend].computes and self.speedup != 1:
+            raise ValueError(f"the {self.backend!r} back end computes in real time; speedup "
+                             f"must be 1, got {self.speedup}")
         if not 0 <= int(self.port) < 65536:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
+
+    def ray_connection(self) -> raycluster.RayConnection:
+        """Where Ray runs; an embedded instance's workers run at :data:`WORKER_NICENESS`."""
+        return raycluster.RayConnection(address=self.address,
+                                        connect_timeout=self.connect_timeout,
+                                        num_cpus=self.num_cpus,
+                                        worker_niceness=WORKER_NICENESS)
+
+    def limits(self) -> dict[str, Any]:
+        """The controller's keyword arguments (speed-up and limits)."""
+        return {"speedup": self.speedup, "stall_timeout": self.stall_timeout,
+                "heartbeat": self.heartbeat, "max_slo": self.max_slo,
+                "max_in_flight": self.max_in_flight}
 
 
 class ServeActor:
@@ -93,28 +139,39 @@ class ServeActor:
 
     async def deploy(self, placement_json: str, profiles: Sequence[Any],
                      model_names: Sequence[str], slos: Sequence[float],
-                     addresses: Sequence[tuple[str, int]], speedup: float,
-                     group_timeout: float) -> None:
+                     addresses: Sequence[tuple[str, int]], limits: dict[str, Any]) -> None:
         """Serve a placement from now on (a fresh controller: idle devices, clock from 0);
-        ``addresses[g]``: the request channel of group g."""
+        ``addresses[g]``: the request channel of group g; ``limits``: the controller's
+        keyword arguments (:meth:`RuntimeConfig.limits`)."""
         from alpa_serve.placement import ModelPlacement
 
         placement = ModelPlacement.from_json(placement_json)
-        controller = Controller(Dispatcher(placement, profiles, model_names), slos, speedup,
-                                group_timeout)
+        controller = Controller(Dispatcher(placement, profiles, model_names), slos, **limits)
         await controller.connect([(str(h), int(p)) for h, p in addresses])
         old, self.slot.controller = self.slot.controller, controller
         if old is not None:
             await old.close()
 
+    async def pause_watch(self) -> None:
+        """Stop the current controller's heartbeats and stall detection (before its groups
+        are reconfigured, see :meth:`Runtime.deploy`); it keeps answering HTTP."""
+        if self.slot.controller is not None:
+            await self.slot.controller.stop_watch()
+
     async def health(self) -> dict:
+        """The controller's health report (``GET /health``)."""
         ctl = self.slot.controller
         return {"status": "waiting"} if ctl is None else ctl.health()
 
     async def stop_http(self) -> None:
+        """Stop the HTTP server, then close the controller's channels (so that the groups,
+        killed next, are not reported lost)."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        ctl, self.slot.controller = self.slot.controller, None
+        if ctl is not None:
+            await ctl.close()
 
 
 #: Nice value of the Ray workers (the runtime's actors) of an embedded instance. Ray's default
@@ -124,21 +181,32 @@ class ServeActor:
 WORKER_NICENESS = 0
 
 
-def _init_ray(address: Optional[str]) -> bool:
-    """Join ``address`` or start embedded Ray; True if this call started it (see the
-    experiments runner, whose start-up and error messages this reuses). An embedded instance
-    starts its workers at :data:`WORKER_NICENESS` unless ``RAY_worker_niceness`` is set."""
-    from alpa_serve.experiments.suite_runner import RunOptions, init_ray as init
+def _check_slos(names: Sequence[str], slos: Sequence[float], max_slo: float) -> None:
+    """ValueError unless every default SLO (model seconds) is finite, > 0 and <= max_slo."""
+    bad = [(str(n), float(s)) for n, s in zip(names, slos)
+           if not (math.isfinite(float(s)) and 0 < float(s) <= max_slo)]
+    if bad:
+        raise ValueError(f"default SLOs must be > 0 and at most max_slo = {max_slo:g} s; got "
+                         f"{bad[:5]}{' ...' if len(bad) > 5 else ''}: lower them or raise "
+                         f"RuntimeConfig.max_slo (--max-slo)")
 
-    key = "RAY_worker_niceness"
-    previous = os.environ.get(key)
-    if previous is None:
-        os.environ[key] = str(WORKER_NICENESS)  # read by the raylet when it starts
-    try:
-        return init(RunOptions(out_dir=Path("."), ray_address=address, progress=False))
-    finally:
-        if previous is None:
-            del os.environ[key]
+
+def group_specs(dispatcher: Dispatcher, profiles: Sequence[Any], config: RuntimeConfig
+                ) -> list[tuple]:
+    """The ``GroupManager`` arguments of every group of a deployment: (group, stages,
+    per-model stage latencies, speed-up, back end, op, per-model type names). The back end
+    checks each group (``BackendKind.check``: ValueError for a group it cannot serve)."""
+    kind = BACKENDS[config.backend]
+    specs = []
+    for g in range(dispatcher.num_groups):
+        lat = {m: v for m in dispatcher.group_models[g]
+               if (v := dispatcher.latencies(m, g)) is not None}
+        op = int(dispatcher.group_configs[g].op)
+        types = {m: str(profiles[m].name) for m in lat}
+        kind.check(GroupSpec(g, op, dispatcher.group_stages[g], types))
+        specs.append((g, dispatcher.group_stages[g], lat, config.speedup, config.backend, op,
+                      types))
+    return specs
 
 
 class Runtime:
@@ -169,11 +237,13 @@ class Runtime:
               slos: Sequence[float], config: RuntimeConfig = RuntimeConfig()) -> "Runtime":
         """Start Ray (or join ``config.address``), the HTTP front end, and deploy
         ``placement`` (see :meth:`deploy` for the arguments)."""
+        # Bad input, or a group the back end cannot serve, fails before Ray starts.
+        group_specs(Dispatcher(placement, profiles, model_names), profiles, config)
+        _check_slos(model_names, slos, config.max_slo)
+        owns_ray = raycluster.connect(config.ray_connection())  # imports ray first
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        Dispatcher(placement, profiles, model_names)  # bad input fails before Ray starts
-        owns_ray = _init_ray(config.address)
         try:
             # On the driver's node, so that a loopback address is reachable from the caller.
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
@@ -217,15 +287,16 @@ class Runtime:
                              f"{len(slos)} SLOs; pass one of each per model")
         dispatcher = Dispatcher(placement, profiles, names)
         cfg = self.config
-        specs = []
-        for g in range(dispatcher.num_groups):
-            lat = {m: dispatcher.latencies(m, g) for m in dispatcher.group_models[g]}
-            specs.append((g, dispatcher.group_stages[g],
-                          {m: v for m, v in lat.items() if v is not None},
-                          cfg.speedup, cfg.backend))
+        _check_slos(names, slos, cfg.max_slo)
+        # A group the back end cannot serve fails here, before any actor changes.
+        specs = group_specs(dispatcher, profiles, cfg)
         group_cls = ray.remote(GroupManager).options(num_cpus=0,
                                                      max_concurrency=_MAX_CONCURRENCY)
         old, new = self.groups, []
+        if old:
+            # A reconfigured group is busy building (a real-compute one compiles for seconds)
+            # and does not answer heartbeats: the old controller must not call it stalled.
+            ray.get(self.serve.pause_watch.remote())
         ready = []
         for g, spec in enumerate(specs):
             if g < len(old):
@@ -243,7 +314,7 @@ class Runtime:
         addresses = ray.get([h.listen.remote(host) for h in new])
         ray.get(self.serve.deploy.remote(
             placement.to_json(), list(profiles), names, [float(s) for s in slos],
-            addresses, cfg.speedup, cfg.group_timeout))
+            addresses, cfg.limits()))
         # Only now, with the old controller's channels closed, so that nobody mourns them.
         self._kill(surplus)
         logger.info("deployed %d groups, %d models", len(new), len(names))

@@ -164,3 +164,15 @@ class Dispatcher:
         for reps in self.replicas:
             if g in reps:
                 reps.remove(g)
+
+    def restore_group(self, g: int) -> None:
+        """Put group g back into service, idle (its stages free at -inf), e.g. a group that
+        stopped answering and recovered with nothing left inside: its models' replica lists
+        regain it in increasing group index, as they were built."""
+        if g not in self.removed:
+            return
+        self.removed.discard(g)
+        self.free[g] = [-math.inf] * self.group_stages[g]
+        for m in set(self.group_models[g]):
+            if g not in self.replicas[m]:
+                self.replicas[m] = sorted(self.replicas[m] + [g])

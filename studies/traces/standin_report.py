@@ -66,6 +66,35 @@ def _volume_shares(cvs: np.ndarray, volume: np.ndarray) -> dict[str, float]:
             for lo, hi in _CV_CLASSES}
 
 
+def _mix_statistics(trace: Trace, num_models: int, start: float, end: float,
+                    block_seconds: float = 21600.0) -> dict[str, Any]:
+    """How the mix of busy models changes over a window (what Clockwork++'s re-placement
+    every ``block_seconds`` exploits): invocations of the stripe-mapped models (function i ->
+    model i mod ``num_models``, as the replay maps them) counted per block; the mean over blocks
+    of the total variation distance between the block's model shares and the whole window's
+    (0: the same mix all day; 1: disjoint sets of busy models), the largest block's share of
+    the window, and the busiest hour over the mean hour."""
+    blocks = max(1, int(round((end - start) / block_seconds)))
+    counts = np.zeros((blocks, num_models))
+    hourly = np.zeros(max(1, int(math.ceil((end - start) / 3600.0))))
+    active = 0
+    for f in range(trace.num_functions):
+        t = trace.function_times(f)
+        t = t[(t >= start) & (t < end)]
+        if len(t) == 0:
+            continue
+        counts[:, active % num_models] += np.bincount(
+            np.minimum(((t - start) // block_seconds).astype(np.int64), blocks - 1),
+            minlength=blocks)
+        hourly += np.bincount(((t - start) // 3600.0).astype(np.int64), minlength=len(hourly))
+        active += 1
+    day = counts.sum(axis=0) / max(counts.sum(), 1e-300)
+    tv = [0.5 * float(np.abs(c / max(c.sum(), 1e-300) - day).sum()) for c in counts]
+    return {"model_mix_change_6h": float(np.mean(tv)),
+            "largest_6h_block_share": float(counts.sum(axis=1).max() / max(counts.sum(), 1)),
+            "busiest_hour_over_mean": float(hourly.max() / max(hourly.mean(), 1e-300))}
+
+
 def trace_report(trace: Trace, num_models: int = 72,
                  window: Optional[tuple[str, str, float]] = None) -> dict[str, Any]:
     """Statistics of a trace (real or stand-in) as a JSON-able dict.
@@ -139,6 +168,7 @@ def trace_report(trace: Trace, num_models: int = 72,
         model_vol = np.sort(rp.rates)[::-1]
         rep["replay_share_top_5_models"] = float(model_vol[:5].sum() /
                                                  max(model_vol.sum(), 1e-300))
+        rep.update(_mix_statistics(trace, num_models, s, e))
     elif isinstance(trace, Maf1Trace):
         hour_cvs = []
         for h in range(24):
@@ -187,7 +217,8 @@ def format_report(rep: dict[str, Any]) -> str:
         if key in rep:
             lines.append(f"  {key}: " + ", ".join(f"{k}={v:.3g}" for k, v in rep[key].items()))
     for key in ("frac_function_windows_cv_gt_1", "frac_model_windows_cv_gt_1",
-                "replay_share_top_5_models",
+                "replay_share_top_5_models", "model_mix_change_6h", "largest_6h_block_share",
+                "busiest_hour_over_mean",
                 "first_hour_active_functions", "first_hour_invocations",
                 "first_hour_model_share_max"):
         if key in rep:
