@@ -4,7 +4,7 @@ numpy picks its float64 transcendental loops by CPU at import: on CPUs with AVX-
 its own SIMD (and Intel SVML) implementations, elsewhere the C library's scalar functions. The
 two differ in the last bit for some inputs, and a workload generator that thins, rounds or
 sorts on such values then produces slightly different traces on different machines, so the
-same case gave different latencies on two CI machines (DESIGN 4.5). These ufuncs run a
+same case could give different latencies on two machines (DESIGN 4.3). These ufuncs run a
 compiled loop that calls the C library's scalar function for every element on every CPU, so
 the stand-ins and the MAF2 window fits are the same wherever they are generated. Numba only
 vectorizes such calls with Intel SVML (``numba.config.USING_SVML``, off unless the ``icc_rt``
