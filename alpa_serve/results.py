@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Union
 
@@ -26,8 +27,45 @@ COLUMNS: tuple[str, ...] = (
     "total_rate", "rate_scale", "cv", "cv_scale", "slo_scale", "duration", "policy",
     "goodput", "latency_mean", "latency_p99", "num_requests", "solver_seconds",
     "placement", "train_window", "test_window", "train_workload", "train_seed",
-    "profile", "case_id",
+    "profile", "search", "case_id",
 )
+
+#: The previous version's columns (before ``search``): a file with this header is a result
+#: file of an older runner; the runner refuses to append to it (``--force`` moves it to a
+#: backup) and the readers take its rows as exact (DESIGN 7.3, 7.8).
+PREVIOUS_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c != "search")
+
+# ------------------------------------------------------------------------------------------
+# Search modes (DESIGN 7.8): the one home of the vocabulary
+# ------------------------------------------------------------------------------------------
+#: The placement search of the case: ``"exact"`` (the default, DESIGN 6: the search policies
+#: train on the whole training workload) or ``"fast"`` (opt-in: the search policies train on
+#: some replay windows of a trace case's training workload; the placement is evaluated on the
+#: whole test workload as always).
+SEARCH_EXACT = "exact"
+SEARCH_FAST = "fast"
+SEARCH_MODES: tuple[str, ...] = (SEARCH_EXACT, SEARCH_FAST)
+
+#: The fast search's constants (DESIGN 7.8; the rule is
+#: ``alpa_serve.experiments.fast_search.select_training_windows``): the share of every replay
+#: window of a training replay that the fast search keeps (the window's middle part), and the
+#: shortest replay window it reduces (s): replays in shorter windows (MAF1's 60 s) are kept
+#: whole.
+FAST_WINDOW_SHARE = 0.0625
+FAST_MIN_WINDOW_SECONDS = 3600.0
+
+#: What every figure drawn from fast rows says (DESIGN 7.5, 7.8).
+FAST_SEARCH_NOTE = (
+    f"Beta placed by the opt-in fast search: trained on the middle "
+    f"{Fraction(FAST_WINDOW_SHARE).limit_denominator(1000)} of "
+    f"every MAF2 replay window ({FAST_WINDOW_SHARE * 5400:g} s of each 5400 s window), "
+    f"evaluated on the whole day (DESIGN 7.8)")
+
+
+def row_search(row: dict[str, str]) -> str:
+    """The search mode of a result row; a row without the ``search`` column (a file of the
+    previous version) or with an empty value is exact."""
+    return row.get("search", "") or SEARCH_EXACT
 
 #: Columns that hold numbers (empty where a column does not apply to the case's workload;
 #: ``nan`` where a statistic is undefined).

@@ -6,6 +6,7 @@
 #   bash gen_data_sec6_2_e2e.sh --ray-address H:P  # run on an existing Ray cluster
 #   bash gen_data_sec6_2_e2e.sh --force            # recompute everything (otherwise finished cases are skipped)
 #   bash gen_data_sec6_2_e2e.sh --profile P.pkl    # simulate with another profile, e.g. the original artifact's
+#   bash gen_data_sec6_2_e2e.sh --search fast      # opt-in fast search (trained on a reduced day; rows say search=fast; DESIGN 7.8)
 #   bash gen_data_sec6_2_e2e.sh --no-precomputed   # also compute the shipped S3@MAF2 Beta rows (hours)
 # Like the original artifact, the slow S3@MAF2 Beta cases are shipped precomputed (by this code,
 # see precomputed/README.md) and copied in unless --no-precomputed or --force is given.

@@ -6,6 +6,7 @@
 #   bash gen_data_sec6_4_robust.sh --ray-address H:P  # run on an existing Ray cluster
 #   bash gen_data_sec6_4_robust.sh --force            # recompute everything (otherwise finished cases are skipped)
 #   bash gen_data_sec6_4_robust.sh --profile P.pkl    # simulate with another profile, e.g. the original artifact's
+#   bash gen_data_sec6_4_robust.sh --search fast      # opt-in fast search (trained on a reduced day; rows say search=fast; DESIGN 7.8)
 # See docs/experiments.md.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -21,7 +21,8 @@ HEADING = re.compile(r"^(?:## (\d+)\. |### (\d+\.\d+) )", re.M)
 #: The section numbering the code's citations rely on (sections 1-10 and their subsections).
 EXPECTED_SECTIONS = (
     ["1", "2", "3", "3.1", "3.2", "3.3", "3.4", "3.5", "4", "4.1", "4.2", "4.3", "5", "5.1",
-     "5.2", "5.3", "6", "7", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "7.7", "8", "9", "10"])
+     "5.2", "5.3", "6", "7", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "7.7", "7.8", "8", "9",
+     "10"])
 
 
 def design_sections(text: str) -> list[str]:

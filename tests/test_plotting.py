@@ -26,14 +26,12 @@ from alpa_serve.plotting import (
 from alpa_serve.plotting.figures import FIG11_PANELS
 from alpa_serve.plotting.markers import marker_is_certain
 from alpa_serve.plotting.panels import NO_DATA_GID
+from alpa_serve.results import COLUMNS as RESULT_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACT = REPO / "osdi23_artifact"
 
-COLUMNS = ["exp_name", "workload", "model_set", "num_devices", "num_models", "mem_budget",
-           "total_rate", "rate_scale", "cv", "cv_scale", "slo_scale", "duration", "policy",
-           "goodput", "latency_mean", "latency_p99", "num_requests", "solver_seconds",
-           "placement", "train_window", "test_window", "profile", "case_id"]
+COLUMNS = list(RESULT_COLUMNS)
 
 # Sweeps of each figure: exp_name -> (x column, grid, whether larger x is easier).
 E2E_SWEEPS = {
@@ -69,6 +67,7 @@ def synthetic_rows(sweeps, policies, workload, seed=0):
                 ease = t if easier_up else 1 - t
                 g = min(1.0, 0.35 + 0.7 * strength * (0.4 + 0.6 * ease) + rng.normal(0, 0.005))
                 row = {c: "" for c in COLUMNS}
+                row["search"] = "exact"
                 row.update(exp_name=exp_name, workload=workload, model_set="S1",
                            num_devices=16, num_models=48, mem_budget=13 * 2**30,
                            total_rate=8, rate_scale=2e-3, cv=4, cv_scale=4, slo_scale=5,
@@ -83,10 +82,10 @@ def synthetic_rows(sweeps, policies, workload, seed=0):
     return rows
 
 
-def write_tsv(path: Path, rows):
+def write_tsv(path: Path, rows, columns=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, COLUMNS, delimiter="\t", lineterminator="\n")
+        w = csv.DictWriter(f, columns or COLUMNS, delimiter="\t", lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
 
@@ -245,7 +244,8 @@ def test_read_results_truncated_row_names_file_and_line(tmp_path):
     write_tsv(p, synthetic_rows(E2E_SWEEPS, E2E_POLICIES, "maf1")[:3])
     with open(p, "a") as f:
         f.write("goodput_vs_slo\tmaf1\tS1\t16\n")  # a row cut short by a crash
-    with pytest.raises(TsvFormatError, match=r"S1_maf1\.tsv:5: unreadable row: expected 23"):
+    with pytest.raises(TsvFormatError,
+                       match=rf"S1_maf1\.tsv:5: unreadable row: expected {len(COLUMNS)}"):
         read_results(p)
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from alpa_serve.workload import GammaProcess, Workload, trace as tr
 
@@ -178,7 +177,9 @@ def reference_maf2(rows, M, s, e, interval, rate_scale, cv_scale, seed):
             if len(w) - 1 < 2:
                 continue
             try:
-                shape, _, scale = stats.gamma.fit(np.diff(w) + 1e-6, floc=0)
+                # scipy's gamma.fit(floc=0) computation with CPU-independent logs (it is
+                # checked against scipy in test_portable_math.py).
+                shape, scale = tr.gamma_mle_floc0(np.diff(w) + 1e-6)
             except Exception:
                 continue
             rate, cv = 1 / (shape * scale), math.sqrt(1 / shape)
@@ -246,11 +247,11 @@ def test_maf2_fewer_than_two_gaps_and_fit_failures(maf2, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("fit failed")
 
-    monkeypatch.setattr(stats.gamma, "fit", boom)
+    monkeypatch.setattr(tr, "gamma_mle_floc0", boom)
     assert tr.fit_gamma_window(np.array([1.0, 2.0, 4.0]), 10.0) is None
     r = maf2.replay(2, "0.0.0", "0.3.0", 5400, 1.0, 1.0, 0)
     assert r.num_requests() == 0 and r.next_seed == 0
-    monkeypatch.setattr(stats.gamma, "fit", lambda *a, **k: (float("nan"), 0, 1.0))
+    monkeypatch.setattr(tr, "gamma_mle_floc0", lambda *a, **k: (float("nan"), 1.0))
     assert tr.fit_gamma_window(np.array([1.0, 2.0, 4.0]), 10.0) is None
 
 

@@ -25,12 +25,16 @@ from alpa_serve.plotting.tsv import read_results
 from alpa_serve.results import (
     DATA_DIRS,
     EXP_X,
+    FAST_SEARCH_NOTE,
     FIG11_COLUMNS,
     FIG12_FILE,
     FIG13_PATTERN,
     FIG14_FILE,
+    SEARCH_EXACT,
+    SEARCH_FAST,
     fig11_file,
     fig11_title,
+    row_search,
 )
 
 from .claims import FIGURE_TITLES, ClaimCheck, claims, label, verdict
@@ -170,7 +174,7 @@ def _our_sides(path: Path, figure: str, df: pd.DataFrame) -> dict[str, Side]:
     """exp_name -> our side of each sweep in one file's frame ``df``."""
     sides = {}
     for exp_name in sorted(set(df["exp_name"]) & set(EXP_X)):
-        points, _ = sweep_points(df, exp_name)
+        points = sweep_points(df, exp_name).points
         side = Side()
         for policy, x, g in points[["policy", "x", "goodput"]].itertuples(index=False):
             side.add(policy, x, g)
@@ -228,6 +232,7 @@ class Comparison:
     original: OriginalResults = field(default_factory=OriginalResults)
     ours_profiles: dict[str, set[str]] = field(default_factory=dict)
     ours_workloads: dict[str, set[str]] = field(default_factory=dict)
+    ours_searches: dict[str, set[str]] = field(default_factory=dict)
     ours_files: list[Path] = field(default_factory=list)
     profile_check: Optional[str] = None
 
@@ -257,6 +262,9 @@ def collect(ours_root: str | Path, original_root: str | Path,
                 comp.ours_profiles.setdefault(figure, set()).update(
                     p for p in df["profile"] if isinstance(p, str) and p)
             comp.ours_workloads.setdefault(figure, set()).update(df["workload"])
+            comp.ours_searches.setdefault(figure, set()).update(
+                (row_search({"search": v}) for v in df["search"].fillna(""))
+                if "search" in df.columns else (SEARCH_EXACT,))
         if figure == "fig13":
             _collect_fig13(comp, frames, original)
             continue
@@ -495,6 +503,13 @@ def _standin_note(comp: Comparison) -> list[str]:
     return lines
 
 
+def _fast_note(comp: Comparison) -> list[str]:
+    return [f"- **{FIGURE_TITLES[figure]}: ours come from the opt-in fast search** "
+            f"(search=fast): {FAST_SEARCH_NOTE}; the exact search is the default and the "
+            "reference (docs/performance.md, \"Fast search (opt-in)\")."
+            for figure, searches in sorted(comp.ours_searches.items()) if SEARCH_FAST in searches]
+
+
 def render_markdown(comp: Comparison, prows: list[PolicyRow], orows: list[OrderingRow],
                     crows: list[ClaimResult]) -> str:
     """The text of report.md."""
@@ -516,6 +531,7 @@ def render_markdown(comp: Comparison, prows: list[PolicyRow], orows: list[Orderi
     if comp.profile_check:
         md.append(f"- {comp.profile_check}")
     md += _standin_note(comp)
+    md += _fast_note(comp)
     md += ["", "## Verdicts per claim", "",
            "| figure | claim | ours | original | verdict |", "|---|---|---|---|---|"]
     for c in crows:

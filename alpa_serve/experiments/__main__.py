@@ -31,6 +31,7 @@ from alpa_serve.experiments.suites import (
 )
 from alpa_serve.experiments.tsv import TsvFormatError
 from alpa_serve.profiling import DatabaseFormatError, ProfilingDatabase, UnknownModelError
+from alpa_serve.results import SEARCH_EXACT, SEARCH_MODES
 from alpa_serve.workload.trace_defs import TraceError
 
 logger = logging.getLogger("alpa_serve.experiments")
@@ -87,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not keep solved mp-search-sep sub-problems in OUT/.subproblems "
                              "(cases of a device sweep then solve them again; identical rows, "
                              "longer solver_seconds)")
+    parser.add_argument("--search", choices=SEARCH_MODES, default=SEARCH_EXACT,
+                        help="placement search of every case: 'exact' (default) or 'fast' "
+                             "(opt-in, DESIGN 7.8: mp-search/mp-search-sep train on some replay "
+                             "windows of a trace case's day, evaluated on the whole day; rows "
+                             "say search=fast, never mixed with exact rows in one file)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -124,7 +130,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     suite_options = SuiteOptions(quick=args.quick, legacy_fig13=args.legacy_fig13,
                                  traces=args.traces, calibration_targets=args.targets,
                                  only_files=_file_list(args.only),
-                                 exclude_files=_file_list(args.exclude))
+                                 exclude_files=_file_list(args.exclude),
+                                 search=args.search)
     db = None
     if args.profile is not None:
         try:

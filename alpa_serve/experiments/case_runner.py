@@ -26,6 +26,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from alpa_serve.experiments.cases import Case, SyntheticWorkload, TraceWorkload
+from alpa_serve.experiments.fast_search import fast_training_workload
 
 logger = logging.getLogger(__name__)
 
@@ -239,7 +240,9 @@ class CaseResult:
 def simulate_prepared(case: Case, db: Any, inputs: CaseInputs,
                       resources: SearchResources = SearchResources()) -> CaseResult:
     """Apply ``case``'s SLOs to its prepared ``inputs`` (see :func:`prepare_inputs`), run its
-    policy and simulate the placement (DESIGN 4.2, 6, 5)."""
+    policy and simulate the placement (DESIGN 4.2, 6, 5). A fast case's search policy trains on
+    :func:`~alpa_serve.experiments.fast_search.fast_training_workload` (DESIGN 7.8);
+    ``solver_seconds`` times the search on it."""
     from alpa_serve.placement import ClusterEnv, ModelData, get_policy
     from alpa_serve.simulator import simulate
 
@@ -251,6 +254,10 @@ def simulate_prepared(case: Case, db: Any, inputs: CaseInputs,
         train = test
     else:
         train = with_slos(inputs.train_workload, slos)
+    if train is not None:
+        # The opt-in fast search (DESIGN 7.8): the search policies of a fast trace case train
+        # on a reduced day; the test workload is never reduced.
+        train = fast_training_workload(case, train)
 
     model_datas = [ModelData(name=names[i], slo=float(slos[i]), rate=float(inputs.rates[i]),
                              cv=float(inputs.cvs[i]), profile=profiles[i])

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
+from alpa_serve.results import SEARCH_EXACT, SEARCH_FAST, SEARCH_MODES
 from alpa_serve.units import DEFAULT_MEM_BUDGET
 from alpa_serve.workload.trace import SOURCES as TRACE_SOURCES
 from alpa_serve.workload.trace_defs import parse_time
@@ -206,6 +207,10 @@ class Case:
         slo_scale: per-model SLO = slo_scale x the type's single-device b=1 latency.
         workload: :class:`SyntheticWorkload` or :class:`TraceWorkload`.
         mem_budget: per-device memory budget (bytes).
+        search: ``"exact"`` (default) or ``"fast"``: the opt-in fast search of DESIGN 7.8
+            (mp-search and mp-search-sep train on some replay windows of a trace case's
+            training workload; every other policy and every synthetic case is unchanged).
+            Part of the case's identity: a fast case has another ``case_id``.
     """
 
     exp_name: str
@@ -216,8 +221,12 @@ class Case:
     slo_scale: float
     workload: WorkloadSpec
     mem_budget: float = float(DEFAULT_MEM_BUDGET)
+    search: Literal["exact", "fast"] = "exact"
 
     def __post_init__(self) -> None:
+        if self.search not in SEARCH_MODES:
+            raise ValueError(f"search must be one of {', '.join(map(repr, SEARCH_MODES))}, "
+                             f"got {self.search!r}")
         _as_int(self, "num_devices")
         _as_int(self, "num_models")
         _as_float(self, "slo_scale")
@@ -262,10 +271,12 @@ class Case:
     def to_json_dict(self) -> dict[str, Any]:
         """Canonical plain-data form (the workload carries a ``kind`` tag).
 
-        ``rate_shares`` appears only when given, so the ids of the cases that do not use it
-        are those they had before the field existed.
+        ``rate_shares`` appears only when given and ``search`` only when ``"fast"``, so the ids
+        of the cases that do not use them are those they had before the fields existed.
         """
         data = dataclasses.asdict(self)
+        if data["search"] == SEARCH_EXACT:
+            del data["search"]
         data["workload"] = {"kind": self.workload.kind, **dataclasses.asdict(self.workload)}
         for key in ("test_window", "train_window", "rate_shares"):
             if data["workload"].get(key) is not None:
@@ -315,8 +326,9 @@ class Case:
             w = (f"{wl.source} rate_scale={wl.rate_scale:g} cv_scale={wl.cv_scale:g} "
                  f"test={window_string(wl.test_window)} "
                  f"train={window_string(wl.effective_train_window)}")
+        fast = ", fast search" if self.search == SEARCH_FAST else ""
         return (f"{self.exp_name} {self.model_set} x{self.num_models} on {self.num_devices} dev, "
-                f"{self.policy}, slo={self.slo_scale:g}, {w} [{self.case_id}]")
+                f"{self.policy}{fast}, slo={self.slo_scale:g}, {w} [{self.case_id}]")
 
     def to_row_fields(self) -> dict[str, Any]:
         """The TSV columns that describe the case (DESIGN 7.3), before any result.
@@ -326,6 +338,7 @@ class Case:
         for trace cases (their rates come from the trace). ``duration`` is the test
         window's length for trace cases. ``train_workload`` is ``test``, ``generated``
         (with ``train_seed``) or ``replay`` (trace cases: the training window's replay).
+        ``search`` is the case's search mode (DESIGN 7.8).
         """
         wl = self.workload
         row: dict[str, Any] = {
@@ -347,4 +360,5 @@ class Case:
                        train_window=window_string(wl.effective_train_window),
                        test_window=window_string(wl.test_window), train_workload="replay",
                        train_seed="")
+        row["search"] = self.search
         return row

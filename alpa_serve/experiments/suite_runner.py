@@ -50,6 +50,7 @@ from alpa_serve.experiments.lock import FolderLockedError, folder_lock
 from alpa_serve.experiments.suites import SuiteEntry, SuiteOptions, build_suite, resolve_suite_name
 from alpa_serve.experiments.tsv import (
     COLUMNS,
+    PreviousVersionError,
     ResultFileState,
     append_row,
     finished_case_ids,
@@ -57,6 +58,7 @@ from alpa_serve.experiments.tsv import (
     read_rows,
     repair_partial_tail,
 )
+from alpa_serve.results import row_search
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +185,7 @@ def seed_rows(entries: Sequence[SuiteEntry], out_dir: Path, seed_dir: Path,
         raise FileNotFoundError(f"precomputed rows folder {seed_dir} does not exist "
                                 f"(drop the seed option to compute every case)")
     wanted: dict[str, set[str]] = defaultdict(set)
+    search = {e.case.case_id: e.case.search for e in entries}
     for e in entries:
         wanted[e.file].add(e.case.case_id)
     sources = {name: read_rows(seed_dir / name, columns=COLUMNS)
@@ -192,7 +195,8 @@ def seed_rows(entries: Sequence[SuiteEntry], out_dir: Path, seed_dir: Path,
         src, dst, ids = seed_dir / name, out_dir / name, wanted[name]
         repair_partial_tail(dst)
         done = set(finished_case_ids(dst))
-        rows = [r for r in seed if r["case_id"] in ids and r["case_id"] not in done]
+        rows = [r for r in seed if r["case_id"] in ids and r["case_id"] not in done
+                and row_search(r) == search[r["case_id"]]]
         stale = [r for r in rows if r["profile"] != profiles[r["case_id"]]]
         if stale:
             logger.warning("%s: %d precomputed row(s) were computed with profile %s, not the "
@@ -251,6 +255,10 @@ def _check_outputs(by_file: dict[str, list[SuiteEntry]], out_dir: Path, force: b
         path = out_dir / name
         try:
             state = inspect_result_file(path)
+        except PreviousVersionError as exc:
+            if not force:
+                raise RunnerError(str(exc)) from None
+            state = ResultFileState(path)  # --force moves it to a backup
         except OSError as exc:
             raise RunnerError(f"cannot read {path}: {_reason(exc)}") from None
         if path.exists():
@@ -263,6 +271,7 @@ def _check_outputs(by_file: dict[str, list[SuiteEntry]], out_dir: Path, force: b
         states[name] = state
         if force:
             continue
+        _check_search_modes(path, state, file_entries)
         done = {r["case_id"]: r["profile"] for r in state.rows}
         stale = {cid for cid, prof in done.items() if cid in profiles and prof != profiles[cid]}
         if stale:
@@ -287,6 +296,19 @@ def _check_outputs(by_file: dict[str, list[SuiteEntry]], out_dir: Path, force: b
                            "options, e.g. --quick); plots read them too. --force starts the "
                            "file afresh", path, len(foreign))
     return states
+
+
+def _check_search_modes(path: Path, state: ResultFileState,
+                        file_entries: Sequence[SuiteEntry]) -> None:
+    """RunnerError if ``path`` holds rows of another search mode (DESIGN 7.8) than the cases
+    this run writes to it: fast and exact rows are never mixed in one file."""
+    run_modes = {e.case.search for e in file_entries}
+    file_modes = {row_search(r) for r in state.rows}
+    if file_modes - run_modes:
+        raise RunnerError(
+            f"{path}: holds {'/'.join(sorted(file_modes))} rows and this run writes "
+            f"{'/'.join(sorted(run_modes))} rows: fast and exact rows are never mixed in one "
+            f"file; use another --out folder, or --force (the old file is kept as a backup)")
 
 
 def _start_afresh(states: dict[str, ResultFileState]) -> None:

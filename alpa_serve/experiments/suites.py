@@ -33,7 +33,14 @@ from alpa_serve.experiments.cases import (
     TraceWorkload,
     WorkloadSpec,
 )
-from alpa_serve.results import FIG12_FILE, FIG14_FILE, fig11_file, fig11_title, fig13_file
+from alpa_serve.results import (
+    FIG12_FILE,
+    FIG14_FILE,
+    SEARCH_EXACT,
+    fig11_file,
+    fig11_title,
+    fig13_file,
+)
 from alpa_serve.workload.trace import TRACE_PATH_VARIABLES
 from alpa_serve.workload.trace_defs import STANDIN_SUFFIX, parse_time
 
@@ -64,6 +71,8 @@ class SuiteOptions:
             ``("S1_maf1.tsv",)``: one column of Fig. 11).
         exclude_files: drop the cases of these TSV files (e.g. ``("S3_maf2.tsv",)``, the
             column that takes hours on a small machine).
+        search: search mode of every case (``Case.search``): ``"exact"`` (default) or
+            ``"fast"``, the opt-in fast search of DESIGN 7.8 (other case ids).
     """
 
     quick: bool = False
@@ -72,6 +81,7 @@ class SuiteOptions:
     calibration_targets: Optional[str] = None
     only_files: tuple[str, ...] = ()
     exclude_files: tuple[str, ...] = ()
+    search: str = SEARCH_EXACT
 
 
 class UnknownSuiteError(ValueError):
@@ -576,8 +586,11 @@ def select_files(entries: Sequence[SuiteEntry], only: Sequence[str] = (),
 
 def build_suite(name: str, options: SuiteOptions = SuiteOptions()) -> list[SuiteEntry]:
     """The entries of suite ``name``; duplicates (same file and case) are dropped; restricted
-    to ``options.only_files`` / ``options.exclude_files`` when given."""
+    to ``options.only_files`` / ``options.exclude_files`` when given; every case carries
+    ``options.search``."""
     entries = SUITES[resolve_suite_name(name)](options)
+    if options.search != SEARCH_EXACT:
+        entries = [SuiteEntry(e.file, e.case.replace(search=options.search)) for e in entries]
     if options.only_files or options.exclude_files:
         entries = select_files(entries, options.only_files, options.exclude_files,
                                resolve_suite_name(name))

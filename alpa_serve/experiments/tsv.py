@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 from alpa_serve.results import (
     COLUMNS,
+    PREVIOUS_COLUMNS,
     TIMING_COLUMNS,
     PathLike,
     TsvFormatError,
@@ -36,7 +37,8 @@ from alpa_serve.results import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COLUMNS", "TIMING_COLUMNS", "TsvFormatError", "format_value", "format_row",
+__all__ = ["COLUMNS", "TIMING_COLUMNS", "TsvFormatError", "PreviousVersionError",
+           "format_value", "format_row",
            "append_row", "read_rows", "ResultFileState", "inspect_result_file",
            "repair_partial_tail", "finished_case_ids", "rows_without_timing"]
 
@@ -156,6 +158,11 @@ class ResultFileState:
         return {cid: lines for cid, lines in where.items() if len(lines) > 1}
 
 
+class PreviousVersionError(TsvFormatError):
+    """A result file of this runner's previous version (its header lacks the ``search``
+    column, DESIGN 7.3): readable, but rows of this version are never appended to it."""
+
+
 def _not_ours(path: Path, why: str) -> TsvFormatError:
     return TsvFormatError(f"{path}: {why}, so it is not a result file of this runner; it was "
                           f"left unchanged: move it away or write to another --out folder")
@@ -169,6 +176,8 @@ def inspect_result_file(path: PathLike, columns: Iterable[str] = COLUMNS) -> Res
     short while its header was written, i.e. a prefix of the header, counts as ours).
 
     Raises:
+        PreviousVersionError: the file has the header of the previous version
+            (:data:`~alpa_serve.results.PREVIOUS_COLUMNS`); the file is untouched.
         TsvFormatError: the file is not ours (binary, another header, e.g. a TSV of the
             original artifact) or one of its complete rows is unreadable; the message
             names the file (and line) and the file is untouched.
@@ -200,6 +209,11 @@ def inspect_result_file(path: PathLike, columns: Iterable[str] = COLUMNS) -> Res
         raise _not_ours(path, f"its first line is not this runner's header (it starts with "
                               f"{tail[:60].decode('utf-8', 'replace')!r})")
     first = text.split("\n", 1)[0]
+    if first != header and columns == COLUMNS and first == "\t".join(PREVIOUS_COLUMNS):
+        raise PreviousVersionError(
+            f"{path}: a result file of the previous version (no column 'search'); rows of this "
+            f"version are not appended to it: rerun with --force (the old file is kept as "
+            f"{path.name}.bak) or use another --out folder")
     if first != header:
         raise _not_ours(path, f"its header differs from this runner's columns (file starts "
                               f"with {first[:60]!r})")

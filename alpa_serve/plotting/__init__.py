@@ -8,13 +8,13 @@ See docs/figures.md.
 
 from .figures import SECTIONS, MissingDataError, build_figures, get_section, write_figures
 from .markers import DIRECTION_BY_X, THRESHOLD, direction_for, point_99
-from .panels import EXP_X, STANDIN_GID, Panel, make_figure, save_figure, sweep_points
+from .panels import EXP_X, FAST_GID, STANDIN_GID, Panel, make_figure, save_figure, sweep_points
 from .styles import PolicyStyle, policy_style
 from .tsv import TsvFormatError, read_results
 
 __all__ = [
     "SECTIONS", "MissingDataError", "build_figures", "get_section", "write_figures",
     "DIRECTION_BY_X", "THRESHOLD", "direction_for", "point_99",
-    "EXP_X", "STANDIN_GID", "Panel", "make_figure", "save_figure", "sweep_points",
+    "EXP_X", "FAST_GID", "STANDIN_GID", "Panel", "make_figure", "save_figure", "sweep_points",
     "PolicyStyle", "policy_style", "TsvFormatError", "read_results",
 ]

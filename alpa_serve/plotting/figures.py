@@ -150,9 +150,9 @@ def _build_fig11(section: Section, data_dir: Path,
     for exp_name, out in FIG11_ROWS:
         panels = []
         for name, title in FIG11_PANELS:
-            points, standin = sweep_points(frames[name], exp_name)
+            points, standin, fast = sweep_points(frames[name], exp_name)
             panels.append(Panel(title, EXP_X[exp_name], points, standin,
-                                _original_points(original, "fig11", exp_name, name)))
+                                _original_points(original, "fig11", exp_name, name), fast))
         figures[out] = make_figure(panels, "e2e")
     return figures
 
@@ -164,9 +164,9 @@ def _single_file_figure(section: Section, data_dir: Path, name: str,
     df = read_results(_require_file(section, data_dir, name))
     panels = []
     for exp_name, title in panel_specs:
-        points, standin = sweep_points(df, exp_name)
+        points, standin, fast = sweep_points(df, exp_name)
         panels.append(Panel(title, EXP_X[exp_name], points, standin,
-                            _original_points(original, section.key, exp_name, name)))
+                            _original_points(original, section.key, exp_name, name), fast))
     return make_figure(panels, kind, panel_size=panel_size)
 
 
@@ -183,12 +183,13 @@ def _build_fig13(section: Section, data_dir: Path,
     panels = []
     for exp_name, title in FIG13_PANELS:
         per_pair = [sweep_points(df, exp_name) for df in frames]
-        points = average_points([p for p, _ in per_pair])
-        standin = any(s for p, s in per_pair if not p.empty)
-        n = sum(1 for p, _ in per_pair if not p.empty)
+        points = average_points([sweep.points for sweep in per_pair])
+        standin = any(sweep.standin for sweep in per_pair if not sweep.points.empty)
+        fast = any(sweep.fast for sweep in per_pair if not sweep.points.empty)
+        n = sum(1 for sweep in per_pair if not sweep.points.empty)
         label = f"{title} (mean of {n} pair{'s' if n != 1 else ''})" if n else title
         panels.append(Panel(label, EXP_X[exp_name], points, standin,
-                            _original_points(original, "fig13", exp_name)))
+                            _original_points(original, "fig13", exp_name), fast))
     return {"robustness": make_figure(panels, "robust", panel_size=(4.2, 3.1))}
 
 

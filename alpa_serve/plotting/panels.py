@@ -3,7 +3,8 @@
 A panel is one sweep (one ``exp_name``) of one experiment: SLO attainment (%) against the swept
 variable, one line per policy, each with its 99% marker. A figure is a row of panels with one
 legend above them (so it never covers a curve) and, when any panel was run on a stand-in
-workload, a note below them saying so.
+workload, a note below them saying so; likewise a note when any panel's rows come from the
+opt-in fast search (DESIGN 7.8).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import matplotlib
 import numpy as np
@@ -20,7 +21,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from alpa_serve.results import EXP_X
+from alpa_serve.results import EXP_X, FAST_SEARCH_NOTE, SEARCH_EXACT, SEARCH_FAST
 
 from .markers import direction_for, marker_is_certain, point_99
 from .styles import RC_PARAMS, policy_style
@@ -48,6 +49,12 @@ NO_DATA_GID = "no-data"
 STANDIN_NOTE = ("* run on a synthetic stand-in for the Azure trace (workload '*-standin'), "
                 "not the real trace; see osdi23_artifact/README.md")
 
+#: Mark of a panel drawn from fast-search rows (column ``search`` = ``fast``, DESIGN 7.8), the
+#: gid of the figure's note about them, and the note.
+FAST_MARK = "\u2020"
+FAST_GID = "fast-search-note"
+FAST_NOTE = f"{FAST_MARK} {FAST_SEARCH_NOTE}"
+
 
 #: gid prefix of the original artifact's curves (``--compare``) and their legend label.
 ORIGINAL_GID = "original-"
@@ -59,9 +66,10 @@ class Panel:
     """One panel's aggregated points.
 
     ``points`` has columns policy, x, goodput (fraction 0..1); None or empty means "no data".
-    ``standin`` says the points came from a stand-in workload. ``original``: the original
-    artifact's points of the same sweep (same columns; policies by their original names), drawn
-    beside ours with ``--compare`` (DESIGN 7.7); None when not comparing.
+    ``standin`` says the points came from a stand-in workload, ``fast`` that they came from
+    the opt-in fast search (DESIGN 7.8). ``original``: the original artifact's points of the
+    same sweep (same columns; policies by their original names), drawn beside ours with
+    ``--compare`` (DESIGN 7.7); None when not comparing.
     """
 
     title: str
@@ -69,27 +77,48 @@ class Panel:
     points: pd.DataFrame | None
     standin: bool = False
     original: pd.DataFrame | None = None
+    fast: bool = False
 
 
-def sweep_points(df: pd.DataFrame | None, exp_name: str) -> tuple[pd.DataFrame, bool]:
+class Sweep(NamedTuple):
+    """One sweep's points (columns policy, x, goodput) and where they came from: a stand-in
+    workload (``standin``), the opt-in fast search (``fast``)."""
+
+    points: pd.DataFrame
+    standin: bool
+    fast: bool
+
+
+def sweep_points(df: pd.DataFrame | None, exp_name: str) -> Sweep:
     """Select the rows of one sweep from a results frame and reduce them to one point per
     (policy, x).
 
-    Returns (points with columns policy, x, goodput; whether a stand-in workload was used).
     If the file holds both real-trace and stand-in rows for this sweep (a rerun after the real
     trace became available), only the real-trace rows are kept, because averaging the two would
-    describe neither. If a (policy, x) case appears more than once, the last row wins: it is the
-    most recent run of that case.
+    describe neither. Likewise, of exact and fast-search rows (which the runner never writes
+    into one file) only the exact ones are kept; a file without the ``search`` column (the
+    previous version) holds exact rows. If a (policy, x) case appears more than once, the last
+    row wins: it is the most recent run of that case.
     """
     empty = pd.DataFrame({"policy": pd.Series(dtype=str), "x": pd.Series(dtype=float),
                           "goodput": pd.Series(dtype=float)})
     if df is None or df.empty:
-        return empty, False
+        return Sweep(empty, False, False)
     x = EXP_X[exp_name]
     rows = df[df["exp_name"] == exp_name]
     if rows.empty:
-        return empty, False
+        return Sweep(empty, False, False)
     check_x_column(rows, x)
+    search = (rows["search"].fillna("").replace("", SEARCH_EXACT) if "search" in rows.columns
+              else pd.Series(SEARCH_EXACT, index=rows.index))
+    is_fast = search == SEARCH_FAST
+    if is_fast.any() and not is_fast.all():
+        logger.warning("%s: %s has rows of the exact and the fast search; plotting only the "
+                       "exact rows", rows["_file"].iloc[0], exp_name)
+        rows = rows[~is_fast]
+        fast = False
+    else:
+        fast = bool(is_fast.all())
     is_standin = rows["workload"].str.endswith(STANDIN_SUFFIX)
     if is_standin.any() and not is_standin.all():
         logger.warning("%s: %s has rows on both the real trace and a stand-in; plotting only "
@@ -104,7 +133,7 @@ def sweep_points(df: pd.DataFrame | None, exp_name: str) -> tuple[pd.DataFrame, 
                        rows["_file"].iloc[0], int(dup.sum()), x, exp_name)
         rows = rows[~dup]
     points = rows[["policy", x, "goodput"]].rename(columns={x: "x"}).reset_index(drop=True)
-    return points, standin
+    return Sweep(points, standin, fast)
 
 
 def average_points(per_source: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -138,7 +167,8 @@ def _ylim(panels: Iterable[Panel]) -> tuple[float, float]:
 
 def draw_panel(ax, panel: Panel, figure_kind: str, markers: bool = True) -> list[str]:
     """Draw one panel on ``ax``; return the policies drawn (for the shared legend)."""
-    title = panel.title + (" *" if panel.standin else "")
+    title = panel.title + (" *" if panel.standin else "") + (f" {FAST_MARK}" if panel.fast
+                                                               else "")
     ax.set_title(title)
     ax.set_xlabel(X_LABEL.get(panel.x, panel.x))
     drawn = draw_original(ax, panel, figure_kind)
@@ -214,7 +244,8 @@ def _fit_legend(fig: Figure, handles: list[Line2D]) -> None:
 
 def make_figure(panels: Sequence[Panel], figure_kind: str, markers: bool = True,
                 panel_size: tuple[float, float] = (3.6, 3.1)) -> Figure:
-    """Assemble a one-row figure of ``panels`` with a legend above and the stand-in note below.
+    """Assemble a one-row figure of ``panels`` with a legend above and the stand-in and
+    fast-search notes below.
 
     Uses :class:`matplotlib.figure.Figure` directly rather than pyplot, so that building figures
     needs no display, keeps no global state, and works in any backend setting.
@@ -243,10 +274,13 @@ def make_figure(panels: Sequence[Panel], figure_kind: str, markers: bool = True,
             # "outside" legends take part in the constrained layout, so the legend gets its own
             # strip above the panels instead of being drawn over a curve.
             _fit_legend(fig, handles)
-        if any(p.standin for p in panels):
-            note = fig.legend(handles=[], title=STANDIN_NOTE, loc="outside lower center",
+        notes = [(text, gid) for text, gid, wanted in (
+            (STANDIN_NOTE, STANDIN_GID, any(p.standin for p in panels)),
+            (FAST_NOTE, FAST_GID, any(p.fast for p in panels))) if wanted]
+        for text, gid in notes:
+            note = fig.legend(handles=[], title=text, loc="outside lower center",
                               frameon=False, title_fontsize=11)
-            note.get_title().set_gid(STANDIN_GID)
+            note.get_title().set_gid(gid)
     return fig
 
 

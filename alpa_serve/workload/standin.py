@@ -29,6 +29,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from alpa_serve.workload import portable_math as pm
 from alpa_serve.workload.tempdirs import make_temp_dir, remove_stale_temp_dirs
 from alpa_serve.workload.trace_defs import (
     MAF1_COLUMNS,
@@ -199,7 +200,7 @@ def _maf1_population(p: Maf1StandinParams) -> dict:
     daily = _maf1_daily_rates(p, rng)
     periods = np.asarray(p.timer_periods_minutes, dtype=np.float64)
     want = MINUTES_PER_DAY / daily          # minutes between invocations
-    period = periods[np.argmin(np.abs(np.log(want[:, None] / periods[None, :])), axis=1)]
+    period = periods[np.argmin(np.abs(pm.log(want[:, None] / periods[None, :])), axis=1)]
     period = period.astype(np.int64)
     fires = np.maximum(1, np.round(daily / MINUTES_PER_DAY)).astype(np.int32)
     fires[period > 1] = 1
@@ -243,10 +244,10 @@ def _maf1_daily_rates(p: Maf1StandinParams, rng: np.random.Generator) -> np.ndar
     top = math.log10(p.max_daily_invocations)
     log_d = np.where(u < p.frac_le_hourly, lo + v * (hr - lo), hr + v * (mn - hr))
     # Truncated exponential in log10 above once per minute (inverse CDF).
-    tail = mn - p.tail_log10_scale * np.log1p(-v * (1 - math.exp(-(top - mn) /
+    tail = mn - p.tail_log10_scale * pm.log1p(-v * (1 - math.exp(-(top - mn) /
                                                                    p.tail_log10_scale)))
     log_d = np.where(u >= p.frac_le_minutely, tail, log_d)
-    return 10.0 ** log_d
+    return pm.exp10(log_d)
 
 
 def _maf1_day_counts(p: Maf1StandinParams, pop: dict, day: int,
@@ -288,11 +289,11 @@ def _maf1_day_counts(p: Maf1StandinParams, pop: dict, day: int,
         rows = others[b0:b0 + block]
         rng = _rng(p.seed, 3, day, b0)
         base = pop["daily"][rows] * pop["weekly"][day] / T
-        prof = 1.0 + pop["amp"][rows, None] * np.cos(
+        prof = 1.0 + pop["amp"][rows, None] * pm.cos(
             2 * np.pi * (hours[None, :] - pop["peak"][rows, None]) / 24.0)
         if p.minute_noise_sigma > 0:
             s = p.minute_noise_sigma
-            prof *= np.exp(s * rng.standard_normal(prof.shape) - s * s / 2)
+            prof *= pm.exp(s * rng.standard_normal(prof.shape) - s * s / 2)
         br = burst_row[rows]
         isb = br >= 0
         if isb.any():
@@ -339,6 +340,7 @@ def generate_maf1_standin(out_dir: PathLike, params: Maf1StandinParams = Maf1Sta
     Each day lists the functions with at least one invocation that day, in file order (sorted
     by owner, app, function hash). Deterministic in ``params``. Returns the written paths.
     """
+    pm.check_portable()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     p = params
@@ -385,7 +387,7 @@ def _maf2_population(p: Maf2StandinParams) -> dict:
     F = p.num_functions
     rng = _rng(p.seed, 11)
     horizon = p.num_days * SECONDS_PER_DAY
-    weights = 10.0 ** rng.normal(0, p.log10_weight_sigma, F)
+    weights = pm.exp10(rng.normal(0, p.log10_weight_sigma, F))
     expected = weights / weights.sum() * p.total_invocations
     is_timer = rng.random(F) < p.timer_fraction
     # Timers get the period closest to their share; the rest of the volume goes to the
@@ -456,7 +458,7 @@ def _maf2_function(p: Maf2StandinParams, pop: dict, f: int) -> tuple[np.ndarray,
     t = t[(t >= 0) & (t < horizon)]
     # Durations from the function's own stream too: changing one function's invocations does
     # not move another's end timestamps (hence the first-appearance order).
-    dur = 10.0 ** r.normal(p.duration_log10_mu, p.duration_log10_sigma, len(t))
+    dur = pm.exp10(r.normal(p.duration_log10_mu, p.duration_log10_sigma, len(t)))
     return t, dur
 
 
@@ -469,6 +471,7 @@ def generate_maf2_standin(out_dir: PathLike, params: Maf2StandinParams = Maf2Sta
     """
     import pandas as pd
 
+    pm.check_portable()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     p = params
@@ -494,7 +497,7 @@ def generate_maf2_standin(out_dir: PathLike, params: Maf2StandinParams = Maf2Sta
 def _diurnal(p: Maf2StandinParams, t: np.ndarray, peak_hour: float) -> np.ndarray:
     """Diurnal factor in (0, 1] at times ``t`` (s): 1 at ``peak_hour`` (hour of day)."""
     hours = (t / 3600.0) % 24
-    return (1 + p.diurnal_amplitude * np.cos(2 * np.pi * (hours - peak_hour) / 24)
+    return (1 + p.diurnal_amplitude * pm.cos(2 * np.pi * (hours - peak_hour) / 24)
             ) / (1 + p.diurnal_amplitude)
 
 

@@ -46,7 +46,7 @@ from typing import Any, ClassVar, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 
-from alpa_serve.workload import standin
+from alpa_serve.workload import portable_math as pm, standin
 from alpa_serve.workload.arrival import GammaProcess
 from alpa_serve.workload.tempdirs import make_temp_dir, remove_stale_temp_dirs
 from alpa_serve.workload.trace_defs import (
@@ -178,7 +178,7 @@ class TraceReplay:
 
     def to_workload(self, slos: Union[float, Sequence[float]],
                     model_names: Optional[Sequence[str]] = None,
-                    kind: Optional[SortKind] = None) -> Workload:
+                    kind: SortKind = "stable") -> Workload:
         """One merged :class:`Workload` (model i -> id i) with per-model SLOs (s).
 
         Built with a single :meth:`Workload.merge` over all models in model order
@@ -209,23 +209,48 @@ def _replay_stats(arr: np.ndarray, duration: float) -> tuple[float, float]:
     return float(len(arr) / duration), float(np.std(gaps) / (np.mean(gaps) + _CV_EPS))
 
 
+def gamma_mle_floc0(data: np.ndarray) -> tuple[float, float]:
+    """Maximum-likelihood Gamma (shape, scale) of positive ``data`` with the location fixed at 0.
+
+    The computation of ``scipy.stats.gamma.fit(data, floc=0)`` (scipy 1.17, the pinned version:
+    the shape solves ``log(a) - digamma(a) = log(mean) - mean(log data)`` by Brent's method
+    between 0.6 and 1.4 times the closed-form estimate; scale = mean / shape), with the logs of
+    :mod:`alpa_serve.workload.portable_math`, so the fit has the same bits on every CPU (numpy's
+    own log differs in the last bit on AVX-512 CPUs). Raises ValueError where scipy raises.
+    """
+    from scipy import optimize, special
+
+    pm.check_portable()
+    data = np.asarray(data, dtype=np.float64)
+    if not np.isfinite(data).all():
+        raise ValueError("The data contains non-finite values.")
+    if np.any(data <= 0):
+        raise ValueError("gamma fit with floc=0 needs positive data")
+    xbar = data.mean()
+    s = np.float64(pm.log_scalar(xbar)) - pm.log(data).mean()
+    aest = (3 - s + np.sqrt((s - 3) ** 2 + 24 * s)) / (12 * s)
+    xa = aest * (1 - 0.4)
+    xb = aest * (1 + 0.4)
+    a = optimize.brentq(lambda a: pm.log_scalar(a) - special.digamma(a) - s, xa, xb, disp=0)
+    return float(a), float(xbar / a)
+
+
 def fit_gamma_window(times: np.ndarray, interval: float) -> Optional[tuple[float, float]]:
     """Gamma (rate req/s, cv) fitted to the invocation times (s, sorted) of one MAF2 window.
 
-    ``scipy.stats.gamma.fit(gaps + 1e-6, floc=0)``: rate = 1/(shape*scale), cv = sqrt(1/shape).
+    The published ``scipy.stats.gamma.fit(gaps + 1e-6, floc=0)``, computed by
+    :func:`gamma_mle_floc0`: rate = 1/(shape*scale), cv = sqrt(1/shape).
     Returns None with fewer than 2 gaps, a NaN fit, or a fit that raises. A fitted rate strictly
     greater than 5x the empirical rate (count / ``interval``) is replaced by the empirical rate.
     """
-    from scipy import stats
-
     if len(times) < 3:
         return None
     gaps = np.diff(times) + _GAP_EPS
     try:
         with warnings.catch_warnings():
-            # Degenerate windows (e.g. identical gaps) make scipy warn before it raises.
+            # Degenerate windows (e.g. identical gaps) make the fit warn before it raises.
             warnings.simplefilter("ignore", RuntimeWarning)
-            shape, _loc, scale = stats.gamma.fit(gaps, floc=0)
+            shape, scale = gamma_mle_floc0(gaps)
     except Exception as e:  # the published code treated a failed fit as "no arrivals"
         logger.debug("gamma fit failed (%s): window gives no arrivals", e)
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
-from typing import Literal, Optional, Sequence, Union
+from typing import Literal, Sequence, Union
 
 import numpy as np
 
@@ -103,16 +103,16 @@ class Workload:
         return list(longest)
 
     @classmethod
-    def merge(cls, *ws: "Workload", kind: Optional[SortKind] = None) -> "Workload":
+    def merge(cls, *ws: "Workload", kind: SortKind = "stable") -> "Workload":
         """Merge workloads into one sorted by arrival (DESIGN 4.1).
 
         The arrays are concatenated in argument order and ordered with
-        ``np.argsort(arrivals, kind=kind)``. The default ``kind=None`` is numpy's default
-        (unstable) sort, as in the published code: requests with identical arrival times (they
-        occur with large CV, where many gaps underflow to 0) keep whatever order that sort
-        gives. Note that numpy's default float64 argsort dispatches to SIMD implementations
-        (x86-simd-sort on AVX2/AVX-512 CPUs), so the order *among ties* can depend on the CPU
-        and numpy version; pass ``kind="stable"`` for a machine-independent order.
+        ``np.argsort(arrivals, kind=kind)``. Requests with identical arrival times occur with
+        large CV (many gaps underflow to 0). The default ``kind="stable"`` keeps them in argument
+        order, on every machine. ``kind="quicksort"`` is numpy's default sort, which the
+        published code used: numpy runs it as a SIMD sort (x86-simd-sort, other code on AVX2 and
+        on AVX-512 CPUs), so its order among ties depends on the CPU and the numpy version, and
+        the same case gave other latencies on two machines.
 
         ``model_names`` of the inputs must agree where they overlap; the result keeps the
         longest list. A single argument is returned unchanged (as in the published code).
@@ -125,7 +125,7 @@ class Workload:
         arrivals = np.concatenate([w.arrivals for w in ws])
         model_ids = np.concatenate([w.model_ids for w in ws])
         slos = np.concatenate([w.slos for w in ws])
-        order = np.argsort(arrivals) if kind is None else np.argsort(arrivals, kind=kind)
+        order = np.argsort(arrivals, kind=kind)
         return cls._unchecked(arrivals[order], model_ids[order].astype(np.int32, copy=False),
                               slos[order], names)
 

@@ -4,13 +4,15 @@
     python osdi23_artifact/precomputed/collect.py      # only drop stale rows, rewrite manifest
 
 Takes the mp-search-sep rows of cases of the current Fig. 11 S3@MAF2 grid (stand-in trace,
-current profile) from the given TSV files, merges them with the rows already shipped in
-``sec6_2_data/S3_maf2.tsv`` (a case already shipped keeps its row), writes the file in grid
-order (a header only when no row is left) and rewrites ``manifest.json`` (profile, MAF2
-stand-in parameter digest, machine, time). Shipped rows are dropped when the manifest's MAF2
+current profile, exact search) from the given TSV files, merges them with the rows already
+shipped in ``sec6_2_data/S3_maf2.tsv`` (a case already shipped keeps its row), writes the file
+in grid order (a header only when no row is left) and rewrites ``manifest.json`` (profile,
+MAF2 stand-in parameter digest, machine, time). Shipped rows are dropped when the manifest's MAF2
 stand-in digest is not the current one: the case ids do not cover the stand-in's parameters, so
 the digest is what tells that those rows came from another trace.
 ``tests/test_precomputed.py`` replays every shipped row's placement and checks its numbers.
+Rows of the opt-in fast search never ship (DESIGN 7.8): a given file with a row whose
+``search`` is not ``exact`` (or without the column) is refused before anything is written.
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ from pathlib import Path
 
 from alpa_serve.experiments.case_runner import default_database, profile_fingerprint
 from alpa_serve.experiments.suites import SuiteOptions, build_suite
-from alpa_serve.experiments.tsv import COLUMNS, append_row, read_rows
+from alpa_serve.experiments.tsv import COLUMNS, TsvFormatError, append_row, read_rows
+from alpa_serve.results import SEARCH_EXACT
 from alpa_serve.workload.standin import DEFAULT_PARAMS
 
 HERE = Path(__file__).resolve().parent
@@ -60,6 +63,17 @@ def write_rows(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
+def exact_rows(path: Path) -> list[dict]:
+    """The rows of ``path``; TsvFormatError if one of them is not of the exact search (only
+    exact rows ship) or the file has no ``search`` column."""
+    rows = read_rows(path, columns=COLUMNS)
+    other = sorted({r["search"] for r in rows if r["search"] != SEARCH_EXACT})
+    if other:
+        raise TsvFormatError(f"{path}: holds rows of search {', '.join(map(repr, other))}; only "
+                             f"rows of the exact search ship precomputed (DESIGN 7.8)")
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tsv", nargs="*", type=Path, help="result TSV files of S3@MAF2 runs")
@@ -75,8 +89,13 @@ def main(argv=None) -> int:
         print(f"{SHIPPED}: shipped rows were computed on another MAF2 stand-in (manifest "
               f"digest differs from {digest}): dropped")
     sources = ([SHIPPED] if keep_shipped else []) + list(args.tsv)
-    for path in sources:
-        for r in read_rows(path, columns=COLUMNS):
+    try:
+        read = [exact_rows(path) for path in sources]  # everything is read before writing
+    except (TsvFormatError, FileNotFoundError) as exc:
+        print(f"collect.py: {exc}; nothing written", file=sys.stderr)
+        return 2
+    for source_rows in read:
+        for r in source_rows:
             if r["case_id"] in order and r["profile"] == expected[r["case_id"]]:
                 rows.setdefault(r["case_id"], r)
     write_rows(SHIPPED, [rows[cid] for cid in sorted(rows, key=order.__getitem__)])
@@ -89,6 +108,7 @@ def main(argv=None) -> int:
         "missing": [c.describe() for c in cases if c.case_id not in rows],
         "profiles": {t: db.get(t).fingerprint() for t in sorted(set(cases[0].model_types))},
         "maf2_standin_digest": digest,
+        "search": SEARCH_EXACT,
         "solver_cpu_note": "solver_seconds are wall seconds of the producing machine",
         "machine": f"{platform.platform()}, {os.cpu_count()} cores",
         "python": sys.version.split()[0],
