@@ -67,6 +67,14 @@ def row_search(row: dict[str, str]) -> str:
     previous version) or with an empty value is exact."""
     return row.get("search", "") or SEARCH_EXACT
 
+
+#: A trace source named ``<format><STANDIN_SUFFIX>`` (``maf1-standin``) is the generated
+#: stand-in of the format (DESIGN 4.3). Defined here, on the ground floor, because the result
+#: rows name their workload by it and the figures and the comparison tell stand-in rows by it;
+#: the trace loader (:mod:`alpa_serve.workload.trace_defs`) imports it from here, so that
+#: plotting needs no workload module.
+STANDIN_SUFFIX = "-standin"
+
 #: Columns that hold numbers (empty where a column does not apply to the case's workload;
 #: ``nan`` where a statistic is undefined).
 NUMERIC_COLUMNS: tuple[str, ...] = (

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Optional
 import pandas as pd
 
 from alpa_serve.original_results import OriginalResults, read_original_results
-from alpa_serve.plotting.panels import STANDIN_SUFFIX, average_points, sweep_points
+from alpa_serve.plotting.panels import average_points, sweep_points
 from alpa_serve.plotting.tsv import read_results
 from alpa_serve.results import (
     DATA_DIRS,
@@ -32,6 +32,7 @@ from alpa_serve.results import (
     FIG14_FILE,
     SEARCH_EXACT,
     SEARCH_FAST,
+    STANDIN_SUFFIX,
     fig11_file,
     fig11_title,
     row_search,

@@ -21,7 +21,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from alpa_serve.results import EXP_X, FAST_SEARCH_NOTE, SEARCH_EXACT, SEARCH_FAST
+from alpa_serve.results import (
+    EXP_X,
+    FAST_SEARCH_NOTE,
+    SEARCH_EXACT,
+    SEARCH_FAST,
+    STANDIN_SUFFIX,
+)
 
 from .markers import direction_for, marker_is_certain, point_99
 from .styles import RC_PARAMS, policy_style
@@ -39,8 +45,6 @@ X_LABEL = {
     "total_rate": "Rate (r/s)",
     "cv": "CV",
 }
-
-STANDIN_SUFFIX = "-standin"
 
 #: gid of the stand-in note's text object, so that tests (and readers of the SVG) can find it.
 STANDIN_GID = "standin-note"
