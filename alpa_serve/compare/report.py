@@ -24,7 +24,6 @@ from alpa_serve.plotting.panels import average_points, sweep_points
 from alpa_serve.plotting.tsv import read_results
 from alpa_serve.results import (
     DATA_DIRS,
-    EXP_X,
     FAST_SEARCH_NOTE,
     FIG11_COLUMNS,
     FIG12_FILE,
@@ -37,6 +36,7 @@ from alpa_serve.results import (
     fig11_title,
     row_search,
 )
+from alpa_serve.sweeps import EXP_X
 
 from .claims import FIGURE_TITLES, ClaimCheck, claims, label, verdict
 
