@@ -104,6 +104,8 @@ DATA_DIRS: dict[str, str] = {
 
 #: Fig. 11 columns, left to right: (model set, trace). Each column has its own TSV holding
 #: its four sweeps (told apart by ``exp_name``; the sweeps are in :mod:`alpa_serve.sweeps`).
+#: The one list of the columns and their order: the experiment grids
+#: (``alpa_serve.experiments.suites.FIG11_COLUMNS``) are checked against it and ordered by it.
 FIG11_COLUMNS: tuple[tuple[str, str], ...] = (
     ("S1", "maf1"), ("S2", "maf1"), ("S3", "maf1"),
     ("S1", "maf2"), ("S2", "maf2"), ("S3", "maf2"),

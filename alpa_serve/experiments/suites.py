@@ -27,6 +27,7 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from alpa_serve import results
 from alpa_serve.experiments.cases import (
     Case,
     SyntheticWorkload,
@@ -158,7 +159,19 @@ class Fig11Column:
                 "cv_scale": self.cv_scales, "slo_scale": self.slo_scales}[x]
 
 
-FIG11_COLUMNS: tuple[Fig11Column, ...] = (
+def _in_fig11_order(grids: Sequence[Fig11Column]) -> tuple[Fig11Column, ...]:
+    """``grids`` in the order of :data:`alpa_serve.results.FIG11_COLUMNS`, the one list of the
+    figure's columns (which the plotting code reads too); ValueError unless there is exactly
+    one grid per column."""
+    by_key = {(c.model_set, c.trace): c for c in grids}
+    if len(by_key) != len(grids) or set(by_key) != set(results.FIG11_COLUMNS):
+        raise ValueError(f"Fig. 11 grids {sorted(by_key)} are not one per column of "
+                         f"alpa_serve.results.FIG11_COLUMNS {list(results.FIG11_COLUMNS)}")
+    return tuple(by_key[key] for key in results.FIG11_COLUMNS)
+
+
+#: The grid of every Fig. 11 column (DESIGN 7.2), in the columns' order.
+FIG11_COLUMNS: tuple[Fig11Column, ...] = _in_fig11_order((
     Fig11Column("S1", "maf1", 16, 48, 2e-3, 4, 5,
                 (8, 16, 24, 32, 40, 48), MAF1_RATE_SCALES, MAF1_CV_SCALES,
                 (0.75, 1, 2, 3, 4, 5, 7.5, 10), "mp-search"),
@@ -177,7 +190,7 @@ FIG11_COLUMNS: tuple[Fig11Column, ...] = (
     Fig11Column("S3", "maf2", 48, 72, 32, 1, 5,
                 (16, 24, 32, 40, 48, 54, 64), (1, 4, 8, 16, 32, 64), (1, 2, 3, 4, 6, 8),
                 (0.75, 1, 1.25, 1.5, 2, 2.5, 5), "mp-search-sep"),
-)
+))
 
 
 def _quick_points(values: Sequence[float], quick: bool, fixed: float) -> tuple[float, ...]:
