@@ -34,6 +34,7 @@ from alpa_serve.experiments.cases import (
     TraceWorkload,
     WorkloadSpec,
 )
+from alpa_serve.policy_families import policy_role
 from alpa_serve.results import (
     FIG12_FILE,
     FIG14_FILE,
@@ -365,7 +366,7 @@ def fig13_suite(options: SuiteOptions) -> list[SuiteEntry]:
             return FIG13_COLUMN.cv_scale
 
         def train_window_of(policy: str, train: tuple[str, str] = train):
-            return None if policy.startswith("sr-replace-") else train
+            return None if policy_role(policy) == "clockwork" else train
 
         cases = _trace_sweeps("fig13", FIG13_COLUMN, options, policies, test, MAF1_INTERVAL,
                               train_window_of=train_window_of, cv_scale_of=cv_scale_of)
