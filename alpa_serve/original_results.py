@@ -31,7 +31,7 @@ Files and their place in our figures (the original names; the folders are ours t
 ``sec6_4_data/*.tsv`` (one per train/test pair, e.g.
 ``robustness_exp.train-5.8.0-5.9.0_test-5.1.0-5.2.0.tsv``) -> Fig. 13, each pair keyed by its test
 window; ``sec6_5_data/ablation.tsv`` -> Fig. 14. A row becomes a point of one of our sweeps
-(its ``exp_name`` is a key of :data:`~alpa_serve.results.EXP_X`; the x value comes from the
+(its ``exp_name`` is a key of :data:`~alpa_serve.sweeps.EXP_X`; the x value comes from the
 row's field or its kwargs); the policy keeps its original name (the figures look up labels by
 name: ``sr-replace-<T>`` is Clockwork++ whatever T). A row that maps to no case of ours is kept
 in :attr:`OriginalResults.unmapped` with the reason, never dropped silently; where a case appears
@@ -50,13 +50,13 @@ from typing import Any, Iterable, Optional
 
 from alpa_serve.results import (
     DATA_DIRS,
-    EXP_X,
     FIG11_COLUMNS,
     FIG12_FILE,
     FIG14_FILE,
     PathLike,
     fig11_file,
 )
+from alpa_serve.sweeps import EXP_X
 
 #: The original general-model layout (``benchmarks/alpa/general_model_case.py``).
 GENERAL_FIELDS: tuple[str, ...] = (

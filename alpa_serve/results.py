@@ -4,6 +4,8 @@ parsed (DESIGN 7.3).
 Shared by the experiments package, which writes the files, and the plotting package, which
 reads them; it depends on the standard library only, so that plotting never imports the
 experiment machinery (policies, simulator, Ray).
+What each sweep (``exp_name``) is, its x column, labels and marker rule, is in
+:mod:`alpa_serve.sweeps` beside this module, likewise standard library only.
 
 A result TSV is one header line of :data:`COLUMNS` and one tab-separated row per finished
 case. :func:`parse_table` splits a file into rows and reports any damage as a
@@ -67,6 +69,14 @@ def row_search(row: dict[str, str]) -> str:
     previous version) or with an empty value is exact."""
     return row.get("search", "") or SEARCH_EXACT
 
+
+#: A trace source named ``<format><STANDIN_SUFFIX>`` (``maf1-standin``) is the generated
+#: stand-in of the format (DESIGN 4.3). Defined here, on the ground floor, because the result
+#: rows name their workload by it and the figures and the comparison tell stand-in rows by it;
+#: the trace loader (:mod:`alpa_serve.workload.trace_defs`) imports it from here, so that
+#: plotting needs no workload module.
+STANDIN_SUFFIX = "-standin"
+
 #: Columns that hold numbers (empty where a column does not apply to the case's workload;
 #: ``nan`` where a statistic is undefined).
 NUMERIC_COLUMNS: tuple[str, ...] = (
@@ -93,21 +103,13 @@ DATA_DIRS: dict[str, str] = {
 }
 
 #: Fig. 11 columns, left to right: (model set, trace). Each column has its own TSV holding
-#: its four sweeps (told apart by ``exp_name``).
+#: its four sweeps (told apart by ``exp_name``; the sweeps are in :mod:`alpa_serve.sweeps`).
+#: The one list of the columns and their order: the experiment grids
+#: (``alpa_serve.experiments.suites.FIG11_COLUMNS``) are checked against it and ordered by it.
 FIG11_COLUMNS: tuple[tuple[str, str], ...] = (
     ("S1", "maf1"), ("S2", "maf1"), ("S3", "maf1"),
     ("S1", "maf2"), ("S2", "maf2"), ("S3", "maf2"),
 )
-#: exp_name (DESIGN 7.3) -> the TSV column swept on the x axis.
-EXP_X: dict[str, str] = {
-    "goodput_vs_num_devices": "num_devices",
-    "goodput_vs_rate_scale": "rate_scale",
-    "goodput_vs_cv_scale": "cv_scale",
-    "goodput_vs_slo": "slo_scale",
-    "goodput_vs_rate": "total_rate",
-    "goodput_vs_cv": "cv",
-}
-
 #: Fig. 12: all sweeps of the large-model experiment in one file.
 FIG12_FILE = "large_model_exp.tsv"
 #: Fig. 14: both sweeps of the ablation in one file.

@@ -35,7 +35,8 @@ from typing import Optional
 from alpa_serve.experiments.fast_search import FAST_SEARCH_POLICIES
 from alpa_serve.experiments.suite_runner import RunOptions, run_entries
 from alpa_serve.experiments.suites import SuiteEntry, SuiteOptions, build_suite
-from alpa_serve.results import EXP_X, SEARCH_EXACT, SEARCH_FAST, read_table, row_search
+from alpa_serve.results import SEARCH_EXACT, SEARCH_FAST, read_table, row_search
+from alpa_serve.sweeps import EXP_X
 
 logger = logging.getLogger("bench_fast_search")
 

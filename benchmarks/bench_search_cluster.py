@@ -35,23 +35,21 @@ import platform
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
+# The local-cluster helpers are test helpers shared with this benchmark (tests/local_cluster.py):
+# found by their folder, as the tests find them, not as a package of the library.
+sys.path.insert(0, str(ROOT / "tests"))
 
 from bench_search_profile import prepared_case  # noqa: E402
+from local_cluster import free_port, port_open, ray_cli, stop_nodes, wait_for  # noqa: E402
 
 from alpa_serve.experiments.case_runner import SearchResources, run_prepared  # noqa: E402
-from alpa_serve.experiments.local_cluster import (  # noqa: E402
-    free_port,
-    port_open,
-    ray_cli,
-    stop_nodes,
-    wait_for,
-)
 from alpa_serve.placement import executors as executors_mod  # noqa: E402
 from alpa_serve.placement.base import Policy  # noqa: E402
 

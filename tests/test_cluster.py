@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from alpa_serve.experiments.local_cluster import free_port, port_open, ray_cli, stop_nodes, wait_for
+from local_cluster import free_port, port_open, ray_cli, stop_nodes, wait_for
 
 #: Starts a two-node Ray cluster (about a minute): deselected by the quick run -m "not slow".
 pytestmark = pytest.mark.slow

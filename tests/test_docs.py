@@ -10,8 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DESIGN = ROOT / "docs" / "design.md"
 REFERENCE = ROOT / "alpa_serve" / "data" / "reference"
-#: Where citations and paths are looked for (text files only).
-SCANNED = ("alpa_serve", "experiments", "osdi23_artifact", "benchmarks", "tests", "docs",
+#: Where citations and paths are looked for (text files only): the library, the studies, the
+#: benchmarks, the reviewer scripts, the tests, the docs and the CI scripts.
+SCANNED = ("alpa_serve", "studies", "osdi23_artifact", "benchmarks", "tests", "docs",
            "README.md", ".ci")
 SUFFIXES = {".py", ".md", ".sh", ".toml", ""}
 
@@ -56,6 +57,11 @@ def citations(files: list[Path]) -> dict[str, list[str]]:
 
 def missing_citations(cited: dict[str, list[str]], sections: list[str]) -> dict[str, list[str]]:
     return {n: files for n, files in cited.items() if n not in set(sections)}
+
+
+def test_every_scanned_path_exists():
+    # A scanned folder that was moved or renamed would silently leave its citations unchecked.
+    assert [name for name in SCANNED if not (ROOT / name).exists()] == []
 
 
 def test_design_has_the_cited_numbering_in_order():

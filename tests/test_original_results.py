@@ -196,7 +196,7 @@ def test_original_results_module_is_ground_floor():
     code = ("import sys, alpa_serve.original_results; "
             "print(sorted(m for m in sys.modules if m.startswith(('alpa_serve.', 'pandas', "
             "'matplotlib', 'ray', 'numba')) and m not in ('alpa_serve.results', "
-            "'alpa_serve.original_results')))")
+            "'alpa_serve.sweeps', 'alpa_serve.original_results')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"

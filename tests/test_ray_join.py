@@ -19,8 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from alpa_serve.experiments.local_cluster import free_port, port_open, ray_cli, stop_nodes, wait_for
+from local_cluster import free_port, port_open, ray_cli, stop_nodes, wait_for
 
 #: Starts a Ray head node (about 30 s): deselected by the quick run -m "not slow".
 pytestmark = pytest.mark.slow

@@ -20,11 +20,11 @@ from typing import Any, Iterable, Optional
 import pandas as pd
 
 from alpa_serve.original_results import OriginalResults, read_original_results
-from alpa_serve.plotting.panels import STANDIN_SUFFIX, average_points, sweep_points
+from alpa_serve.plotting.panels import average_points, sweep_points
 from alpa_serve.plotting.tsv import read_results
+from alpa_serve.policy_families import match_policy
 from alpa_serve.results import (
     DATA_DIRS,
-    EXP_X,
     FAST_SEARCH_NOTE,
     FIG11_COLUMNS,
     FIG12_FILE,
@@ -32,10 +32,12 @@ from alpa_serve.results import (
     FIG14_FILE,
     SEARCH_EXACT,
     SEARCH_FAST,
+    STANDIN_SUFFIX,
     fig11_file,
     fig11_title,
     row_search,
 )
+from alpa_serve.sweeps import EXP_X
 
 from .claims import FIGURE_TITLES, ClaimCheck, claims, label, verdict
 
@@ -65,8 +67,10 @@ MEAN_PANEL = "mean over pairs"
 
 def policy_key(policy: str) -> str:
     """The role a policy plays, for matching ours with the original's: ``sr-replace-<T>`` ->
-    ``sr-replace`` (Clockwork++ with any window), every other name itself."""
-    return "sr-replace" if policy.startswith("sr-replace-") else policy
+    ``sr-replace`` (Clockwork++ with any window: the family's key in
+    :data:`alpa_serve.policy_families.POLICY_FAMILIES`), every other name itself."""
+    found = match_policy(policy)
+    return found[0].key if found and found[0].role == "clockwork" else policy
 
 
 def _x(value: float) -> float:

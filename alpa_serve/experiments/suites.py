@@ -27,12 +27,14 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from alpa_serve import results
 from alpa_serve.experiments.cases import (
     Case,
     SyntheticWorkload,
     TraceWorkload,
     WorkloadSpec,
 )
+from alpa_serve.policy_families import policy_role
 from alpa_serve.results import (
     FIG12_FILE,
     FIG14_FILE,
@@ -41,6 +43,7 @@ from alpa_serve.results import (
     fig11_title,
     fig13_file,
 )
+from alpa_serve.sweeps import FIGURE_SWEEPS, get_sweep
 from alpa_serve.workload.trace import TRACE_PATH_VARIABLES
 from alpa_serve.workload.trace_defs import STANDIN_SUFFIX, parse_time
 
@@ -150,8 +153,26 @@ class Fig11Column:
         replace = "sr-replace-60" if self.trace == "maf1" else "sr-replace-21600"
         return ("sr-greedy", replace, self.beta_policy)
 
+    def values(self, x: str) -> tuple[float, ...]:
+        """The grid of the column's sweep over the TSV column ``x`` (a trace sweep's
+        :attr:`~alpa_serve.sweeps.Sweep.x`)."""
+        return {"num_devices": self.devices, "rate_scale": self.rate_scales,
+                "cv_scale": self.cv_scales, "slo_scale": self.slo_scales}[x]
 
-FIG11_COLUMNS: tuple[Fig11Column, ...] = (
+
+def _in_fig11_order(grids: Sequence[Fig11Column]) -> tuple[Fig11Column, ...]:
+    """``grids`` in the order of :data:`alpa_serve.results.FIG11_COLUMNS`, the one list of the
+    figure's columns (which the plotting code reads too); ValueError unless there is exactly
+    one grid per column."""
+    by_key = {(c.model_set, c.trace): c for c in grids}
+    if len(by_key) != len(grids) or set(by_key) != set(results.FIG11_COLUMNS):
+        raise ValueError(f"Fig. 11 grids {sorted(by_key)} are not one per column of "
+                         f"alpa_serve.results.FIG11_COLUMNS {list(results.FIG11_COLUMNS)}")
+    return tuple(by_key[key] for key in results.FIG11_COLUMNS)
+
+
+#: The grid of every Fig. 11 column (DESIGN 7.2), in the columns' order.
+FIG11_COLUMNS: tuple[Fig11Column, ...] = _in_fig11_order((
     Fig11Column("S1", "maf1", 16, 48, 2e-3, 4, 5,
                 (8, 16, 24, 32, 40, 48), MAF1_RATE_SCALES, MAF1_CV_SCALES,
                 (0.75, 1, 2, 3, 4, 5, 7.5, 10), "mp-search"),
@@ -170,15 +191,7 @@ FIG11_COLUMNS: tuple[Fig11Column, ...] = (
     Fig11Column("S3", "maf2", 48, 72, 32, 1, 5,
                 (16, 24, 32, 40, 48, 54, 64), (1, 4, 8, 16, 32, 64), (1, 2, 3, 4, 6, 8),
                 (0.75, 1, 1.25, 1.5, 2, 2.5, 5), "mp-search-sep"),
-)
-
-#: The four sweeps of Figs. 11 and 13: (exp_name, Fig11Column attribute of the values).
-TRACE_SWEEPS: tuple[tuple[str, str], ...] = (
-    ("goodput_vs_num_devices", "devices"),
-    ("goodput_vs_rate_scale", "rate_scales"),
-    ("goodput_vs_cv_scale", "cv_scales"),
-    ("goodput_vs_slo", "slo_scales"),
-)
+))
 
 
 def _quick_points(values: Sequence[float], quick: bool, fixed: float) -> tuple[float, ...]:
@@ -200,8 +213,9 @@ def one_knob_sweeps(sweeps: Sequence[tuple[str, str, Sequence[float]]],
                     ) -> list[tuple[str, dict[str, float]]]:
     """The points of sweeps that each move one knob away from a fixed point (DESIGN 7.2).
 
-    ``sweeps`` lists ``(exp_name, knob, values)``; ``fixed(exp_name)`` gives the value of every
-    knob at that sweep's fixed point. Returns ``(exp_name, knob values)`` per point, sweep by
+    ``sweeps`` lists ``(exp_name, knob, values)`` (see :func:`_sweeps`: the knob of a sweep is
+    its x column); ``fixed(exp_name)`` gives the value of every knob at that sweep's fixed
+    point. Returns ``(exp_name, knob values)`` per point, sweep by
     sweep, the swept knob taking each of its values (with ``quick``: see
     :func:`_quick_points`) and the others their fixed values.
     """
@@ -211,6 +225,15 @@ def one_knob_sweeps(sweeps: Sequence[tuple[str, str, Sequence[float]]],
         for x in _quick_points(values, quick, base[knob]):
             points.append((exp_name, {**base, knob: x}))
     return points
+
+
+def _sweeps(figure: str, values: Callable[[str], Sequence[float]]
+            ) -> list[tuple[str, str, Sequence[float]]]:
+    """The ``(exp_name, knob, values)`` of every sweep of ``figure`` for
+    :func:`one_knob_sweeps`: the sweeps and their knobs (x columns) come from the sweep table
+    (:data:`alpa_serve.sweeps.FIGURE_SWEEPS`), the grid from ``values(x column)``."""
+    return [(name, get_sweep(name).x, values(get_sweep(name).x))
+            for name in FIGURE_SWEEPS[figure]]
 
 
 def _source(trace: str, options: SuiteOptions) -> str:
@@ -237,24 +260,24 @@ def _trace_case(exp_name: str, model_set: str, num_devices: int, num_models: int
                                        interval_seconds=interval))
 
 
-def _trace_sweeps(column: Fig11Column, options: SuiteOptions, policies: Sequence[str],
-                  test_window: tuple[str, str], interval: float,
+def _trace_sweeps(figure: str, column: Fig11Column, options: SuiteOptions,
+                  policies: Sequence[str], test_window: tuple[str, str], interval: float,
                   train_window_of: Callable[[str], Optional[tuple[str, str]]],
                   cv_scale_of: Callable[[str], float]) -> list[Case]:
     """The four sweeps of a trace column (devices, rate scale, CV scale, SLO scale)."""
     source = _source(column.trace, options)
 
     def fixed(exp_name: str) -> dict[str, float]:
-        return {"devices": column.num_devices, "rate_scales": column.rate_scale,
-                "cv_scales": cv_scale_of(exp_name), "slo_scales": column.slo_scale}
+        return {"num_devices": column.num_devices, "rate_scale": column.rate_scale,
+                "cv_scale": cv_scale_of(exp_name), "slo_scale": column.slo_scale}
 
-    sweeps = [(exp_name, attr, getattr(column, attr)) for exp_name, attr in TRACE_SWEEPS]
     cases = []
-    for exp_name, knobs in one_knob_sweeps(sweeps, fixed, options.quick):
+    for exp_name, knobs in one_knob_sweeps(_sweeps(figure, column.values), fixed,
+                                           options.quick):
         for policy in policies:
-            cases.append(_trace_case(exp_name, column.model_set, int(knobs["devices"]),
-                                     column.num_models, policy, knobs["slo_scales"], source,
-                                     knobs["rate_scales"], knobs["cv_scales"], test_window,
+            cases.append(_trace_case(exp_name, column.model_set, int(knobs["num_devices"]),
+                                     column.num_models, policy, knobs["slo_scale"], source,
+                                     knobs["rate_scale"], knobs["cv_scale"], test_window,
                                      train_window_of(policy), interval))
     return cases
 
@@ -272,7 +295,7 @@ def fig11_suite(options: SuiteOptions) -> list[SuiteEntry]:
         def cv_scale_of(exp_name: str, c: Fig11Column = column) -> float:
             return c.cv_scale
 
-        cases = _trace_sweeps(column, options, column.policies, window, interval,
+        cases = _trace_sweeps("fig11", column, options, column.policies, window, interval,
                               train_window_of=lambda policy: None, cv_scale_of=cv_scale_of)
         entries.extend(SuiteEntry(column.file, case) for case in cases)
     return entries
@@ -283,11 +306,9 @@ def fig12_suite(options: SuiteOptions) -> list[SuiteEntry]:
     policies = ("mp-equal-16-1", "mp-equal-8-2", "mp-equal-4-4", "mp-equal-2-8", "mp-search")
     duration = 300.0 if options.quick else 1200.0
     fixed = {"total_rate": 8.0, "cv": 4.0, "slo_scale": 2.0}
-    sweeps = (
-        ("goodput_vs_rate", "total_rate", (0.5, 2, 4, 6, 8)),
-        ("goodput_vs_cv", "cv", (1, 2, 3, 4)),
-        ("goodput_vs_slo", "slo_scale", (0.5, 1, 2, 4, 6, 8)),
-    )
+    grid: dict[str, tuple[float, ...]] = {
+        "total_rate": (0.5, 2, 4, 6, 8), "cv": (1, 2, 3, 4), "slo_scale": (0.5, 1, 2, 4, 6, 8)}
+    sweeps = _sweeps("fig12", grid.__getitem__)
     entries: list[SuiteEntry] = []
     for exp_name, knobs in one_knob_sweeps(sweeps, lambda _: fixed, options.quick):
         for policy in policies:
@@ -345,9 +366,9 @@ def fig13_suite(options: SuiteOptions) -> list[SuiteEntry]:
             return FIG13_COLUMN.cv_scale
 
         def train_window_of(policy: str, train: tuple[str, str] = train):
-            return None if policy.startswith("sr-replace-") else train
+            return None if policy_role(policy) == "clockwork" else train
 
-        cases = _trace_sweeps(FIG13_COLUMN, options, policies, test, MAF1_INTERVAL,
+        cases = _trace_sweeps("fig13", FIG13_COLUMN, options, policies, test, MAF1_INTERVAL,
                               train_window_of=train_window_of, cv_scale_of=cv_scale_of)
         entries.extend(SuiteEntry(fig13_file(p + 1), case) for case in cases)
     return entries
@@ -358,10 +379,9 @@ def fig14_suite(options: SuiteOptions) -> list[SuiteEntry]:
     policies = ("mp-round-robin", "mp-greedy-4", "mp-search-sep")
     duration = 100.0 if options.quick else 200.0
     fixed = {"total_rate": 64.0, "cv": 4.0}
-    sweeps = (
-        ("goodput_vs_rate", "total_rate", (8, 16, 24, 32, 64, 96, 128)),
-        ("goodput_vs_cv", "cv", (0.5, 1, 1.5, 2, 3, 4, 5, 6, 7)),
-    )
+    grid: dict[str, tuple[float, ...]] = {
+        "total_rate": (8, 16, 24, 32, 64, 96, 128), "cv": (0.5, 1, 1.5, 2, 3, 4, 5, 6, 7)}
+    sweeps = _sweeps("fig14", grid.__getitem__)
     entries: list[SuiteEntry] = []
     for exp_name, knobs in one_knob_sweeps(sweeps, lambda _: fixed, options.quick):
         for policy in policies:

@@ -1,7 +1,11 @@
-"""Policy registry: one name (or name pattern) -> one policy class (DESIGN 6, 10)."""
+"""Policy registry: one name (or name pattern) -> one policy class (DESIGN 6, 10).
+
+The name grammar (the families, their patterns and parameters) is
+:data:`alpa_serve.policy_families.POLICY_FAMILIES`, which the figures read too; this module adds
+the class of each family.
+"""
 from __future__ import annotations
 
-import re
 from typing import Any, Callable
 
 from alpa_serve.placement.base import Policy
@@ -17,30 +21,28 @@ from alpa_serve.placement.replication import (
     SelectiveReplicationReplacement,
     SelectiveReplicationUniform,
 )
+from alpa_serve.policy_families import POLICY_FAMILIES, match_policy
 from alpa_serve.workload.workload import SortKind
 
-_NUM = r"(\d+(?:\.\d+)?)"
-_INT = r"(\d+)"
-
-# (pattern shown to users, compiled regex, factory from the regex groups to constructor kwargs)
-_PATTERNS: list[tuple[str, "re.Pattern[str]", type, Callable[..., dict]]] = [
-    ("sr-greedy", re.compile(r"sr-greedy"), SelectiveReplicationGreedy, lambda: {}),
-    ("sr-replace-<T seconds>", re.compile(rf"sr-replace-{_NUM}"),
-     SelectiveReplicationReplacement, lambda t: {"interval": float(t)}),
-    ("sr-uniform", re.compile(r"sr-uniform"), SelectiveReplicationUniform, lambda: {}),
-    ("mp-search", re.compile(r"mp-search"), ModelParallelismSearch, lambda: {}),
-    ("mp-search-sep", re.compile(r"mp-search-sep"), ModelParallelismSearchSep, lambda: {}),
-    ("mp-greedy-<k>", re.compile(rf"mp-greedy-{_INT}"), ModelParallelismGreedy,
-     lambda k: {"pp": int(k)}),
-    ("mp-round-robin", re.compile(r"mp-round-robin"), ModelParallelismRoundRobin, lambda: {}),
-    ("mp-equal-<pp>-<op>", re.compile(rf"mp-equal-{_INT}-{_INT}"), ModelParallelismEqual,
-     lambda pp, op: {"pp": int(pp), "op": int(op)}),
-]
+#: Family key (:data:`alpa_serve.policy_families.POLICY_FAMILIES`, where the name grammar lives)
+#: -> (policy class, factory from the name's parameters to constructor kwargs).
+_CLASSES: dict[str, tuple[type, Callable[..., dict]]] = {
+    "sr-greedy": (SelectiveReplicationGreedy, lambda: {}),
+    "sr-replace": (SelectiveReplicationReplacement, lambda t: {"interval": float(t)}),
+    "sr-uniform": (SelectiveReplicationUniform, lambda: {}),
+    "mp-search": (ModelParallelismSearch, lambda: {}),
+    "mp-search-sep": (ModelParallelismSearchSep, lambda: {}),
+    "mp-greedy": (ModelParallelismGreedy, lambda k: {"pp": int(k)}),
+    "mp-round-robin": (ModelParallelismRoundRobin, lambda: {}),
+    "mp-equal": (ModelParallelismEqual, lambda pp, op: {"pp": int(pp), "op": int(op)}),
+}
+if set(_CLASSES) != {f.key for f in POLICY_FAMILIES}:
+    raise ValueError("policy registry: every policy family needs exactly one class")
 
 
 def policy_names() -> list[str]:
     """Valid policy names and name patterns."""
-    return [p for p, *_ in _PATTERNS]
+    return [f.pattern for f in POLICY_FAMILIES]
 
 
 def get_policy(name: str, argsort_kind: SortKind = "stable", **kwargs: Any) -> Policy:
@@ -50,12 +52,13 @@ def get_policy(name: str, argsort_kind: SortKind = "stable", **kwargs: Any) -> P
     comparisons with the published code). Extra keyword arguments go to the policy's
     constructor. Unknown names raise ValueError listing the valid names and patterns.
     """
-    for _, regex, cls, params in _PATTERNS:
-        match = regex.fullmatch(str(name))
-        if match:
-            try:
-                return cls(argsort_kind=argsort_kind, **params(*match.groups()), **kwargs)
-            except TypeError as e:
-                raise ValueError(f"policy {name!r}: bad arguments {sorted(kwargs)}: {e}") from None
+    found = match_policy(name)
+    if found:
+        family, groups = found
+        cls, params = _CLASSES[family.key]
+        try:
+            return cls(argsort_kind=argsort_kind, **params(*groups), **kwargs)
+        except TypeError as e:
+            raise ValueError(f"policy {name!r}: bad arguments {sorted(kwargs)}: {e}") from None
     raise ValueError(f"unknown placement policy {name!r}; valid names: "
                      f"{', '.join(policy_names())}")

@@ -33,8 +33,9 @@ from alpa_serve.results import (
     fig11_file,
     fig11_title,
 )
+from alpa_serve.sweeps import FIGURE_SWEEPS, get_sweep
 
-from .panels import EXP_X, Panel, average_points, make_figure, save_figure, sweep_points
+from .panels import Panel, average_points, make_figure, save_figure, sweep_points
 from .tsv import read_results
 
 logger = logging.getLogger(__name__)
@@ -48,27 +49,22 @@ class MissingDataError(FileNotFoundError):
 FIG11_PANELS = tuple((fig11_file(model_set, trace), fig11_title(model_set, trace))
                      for model_set, trace in FIG11_COLUMNS)
 
-#: Fig. 11 rows: (exp_name, output file stem in paper_figures/). The SLO sweep's exp_name is
-#: goodput_vs_slo (DESIGN 7.3) while the published output file is goodput_vs_slo_scale.pdf.
-FIG11_ROWS = (
-    ("goodput_vs_num_devices", "goodput_vs_num_devices"),
-    ("goodput_vs_rate_scale", "goodput_vs_rate_scale"),
-    ("goodput_vs_cv_scale", "goodput_vs_cv_scale"),
-    ("goodput_vs_slo", "goodput_vs_slo_scale"),
-)
+#: Fig. 11 rows: (exp_name, output file stem in paper_figures/), from the sweep table (the SLO
+#: sweep's exp_name is goodput_vs_slo, DESIGN 7.3, while the published output file is
+#: goodput_vs_slo_scale.pdf).
+FIG11_ROWS: tuple[tuple[str, str], ...] = tuple(
+    (name, get_sweep(name).figure_stem) for name in FIGURE_SWEEPS["fig11"])
 
-#: Fig. 13 panels: (exp_name, title).
-FIG13_PANELS = (
-    ("goodput_vs_num_devices", "Devices"),
-    ("goodput_vs_rate_scale", "Rate scale"),
-    ("goodput_vs_cv_scale", "CV scale"),
-    ("goodput_vs_slo", "SLO scale"),
-)
 
-FIG12_PANELS = (("goodput_vs_rate", "Rate"), ("goodput_vs_cv", "CV"),
-                ("goodput_vs_slo", "SLO scale"))
+def _panels(figure: str) -> tuple[tuple[str, str], ...]:
+    """(exp_name, panel title) of each panel of ``figure``, from the sweep table."""
+    return tuple((name, get_sweep(name).title) for name in FIGURE_SWEEPS[figure])
 
-FIG14_PANELS = (("goodput_vs_rate", "Rate"), ("goodput_vs_cv", "CV"))
+
+#: Panels of Figs. 12, 13 and 14: (exp_name, title).
+FIG12_PANELS = _panels("fig12")
+FIG13_PANELS = _panels("fig13")
+FIG14_PANELS = _panels("fig14")
 
 
 @dataclass(frozen=True)
@@ -151,7 +147,7 @@ def _build_fig11(section: Section, data_dir: Path,
         panels = []
         for name, title in FIG11_PANELS:
             points, standin, fast = sweep_points(frames[name], exp_name)
-            panels.append(Panel(title, EXP_X[exp_name], points, standin,
+            panels.append(Panel(title, get_sweep(exp_name).x, points, standin,
                                 _original_points(original, "fig11", exp_name, name), fast))
         figures[out] = make_figure(panels, "e2e")
     return figures
@@ -165,7 +161,7 @@ def _single_file_figure(section: Section, data_dir: Path, name: str,
     panels = []
     for exp_name, title in panel_specs:
         points, standin, fast = sweep_points(df, exp_name)
-        panels.append(Panel(title, EXP_X[exp_name], points, standin,
+        panels.append(Panel(title, get_sweep(exp_name).x, points, standin,
                             _original_points(original, section.key, exp_name, name), fast))
     return make_figure(panels, kind, panel_size=panel_size)
 
@@ -188,7 +184,7 @@ def _build_fig13(section: Section, data_dir: Path,
         fast = any(sweep.fast for sweep in per_pair if not sweep.points.empty)
         n = sum(1 for sweep in per_pair if not sweep.points.empty)
         label = f"{title} (mean of {n} pair{'s' if n != 1 else ''})" if n else title
-        panels.append(Panel(label, EXP_X[exp_name], points, standin,
+        panels.append(Panel(label, get_sweep(exp_name).x, points, standin,
                             _original_points(original, "fig13", exp_name), fast))
     return {"robustness": make_figure(panels, "robust", panel_size=(4.2, 3.1))}
 
@@ -223,10 +219,7 @@ def get_section(name: str) -> Section:
 
 
 #: exp_names drawn by each figure (for the "not drawn" report of --compare).
-_DRAWN = {
-    "fig11": {e for e, _ in FIG11_ROWS}, "fig12": {e for e, _ in FIG12_PANELS},
-    "fig13": {e for e, _ in FIG13_PANELS}, "fig14": {e for e, _ in FIG14_PANELS},
-}
+_DRAWN = {figure: set(names) for figure, names in FIGURE_SWEEPS.items()}
 
 
 def read_comparison(section: Section, compare_dir: str | Path) -> OriginalResults:

@@ -22,6 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
+from alpa_serve.sweeps import SWEEPS
+
 #: Goodput a method must reach at its 99% point.
 THRESHOLD = 0.99
 
@@ -29,15 +31,9 @@ THRESHOLD = 0.99
 _EPS = 1e-9
 
 #: x column -> "min" (resource-like: smallest x reaching 99%) or "max" (load-like: largest x
-#: still reaching 99%).
-DIRECTION_BY_X = {
-    "num_devices": "min",
-    "slo_scale": "min",
-    "rate_scale": "max",
-    "cv_scale": "max",
-    "total_rate": "max",
-    "cv": "max",
-}
+#: still reaching 99%): a view of the sweep table (:data:`alpa_serve.sweeps.SWEEPS`), where a new
+#: sweep states its direction.
+DIRECTION_BY_X: dict[str, str] = {s.x: s.direction for s in SWEEPS}
 
 
 def point_99(xs: Sequence[float], goodputs: Sequence[float], direction: str,

@@ -21,7 +21,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from alpa_serve.results import EXP_X, FAST_SEARCH_NOTE, SEARCH_EXACT, SEARCH_FAST
+from alpa_serve.results import FAST_SEARCH_NOTE, SEARCH_EXACT, SEARCH_FAST, STANDIN_SUFFIX
+from alpa_serve.sweeps import EXP_X, sweep_of_x
 
 from .markers import direction_for, marker_is_certain, point_99
 from .styles import RC_PARAMS, policy_style
@@ -29,18 +30,6 @@ from .tsv import check_x_column
 
 logger = logging.getLogger(__name__)
 
-
-#: x column -> axis label.
-X_LABEL = {
-    "num_devices": "#devices",
-    "rate_scale": "Rate scale",
-    "cv_scale": "CV scale",
-    "slo_scale": "SLO scale",
-    "total_rate": "Rate (r/s)",
-    "cv": "CV",
-}
-
-STANDIN_SUFFIX = "-standin"
 
 #: gid of the stand-in note's text object, so that tests (and readers of the SVG) can find it.
 STANDIN_GID = "standin-note"
@@ -80,7 +69,7 @@ class Panel:
     fast: bool = False
 
 
-class Sweep(NamedTuple):
+class SweepPoints(NamedTuple):
     """One sweep's points (columns policy, x, goodput) and where they came from: a stand-in
     workload (``standin``), the opt-in fast search (``fast``)."""
 
@@ -89,7 +78,7 @@ class Sweep(NamedTuple):
     fast: bool
 
 
-def sweep_points(df: pd.DataFrame | None, exp_name: str) -> Sweep:
+def sweep_points(df: pd.DataFrame | None, exp_name: str) -> SweepPoints:
     """Select the rows of one sweep from a results frame and reduce them to one point per
     (policy, x).
 
@@ -103,11 +92,11 @@ def sweep_points(df: pd.DataFrame | None, exp_name: str) -> Sweep:
     empty = pd.DataFrame({"policy": pd.Series(dtype=str), "x": pd.Series(dtype=float),
                           "goodput": pd.Series(dtype=float)})
     if df is None or df.empty:
-        return Sweep(empty, False, False)
+        return SweepPoints(empty, False, False)
     x = EXP_X[exp_name]
     rows = df[df["exp_name"] == exp_name]
     if rows.empty:
-        return Sweep(empty, False, False)
+        return SweepPoints(empty, False, False)
     check_x_column(rows, x)
     search = (rows["search"].fillna("").replace("", SEARCH_EXACT) if "search" in rows.columns
               else pd.Series(SEARCH_EXACT, index=rows.index))
@@ -133,7 +122,7 @@ def sweep_points(df: pd.DataFrame | None, exp_name: str) -> Sweep:
                        rows["_file"].iloc[0], int(dup.sum()), x, exp_name)
         rows = rows[~dup]
     points = rows[["policy", x, "goodput"]].rename(columns={x: "x"}).reset_index(drop=True)
-    return Sweep(points, standin, fast)
+    return SweepPoints(points, standin, fast)
 
 
 def average_points(per_source: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -170,7 +159,8 @@ def draw_panel(ax, panel: Panel, figure_kind: str, markers: bool = True) -> list
     title = panel.title + (" *" if panel.standin else "") + (f" {FAST_MARK}" if panel.fast
                                                                else "")
     ax.set_title(title)
-    ax.set_xlabel(X_LABEL.get(panel.x, panel.x))
+    sweep = sweep_of_x(panel.x)
+    ax.set_xlabel(sweep.axis_label if sweep is not None else panel.x)
     drawn = draw_original(ax, panel, figure_kind)
     if panel.points is None or panel.points.empty:
         ax.text(0.5, 0.5, "ours: no data" if drawn else "no data", transform=ax.transAxes,

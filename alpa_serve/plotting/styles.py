@@ -2,16 +2,20 @@
 
 The same policy name can need different labels in different figures: ``mp-search-sep`` is the
 system itself ("Beta") on the S3 columns of Fig. 11 but one step of the ablation ("Greedy
-placement + group partitioning") in Fig. 14. So styles are looked up per figure kind.
+placement + group partitioning") in Fig. 14. So styles are looked up per figure kind. Which
+family a name belongs to, and so which role it plays (SR, Clockwork++ whatever its T, Beta, a
+pipeline), is the policy-name grammar of :mod:`alpa_serve.policy_families`, shared with the
+placement registry and the experiment grids.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+
+from alpa_serve.policy_families import Role, match_policy
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
@@ -33,6 +37,10 @@ class PolicyStyle:
 _BETA = PolicyStyle("Beta", "tab:red", "o", 0)
 _CLOCKWORK = PolicyStyle("Clockwork++", "tab:green", "^", 1)
 _SR = PolicyStyle("SR", "tab:blue", "s", 2)
+
+#: The style of each role of :data:`alpa_serve.policy_families.POLICY_FAMILIES` (which family
+#: is SR, Clockwork++, Beta), the pipelines apart: their label names their parameters.
+_ROLE_STYLES: dict[Role, PolicyStyle] = {"sr": _SR, "clockwork": _CLOCKWORK, "beta": _BETA}
 
 #: The fixed-parallelism baselines of Fig. 12, keyed by "<a>-<b>" of ``mp-equal-<a>-<b>``.
 _EQUAL = {
@@ -82,19 +90,15 @@ def policy_style(policy: str, figure: str = "e2e") -> PolicyStyle:
         raise ValueError(f"unknown figure kind {figure!r}; expected one of {FIGURE_KINDS}")
     if figure == "ablation" and policy in _ABLATION:
         return _ABLATION[policy]
-    if policy in ("mp-search", "mp-search-sep"):
-        return _BETA
-    if policy == "sr-greedy":
-        return _SR
-    if policy.startswith("sr-replace-"):
-        return _CLOCKWORK
-    m = re.fullmatch(r"mp-equal-(\d+)-(\d+)", policy)
-    if m:
-        key = f"{m.group(1)}-{m.group(2)}"
-        color, marker = _EQUAL.get(key, ("tab:gray", "x"))
+    found = match_policy(policy)
+    role = found[0].role if found else None
+    if role is not None and role in _ROLE_STYLES:
+        return _ROLE_STYLES[role]
+    if found and role == "pipeline":
+        pp, op = found[1]
+        color, marker = _EQUAL.get(f"{pp}-{op}", ("tab:gray", "x"))
         # Larger pipeline depth first in the legend, as in the paper.
-        return PolicyStyle(f"Pipeline ({m.group(1)}x{m.group(2)})", color, marker,
-                           10 + 100 - int(m.group(1)))
+        return PolicyStyle(f"Pipeline ({pp}x{op})", color, marker, 10 + 100 - int(pp))
     return _fallback(policy)
 
 

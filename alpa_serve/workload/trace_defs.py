@@ -12,6 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# A trace source named ``<format><STANDIN_SUFFIX>`` is the generated stand-in of the format. The
+# suffix is defined on the ground floor (alpa_serve.results: the result rows and the figures
+# tell stand-in rows by it) and re-exported here for the trace code.
+from alpa_serve.results import STANDIN_SUFFIX
+
 __all__ = [
     "MINUTES_PER_DAY", "SECONDS_PER_DAY", "MAF_DAYS", "MAF1_FILE_TEMPLATE", "MAF1_COLUMNS",
     "MAF2_FILE_NAME", "MAF2_COLUMNS", "STANDIN_SUFFIX", "ENV_CACHE",
@@ -32,8 +37,6 @@ MAF1_COLUMNS = ["HashOwner", "HashApp", "HashFunction", "Trigger"] + \
 MAF2_FILE_NAME = "AzureFunctionsInvocationTraceForTwoWeeksJan2021.txt"
 MAF2_COLUMNS = ["app", "func", "end_timestamp", "duration"]
 
-#: A trace source named ``<format><STANDIN_SUFFIX>`` is the generated stand-in of the format.
-STANDIN_SUFFIX = "-standin"
 #: Environment variable overriding the root of the trace cache.
 ENV_CACHE = "ALPA_SERVE_CACHE"
 

@@ -1,5 +1,7 @@
 """Helpers to start a real multi-node Ray cluster on this machine (``ray start --block`` per
-node), used by the two-node cluster test and the cluster benchmark (DESIGN 7.4).
+node), used by the two-node cluster test, the Ray join test and the cluster benchmark
+(DESIGN 7.4). They are test and benchmark helpers, not library code, so they live beside the
+tests (imported by name, as the tests' other helpers; the benchmark puts tests/ on its path).
 
 Each node is a ``ray start --block`` child process; stopping it (SIGTERM) stops that node's
 processes. Never ``ray stop``, which would stop every Ray instance of the machine.
