@@ -122,20 +122,24 @@ class Maf2StandinParams:
       with probability ``d / (d + stream_half_daily_invocations)``, so the busiest functions
       are mostly streams and carry most of the volume at a low fitted CV;
     * bursty functions (the rest): cluster processes: bursts arrive as a Poisson process
-      modulated by a diurnal curve and an hours-scale on/off regime; each burst has a geometric
+      modulated by a diurnal curve and an on/off regime; each burst has a geometric
       number of invocations separated by exponential gaps of 0.2-5 s. Their per-window fitted
       Gamma CV is well above 1, the 2021 trace's character.
 
-    How volume splits between streams and bursty functions sets how the replay responds to
-    ``cv_scale`` (it multiplies every window's fitted CV); it was calibrated on the S3@MAF2
-    SR sweeps (docs/calibration.md).
+    Every function's daily curve peaks at its own hour and its on/off regime has on periods
+    of about half a day at a duty of 5-60%: on the real day the mix of busy models changes
+    between 6-hour windows (what Clockwork++'s re-placement exploits), and a shared peak hour
+    with always-on functions made it nearly constant. How volume splits between streams and
+    bursty functions sets how the replay responds to ``cv_scale`` (it multiplies every
+    window's fitted CV). Both were calibrated on the S3@MAF2 SR and Clockwork++ sweeps
+    (docs/calibration.md).
     """
 
-    seed: int = 2026
+    seed: int = 2028
     num_functions: int = 424
     num_apps: int = 119
     num_days: int = 14
-    total_invocations: int = 2_970_000
+    total_invocations: int = 2_400_000
     log10_weight_sigma: float = 1.1
     timer_fraction: float = 0.2
     timer_periods_seconds: tuple[float, ...] = (60.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
@@ -148,13 +152,16 @@ class Maf2StandinParams:
     burst_size_mean_max: float = 4.0
     burst_gap_mean_min: float = 0.2
     burst_gap_mean_max: float = 5.0
-    regime_on_hours_mean: float = 3.0
-    regime_duty_min: float = 0.2
-    regime_duty_max: float = 1.0
+    # On/off regime of streams and bursty functions: on periods of about half a day, on for
+    # 5-60% of the time, so most functions are busy only part of the day.
+    regime_on_hours_mean: float = 12.0
+    regime_duty_min: float = 0.05
+    regime_duty_max: float = 0.6
     diurnal_amplitude: float = 0.4
     diurnal_peak_hour: float = 14.0
-    # Per-function peak hour: diurnal_peak_hour + N(0, jitter) hours (own random stream).
-    diurnal_peak_jitter_hours: float = 0.0
+    # Per-function peak hour: diurnal_peak_hour + N(0, jitter) hours (own random stream), so
+    # functions peak at their own hours and the mix of busy models changes over the day.
+    diurnal_peak_jitter_hours: float = 12.0
     duration_log10_mu: float = -0.7
     duration_log10_sigma: float = 0.7
     timestamp_decimals: int = 6
