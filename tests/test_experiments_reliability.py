@@ -480,13 +480,13 @@ def test_malformed_trace_is_one_line_before_any_case(tmp_path, monkeypatch, capl
 
 
 def test_broken_packaged_profile_is_one_line(tmp_path, monkeypatch, caplog):
-    from alpa_serve.experiments import case_runner as run_mod
+    from alpa_serve import model_sets
     from alpa_serve.profiling import ProfilingDatabase
 
     broken = tmp_path / "profiling_result.pkl"
     broken.write_bytes(pickle.dumps({"format": "alpa_serve.profiling/v1", "models": {}}))
     monkeypatch.setattr(ProfilingDatabase, "default_path", classmethod(lambda cls: broken))
-    monkeypatch.setattr(run_mod, "_DEFAULT_DB", None)
+    monkeypatch.setattr(model_sets, "_DEFAULT_DB", None)
     code = cli_main(["fig12", "--quick", "--serial", "--no-progress", "--out",
                      str(tmp_path / "out")])
     assert code == 2

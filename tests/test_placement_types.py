@@ -117,9 +117,28 @@ def test_cluster_env_validation():
 
 
 def test_the_simulator_imports_no_placement_module():
-    # The policies import the simulator; the simulator reads placements by their fields only,
-    # so the import graph has no cycle and alpa_serve.placement can export the policies eagerly.
+    # The policies import the simulator; the simulator takes the placement types from
+    # alpa_serve.placement_types (a floor below it), never the placement package, so the import
+    # graph has no cycle and alpa_serve.placement can export the policies eagerly.
     code = ("import sys, alpa_serve.simulator; "
-            "assert not [m for m in sys.modules if m.startswith('alpa_serve.placement')]; "
+            "assert not [m for m in sys.modules if m == 'alpa_serve.placement' "
+            "or m.startswith('alpa_serve.placement.')]; "
             "import alpa_serve.placement as p; p.get_policy('sr-greedy')")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_placement_types_sit_below_the_simulator():
+    # Their home imports only the profiling types and the units; the old paths re-export them.
+    code = ("import sys, alpa_serve.placement_types; "
+            "print(sorted(m for m in sys.modules if m.startswith('alpa_serve.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == str(["alpa_serve.placement_types", "alpa_serve.profiling",
+                                      "alpa_serve.profiling.database", "alpa_serve.units"])
+    import alpa_serve.placement as placement
+    import alpa_serve.placement.types as old_home
+    import alpa_serve.placement_types as home
+    for name in ("ClusterEnv", "ModelData", "ModelPlacement", "ModelPlacementWithReplacement",
+                 "Placement", "placement_from_dict"):
+        assert getattr(placement, name) is getattr(home, name) is getattr(old_home, name)
+    assert ModelPlacement.__module__ == "alpa_serve.placement_types"

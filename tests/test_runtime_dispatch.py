@@ -5,7 +5,9 @@ must give exactly what ``SimTables.run`` gives (finish times, good flags, group 
 """
 from __future__ import annotations
 
+import ast
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,3 +93,24 @@ def test_replacement_placement_is_refused():
         Dispatcher(ModelPlacementWithReplacement((0.0,), (p,)), [prof])
     w = make_workload([0.0], [0], [1.0], 1)
     assert walk(p, [prof], w)[1][0]
+
+
+def test_the_runtime_imports_the_experiments_only_in_its_fidelity_study():
+    # The serving runtime reads the model sets, SLO bases and default profiles from
+    # alpa_serve.model_sets and the placement types from alpa_serve.placement_types; only the
+    # fidelity study (an experiment driver) uses the experiments package.
+    runtime = Path(__file__).resolve().parents[1] / "alpa_serve" / "runtime"
+    found = []
+    for path in sorted(runtime.glob("*.py")):
+        if path.stem in ("fidelity", "fidelity_jax"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):  # "from alpa_serve import experiments" too
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            found += [f"{path.name}:{node.lineno} {n}" for n in names
+                      if n.startswith("alpa_serve.experiments")]
+    assert not found, found

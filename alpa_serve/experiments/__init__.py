@@ -14,11 +14,13 @@ Command line: ``python -m alpa_serve.experiments <suite> --out DIR [--quick] [--
 from alpa_serve.experiments.case_runner import (
     CaseInputs,
     CaseResult,
+    case_models,
     inputs_key,
     prepare_inputs,
     run_case,
     run_prepared,
     simulate_case,
+    with_slos,
 )
 from alpa_serve.experiments.cases import (
     DEFAULT_MEM_BUDGET,
@@ -41,8 +43,8 @@ from alpa_serve.experiments.tsv import COLUMNS, TsvFormatError, append_row, read
 __all__ = [
     "Case", "DEFAULT_MEM_BUDGET", "MODEL_SETS", "SyntheticWorkload", "TraceWorkload",
     "model_names", "model_types",
-    "CaseInputs", "CaseResult", "inputs_key", "prepare_inputs", "run_case", "run_prepared",
-    "simulate_case",
+    "CaseInputs", "CaseResult", "case_models", "inputs_key", "prepare_inputs", "run_case",
+    "run_prepared", "simulate_case", "with_slos",
     "SuiteEntry", "SuiteOptions", "UnknownSuiteError", "build_suite",
     "suite_names",
     "COLUMNS", "TsvFormatError", "append_row", "read_rows",

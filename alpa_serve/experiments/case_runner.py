@@ -21,14 +21,30 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, overload
 
 import numpy as np
 
+from alpa_serve import placement as placement_pkg  # get_policy looked up at each call
+from alpa_serve.experiments import trace_inputs as trace_adapter
 from alpa_serve.experiments.cases import Case, SyntheticWorkload, TraceWorkload
 from alpa_serve.experiments.fast_search import fast_training_workload
+from alpa_serve.model_sets import (
+    PUBLISHED_SLO_BASES as PUBLISHED_SLO_BASES,  # re-exported (their home: model_sets)
+    default_database,
+    slo_base,
+)
+from alpa_serve.placement import ClusterEnv, ModelData, ModelPlacement, Placement
+from alpa_serve.placement.executors import RayExecutor
+from alpa_serve.placement.subproblems import DirectoryStore
+from alpa_serve.profiling import ModelProfile, ProfilingDatabase
+from alpa_serve.simulator import SimStats, simulate
+from alpa_serve.workload import GammaProcess, Workload, power_law_rates, uniform_rates
 
 logger = logging.getLogger(__name__)
+
+#: Loaded traces (or handles of their caches) by source name, shared by the cases of a run.
+Traces = Mapping[str, trace_adapter.TraceSource]
 
 
 @dataclass(frozen=True)
@@ -44,8 +60,8 @@ class CaseInputs:
         cvs: per-model ModelData CV.
     """
 
-    test_workload: Any
-    train_workload: Any
+    test_workload: Workload
+    train_workload: Optional[Workload]
     train_seed: int
     rates: tuple[float, ...]
     cvs: tuple[float, ...]
@@ -64,23 +80,7 @@ def inputs_key(case: Case) -> str:
     return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
 
-#: SLO bases (s) that DESIGN 4.2 fixes explicitly: bert-103.5b fits no single device, and the
-#: paper states its whole-model latency (4.6 s) as the base of its SLOs.
-PUBLISHED_SLO_BASES: dict[str, float] = {"bert-103.5b": 4.6}
-
-
-def slo_base(profile: Any) -> float:
-    """SLO base (s) of a model type (DESIGN 4.2): its single-device b=1 latency, i.e. the sum of
-    the (1,1,1) b=1 stage latencies, or the published whole-model latency where DESIGN fixes it
-    (:data:`PUBLISHED_SLO_BASES`)."""
-    if profile.name in PUBLISHED_SLO_BASES:
-        return PUBLISHED_SLO_BASES[profile.name]
-    return float(profile.single_latency)
-
-
 def _synthetic_inputs(case: Case, spec: SyntheticWorkload) -> CaseInputs:
-    from alpa_serve.workload import GammaProcess, Workload, power_law_rates, uniform_rates
-
     m = case.num_models
     names = case.model_names
     if spec.rate_dist == "shares":
@@ -101,10 +101,7 @@ def _synthetic_inputs(case: Case, spec: SyntheticWorkload) -> CaseInputs:
                       rates=tuple(rates), cvs=tuple(float(spec.cv) for _ in range(m)))
 
 
-def _trace_inputs(case: Case, spec: TraceWorkload, traces: Optional[Mapping[str, Any]]
-                  ) -> CaseInputs:
-    from alpa_serve.experiments import trace_inputs as trace_adapter
-
+def _trace_inputs(case: Case, spec: TraceWorkload, traces: Optional[Traces]) -> CaseInputs:
     trace = trace_adapter.get_trace(spec.source, traces)
     test = trace_adapter.replay(trace, case, spec.test_window)
     if spec.train_window is None or tuple(spec.train_window) == tuple(spec.test_window):
@@ -115,7 +112,7 @@ def _trace_inputs(case: Case, spec: TraceWorkload, traces: Optional[Mapping[str,
                       train_seed=0, rates=tuple(test.rates), cvs=tuple(test.cvs))
 
 
-def prepare_inputs(case: Case, traces: Optional[Mapping[str, Any]] = None) -> CaseInputs:
+def prepare_inputs(case: Case, traces: Optional[Traces] = None) -> CaseInputs:
     """Build the workload-derived inputs of ``case`` (shared by cases with equal
     :func:`inputs_key`).
 
@@ -127,10 +124,16 @@ def prepare_inputs(case: Case, traces: Optional[Mapping[str, Any]] = None) -> Ca
     return _trace_inputs(case, case.workload, traces)
 
 
-def with_slos(workload: Any, slos: np.ndarray) -> Any:
-    """``workload`` with request SLOs set from the per-model ``slos`` (s); None stays None."""
-    from alpa_serve.workload import Workload
+@overload
+def with_slos(workload: Workload, slos: np.ndarray) -> Workload: ...
 
+
+@overload
+def with_slos(workload: None, slos: np.ndarray) -> None: ...
+
+
+def with_slos(workload: Optional[Workload], slos: np.ndarray) -> Optional[Workload]:
+    """``workload`` with request SLOs set from the per-model ``slos`` (s); None stays None."""
     if workload is None:
         return None
     ids = workload.model_ids
@@ -146,7 +149,7 @@ def _float(x: Any) -> float:
     return float(x) if x is not None else float("nan")
 
 
-def case_models(case: Case, db: Any) -> tuple[list[Any], np.ndarray]:
+def case_models(case: Case, db: ProfilingDatabase) -> tuple[list[ModelProfile], np.ndarray]:
     """Profile (model i -> ``profiles[i]``) and SLO (s, float64[M]) of every model of ``case``:
     SLO = ``case.slo_scale`` x :func:`slo_base` of the model's type."""
     types = case.model_types
@@ -175,8 +178,6 @@ class SearchResources:
 
     def policy_options(self) -> dict[str, Any]:
         """Keyword arguments for ``get_policy``."""
-        from alpa_serve.placement.executors import RayExecutor
-
         return {"executor": RayExecutor() if self.split else None,
                 "subproblem_store": (CacheStore(self.subproblem_dir)
                                      if self.subproblem_dir else None)}
@@ -189,19 +190,17 @@ class CacheStore:
     without it (same row)."""
 
     def __init__(self, path: str) -> None:
-        from alpa_serve.placement.subproblems import DirectoryStore
-
         self._store = DirectoryStore(path)
         self._warned = False
 
-    def get(self, key: str) -> Any:
+    def get(self, key: str) -> Optional[tuple[ModelPlacement, float]]:
         """The stored (placement, score) of ``key``, or None."""
         try:
             return self._store.get(key)
         except OSError:
             return None
 
-    def put(self, key: str, placement: Any, score: float) -> None:
+    def put(self, key: str, placement: ModelPlacement, score: float) -> None:
         """Store the result of ``key`` if possible."""
         try:
             self._store.put(key, placement, score)
@@ -225,9 +224,9 @@ class CaseResult:
         solver_seconds: wall time (s) of the policy's placement.
     """
 
-    placement: Any
-    stats: Any
-    workload: Any
+    placement: Placement
+    stats: SimStats
+    workload: Workload
     solver_seconds: float
 
     def good_latencies(self) -> np.ndarray:
@@ -237,19 +236,17 @@ class CaseResult:
         return latency[self.stats.good[trim]]
 
 
-def simulate_prepared(case: Case, db: Any, inputs: CaseInputs,
+def simulate_prepared(case: Case, db: ProfilingDatabase, inputs: CaseInputs,
                       resources: SearchResources = SearchResources()) -> CaseResult:
     """Apply ``case``'s SLOs to its prepared ``inputs`` (see :func:`prepare_inputs`), run its
     policy and simulate the placement (DESIGN 4.2, 6, 5). A fast case's search policy trains on
     :func:`~alpa_serve.experiments.fast_search.fast_training_workload` (DESIGN 7.8);
     ``solver_seconds`` times the search on it."""
-    from alpa_serve.placement import ClusterEnv, ModelData, get_policy
-    from alpa_serve.simulator import simulate
-
     names = case.model_names
     profiles, slos = case_models(case, db)
 
     test = with_slos(inputs.test_workload, slos)
+    train: Optional[Workload]
     if inputs.train_workload is inputs.test_workload:
         train = test
     else:
@@ -263,7 +260,7 @@ def simulate_prepared(case: Case, db: Any, inputs: CaseInputs,
                              cv=float(inputs.cvs[i]), profile=profiles[i])
                    for i in range(case.num_models)]
     env = ClusterEnv(num_devices=case.num_devices, mem_budget=case.mem_budget)
-    policy = get_policy(case.policy, **resources.policy_options())
+    policy = placement_pkg.get_policy(case.policy, **resources.policy_options())
 
     t0 = time.perf_counter()
     placement = policy.place(model_datas, env, train_workload=train,
@@ -274,7 +271,7 @@ def simulate_prepared(case: Case, db: Any, inputs: CaseInputs,
     return CaseResult(placement, stats, test, solver_seconds)
 
 
-def result_row(case: Case, db: Any, result: CaseResult) -> dict[str, Any]:
+def result_row(case: Case, db: ProfilingDatabase, result: CaseResult) -> dict[str, Any]:
     """The TSV row of ``case`` (DESIGN 7.3 columns plus ``case_id``) from its ``result``."""
     stats = result.stats
     row = case.to_row_fields()
@@ -292,19 +289,20 @@ def result_row(case: Case, db: Any, result: CaseResult) -> dict[str, Any]:
     return row
 
 
-def run_prepared(case: Case, db: Any, inputs: CaseInputs,
+def run_prepared(case: Case, db: ProfilingDatabase, inputs: CaseInputs,
                  resources: SearchResources = SearchResources()) -> dict[str, Any]:
     """Run ``case`` on prepared ``inputs`` (see :func:`prepare_inputs`) and return its row."""
     return result_row(case, db, simulate_prepared(case, db, inputs, resources))
 
 
-def profile_fingerprint(case: Case, db: Any) -> str:
+def profile_fingerprint(case: Case, db: ProfilingDatabase) -> str:
     """The ``profile`` column of ``case``'s row: the fingerprint of the profiles of the model
     types the case uses (a change elsewhere in the database leaves its rows valid)."""
     return db.fingerprint(case.model_types)
 
 
-def run_case(case: Case, db: Any = None, traces: Optional[Mapping[str, Any]] = None,
+def run_case(case: Case, db: Optional[ProfilingDatabase] = None,
+             traces: Optional[Traces] = None,
              resources: SearchResources = SearchResources()) -> dict[str, Any]:
     """Run one case and return its TSV row (DESIGN 7.3 columns plus ``case_id``).
 
@@ -320,23 +318,11 @@ def run_case(case: Case, db: Any = None, traces: Optional[Mapping[str, Any]] = N
     return result_row(case, db, simulate_case(case, db, traces, resources))
 
 
-def simulate_case(case: Case, db: Any = None, traces: Optional[Mapping[str, Any]] = None,
+def simulate_case(case: Case, db: Optional[ProfilingDatabase] = None,
+                  traces: Optional[Traces] = None,
                   resources: SearchResources = SearchResources()) -> CaseResult:
     """Run one case and return its :class:`CaseResult` (placement, per-request statistics
     and workload) instead of the row; arguments as :func:`run_case`."""
     if db is None:
         db = default_database()
     return simulate_prepared(case, db, prepare_inputs(case, traces), resources)
-
-
-_DEFAULT_DB: Optional[Any] = None
-
-
-def default_database() -> Any:
-    """``ProfilingDatabase.default()``, loaded once per process."""
-    global _DEFAULT_DB
-    if _DEFAULT_DB is None:
-        from alpa_serve.profiling import ProfilingDatabase
-
-        _DEFAULT_DB = ProfilingDatabase.default()
-    return _DEFAULT_DB

@@ -18,54 +18,19 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
+from alpa_serve.model_sets import (
+    MODEL_SETS as MODEL_SETS,  # re-exported (their home)
+    model_names,
+    model_set_types,
+    model_types,
+)
 from alpa_serve.results import SEARCH_EXACT, SEARCH_FAST, SEARCH_MODES
 from alpa_serve.units import DEFAULT_MEM_BUDGET
 from alpa_serve.workload.trace import SOURCES as TRACE_SOURCES
 from alpa_serve.workload.trace_defs import parse_time
 
-#: Model type lists of the named model sets (DESIGN 7.1 and 3.3). Model i of a
-#: set has type ``types[i % len(types)]``.
-MODEL_SETS: dict[str, tuple[str, ...]] = {
-    "S1": ("bert-1.3b",),
-    "S2": ("bert-6.7b",),
-    "S3": ("bert-6.7b", "moe-5.3b", "bert-2.6b", "moe-2.4b", "bert-1.3b", "moe-1.3b"),
-    "S4": ("bert-103.5b",),
-    "all_transformers": ("bert-6.7b", "bert-2.6b", "bert-1.3b"),
-    "mixed": ("bert-6.7b", "moe-5.3b", "bert-2.6b", "moe-2.4b", "bert-1.3b", "moe-1.3b"),
-}
-
 #: Rate distributions of a synthetic workload over its models.
 RATE_DISTS: tuple[str, ...] = ("power_law", "uniform", "shares")
-
-
-def model_set_types(model_set: str) -> tuple[str, ...]:
-    """Return the model type cycle of ``model_set``.
-
-    A name of :data:`MODEL_SETS` gives its list; any other string is taken as a
-    single model type (e.g. ``"bert-2.6b"``), checked later against the profile
-    database.
-    """
-    if not model_set:
-        raise ValueError("model_set must be a non-empty string")
-    return MODEL_SETS.get(model_set, (model_set,))
-
-
-def model_types(model_set: str, num_models: int) -> list[str]:
-    """Model type of every model of a case: model i has ``types[i % len(types)]``."""
-    types = model_set_types(model_set)
-    return [types[i % len(types)] for i in range(num_models)]
-
-
-def model_names(model_set: str, num_models: int) -> list[str]:
-    """Model names of a case.
-
-    Equal-model sets (one type) name their models ``m0..m{M-1}``; mixed sets use
-    ``"<type>-<i>"`` so that a row's placement can be read without the case.
-    """
-    types = model_set_types(model_set)
-    if len(types) == 1:
-        return [f"m{i}" for i in range(num_models)]
-    return [f"{t}-{i}" for i, t in enumerate(model_types(model_set, num_models))]
 
 
 def _as_float(obj: Any, name: str) -> None:

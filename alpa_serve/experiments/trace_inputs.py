@@ -9,26 +9,28 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Mapping, Optional, Union
 
 from alpa_serve.experiments.cases import Case, TraceWorkload
 from alpa_serve.workload import trace as trace_module
+from alpa_serve.workload.trace import Trace
+from alpa_serve.workload.workload import Workload
 
 logger = logging.getLogger(__name__)
 
-_CACHE: dict[str, Any] = {}
+_CACHE: dict[str, Trace] = {}
 
 
 @dataclass(frozen=True)
 class Replay:
     """A replayed window: the merged workload (SLOs unset) and per-model rate (req/s) and CV."""
 
-    workload: Any
+    workload: Workload
     rates: tuple[float, ...]
     cvs: tuple[float, ...]
 
 
-def load_trace(source: str) -> Any:
+def load_trace(source: str) -> Trace:
     """Load (or build and cache) the trace of ``source`` (``maf1``, ``maf1-standin``, ...)."""
     if source not in _CACHE:
         logger.info("loading trace %s", source)
@@ -48,7 +50,7 @@ class TraceHandle:
     source: str
     cache_path: str
 
-    def open(self) -> Any:
+    def open(self) -> Trace:
         """The :class:`~alpa_serve.workload.trace.Trace` (cached per process)."""
         key = f"{self.source}@{self.cache_path}"
         if key not in _CACHE:
@@ -56,12 +58,16 @@ class TraceHandle:
         return _CACHE[key]
 
 
-def handle_of(trace: Any) -> TraceHandle:
+def handle_of(trace: Trace) -> TraceHandle:
     """A :class:`TraceHandle` of a loaded trace."""
     return TraceHandle(source=str(trace.source), cache_path=str(trace.cache_path))
 
 
-def get_trace(source: str, traces: Optional[Mapping[str, Any]] = None) -> Any:
+#: What a run passes for a trace source: the loaded trace or a handle of its cache.
+TraceSource = Union[Trace, TraceHandle]
+
+
+def get_trace(source: str, traces: Optional[Mapping[str, TraceSource]] = None) -> Trace:
     """The trace of ``source``: from ``traces`` if given there (a loaded trace or a
     :class:`TraceHandle`), else :func:`load_trace`."""
     if traces is not None and source in traces:
@@ -70,7 +76,7 @@ def get_trace(source: str, traces: Optional[Mapping[str, Any]] = None) -> Any:
     return load_trace(source)
 
 
-def replay(trace: Any, case: Case, window: tuple[str, str]) -> Replay:
+def replay(trace: Trace, case: Case, window: tuple[str, str]) -> Replay:
     """Replay ``window`` of ``trace`` for the models of ``case`` (DESIGN 4.3).
 
     The seed counter starts at 0 for every replay (train and test replays are

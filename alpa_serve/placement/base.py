@@ -19,7 +19,7 @@ from alpa_serve.placement.executors import GreedyExecutor, LocalExecutor
 from alpa_serve.placement.search_case import ARGSORT_KINDS, SearchCase
 from alpa_serve.placement.subproblems import SubproblemStore
 from alpa_serve.placement.training import generate_train_workload
-from alpa_serve.placement.types import ClusterEnv, ModelData, Placement
+from alpa_serve.placement_types import ClusterEnv, ModelData, Placement
 from alpa_serve.profiling import ParallelConfig
 from alpa_serve.workload import Workload
 from alpa_serve.workload.workload import SortKind

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from alpa_serve.placement.greedy import fast_greedy
 from alpa_serve.placement.search_case import SearchCase, empty_placement
-from alpa_serve.placement.types import ModelPlacement
+from alpa_serve.placement_types import ModelPlacement
 from alpa_serve.profiling import ParallelConfig
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from alpa_serve.placement.search_case import SearchCase
-from alpa_serve.placement.types import ModelPlacement, normalization_order
+from alpa_serve.placement_types import ModelPlacement, normalization_order
 from alpa_serve.profiling import ParallelConfig
 from alpa_serve.simulator.kernels import merge_sorted
 from alpa_serve.simulator.stats import FastStats

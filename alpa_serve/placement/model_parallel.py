@@ -14,7 +14,7 @@ from alpa_serve.placement.executors import GreedyExecutor, GreedyJob, GreedyResu
 from alpa_serve.placement.greedy import fast_greedy
 from alpa_serve.placement.search_case import SearchCase, empty_placement
 from alpa_serve.placement.subproblems import subproblem_key, workload_digest
-from alpa_serve.placement.types import ClusterEnv, ModelData, ModelPlacement
+from alpa_serve.placement_types import ClusterEnv, ModelData, ModelPlacement
 from alpa_serve.profiling import ParallelConfig
 from alpa_serve.simulator import SimTables
 from alpa_serve.workload import Workload

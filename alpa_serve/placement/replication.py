@@ -13,7 +13,7 @@ from typing import Sequence
 from alpa_serve.placement.base import SINGLE_DEVICE, Policy, StaticPolicy
 from alpa_serve.placement.greedy import fast_greedy
 from alpa_serve.placement.search_case import empty_placement
-from alpa_serve.placement.types import (
+from alpa_serve.placement_types import (
     ClusterEnv,
     ModelData,
     ModelPlacement,

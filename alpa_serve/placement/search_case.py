@@ -12,7 +12,7 @@ from typing import Iterable, Optional, Sequence, get_args
 
 import numpy as np
 
-from alpa_serve.placement.types import ModelPlacement, Placement
+from alpa_serve.placement_types import ModelPlacement, Placement
 from alpa_serve.profiling import ModelProfile, ParallelConfig
 from alpa_serve.simulator import SimTables
 from alpa_serve.simulator.stats import FastStats

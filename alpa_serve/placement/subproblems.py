@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from alpa_serve.placement.types import ModelPlacement, model_placement_from_dict
+from alpa_serve.placement_types import ModelPlacement, model_placement_from_dict
 from alpa_serve.workload.workload import SortKind
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 #: Modules whose source code the search results depend on: a change in any of them gives new
 #: keys, so results stored by older code are never reused.
 _SEARCH_SOURCES = ("placement/greedy.py", "placement/search_case.py",
-                   "placement/model_parallel.py", "placement/types.py",
+                   "placement/model_parallel.py", "placement_types.py",
                    "simulator/kernels.py", "simulator/tables.py", "simulator/stats.py")
 
 

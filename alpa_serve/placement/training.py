@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from alpa_serve.placement.types import ModelData
+from alpa_serve.placement_types import ModelData
 from alpa_serve.workload import GammaProcess, Workload
 
 #: Training workload length (DESIGN 4.1): at least this many seconds ...

@@ -7,7 +7,7 @@
 
 ``PLACEMENT`` is the placement's JSON (DESIGN 10) or a file holding it, e.g. the ``placement``
 column of a result TSV row. Models are named and typed as the experiments name them
-(``experiments.cases.model_names``: ``m0..`` for a single type), with profiles from the
+(``alpa_serve.model_sets.model_names``: ``m0..`` for a single type), with profiles from the
 committed database (``--profile``: another one, e.g. a measured database of
 ``python -m alpa_serve.profiling.profile``) and SLO = slo_scale x the type's single-device
 latency. ``--backend jax`` computes with the JAX models of ``alpa_serve.models`` (real time;
@@ -106,9 +106,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         logger.warning("--address is deprecated; use --ray-address (the experiments "
                        "runner's flag)")
 
-    from alpa_serve.experiments.case_runner import default_database, slo_base
-    from alpa_serve.experiments.cases import model_names, model_types
-    from alpa_serve.placement import ModelPlacement
+    from alpa_serve.model_sets import default_database, model_names, model_types, slo_base
+    from alpa_serve.placement_types import ModelPlacement
     from alpa_serve.profiling import ProfilingDatabase
     from alpa_serve.runtime.runtime import Runtime, RuntimeConfig, group_specs
     from alpa_serve.simulator.dispatch import Dispatcher

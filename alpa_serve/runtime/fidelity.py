@@ -106,15 +106,15 @@ class FidelityPoint:
 def prepare_points(policies: Sequence[str], slo_scales: Optional[Sequence[float]],
                    duration: float, targets_path: Optional[str] = None) -> list[FidelityPoint]:
     """Build, place and simulate every case (the calibration suite's own code path)."""
-    from alpa_serve.experiments.case_runner import (
+    from alpa_serve.experiments import (
         case_models,
-        default_database,
         inputs_key,
         prepare_inputs,
         run_prepared,
         with_slos,
     )
     from alpa_serve.experiments.suites import calibration_targets
+    from alpa_serve.model_sets import default_database
     from alpa_serve.placement import ModelPlacement
     from alpa_serve.simulator import SimTables
 

@@ -114,7 +114,7 @@ def memory_budget(case: RealCase, profiles: Sequence[Any]) -> float:
 
 def prepare_real_points(case: RealCase, db: Any) -> list[Any]:
     """Place and simulate every (policy, SLO scale) of ``case`` with the profiles of ``db``."""
-    from alpa_serve.experiments.case_runner import slo_base
+    from alpa_serve.model_sets import slo_base
     from alpa_serve.placement import ClusterEnv, ModelData, get_policy
     from alpa_serve.runtime.fidelity import FidelityPoint, group_summary
     from alpa_serve.simulator import SimTables

@@ -20,13 +20,16 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 from urllib.parse import quote, urlsplit
 
 import numpy as np
 
 from alpa_serve.runtime.backend import precise_timer
 from alpa_serve.simulator.stats import SimStats, compute_stats
+
+if TYPE_CHECKING:  # the workload package is imported by whoever builds the Workload
+    from alpa_serve.workload import Workload
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ class ReplayResult:
         wall_seconds: real seconds the replay took.
     """
 
-    workload: Any
+    workload: Workload
     speedup: float
     status: np.ndarray
     reason: np.ndarray
@@ -188,7 +191,7 @@ class _Client:
                 c.transport.close()
 
 
-async def replay_async(url: str, workload: Any, speedup: float = 1.0,
+async def replay_async(url: str, workload: Workload, speedup: float = 1.0,
                        timeout: float = 120.0) -> ReplayResult:
     """Replay ``workload`` against the runtime at ``url`` (see the module docstring).
 
@@ -265,7 +268,7 @@ async def replay_async(url: str, workload: Any, speedup: float = 1.0,
                         predicted, server, timing, wall)
 
 
-def replay(url: str, workload: Any, speedup: float = 1.0, timeout: float = 120.0
+def replay(url: str, workload: Workload, speedup: float = 1.0, timeout: float = 120.0
            ) -> ReplayResult:
     """Blocking :func:`replay_async` (runs its own event loop)."""
     return asyncio.run(replay_async(url, workload, speedup, timeout))

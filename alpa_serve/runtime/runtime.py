@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence, cast
 
 from alpa_serve import raycluster
+from alpa_serve.placement_types import ModelPlacement, Placement
+from alpa_serve.profiling import ModelProfile
 from alpa_serve.runtime.backend import BACKENDS, GroupSpec
 from alpa_serve.runtime.controller import (
     DEFAULT_HEARTBEAT,
@@ -137,14 +139,12 @@ class ServeActor:
         await site.start()
         return int(self._runner.addresses[0][1])  # the bound port (port 0 picks a free one)
 
-    async def deploy(self, placement_json: str, profiles: Sequence[Any],
+    async def deploy(self, placement_json: str, profiles: Sequence[ModelProfile],
                      model_names: Sequence[str], slos: Sequence[float],
                      addresses: Sequence[tuple[str, int]], limits: dict[str, Any]) -> None:
         """Serve a placement from now on (a fresh controller: idle devices, clock from 0);
         ``addresses[g]``: the request channel of group g; ``limits``: the controller's
         keyword arguments (:meth:`RuntimeConfig.limits`)."""
-        from alpa_serve.placement import ModelPlacement
-
         placement = ModelPlacement.from_json(placement_json)
         controller = Controller(Dispatcher(placement, profiles, model_names), slos, **limits)
         await controller.connect([(str(h), int(p)) for h, p in addresses])
@@ -191,8 +191,8 @@ def _check_slos(names: Sequence[str], slos: Sequence[float], max_slo: float) -> 
                          f"RuntimeConfig.max_slo (--max-slo)")
 
 
-def group_specs(dispatcher: Dispatcher, profiles: Sequence[Any], config: RuntimeConfig
-                ) -> list[tuple]:
+def group_specs(dispatcher: Dispatcher, profiles: Sequence[ModelProfile],
+                config: RuntimeConfig) -> list[tuple]:
     """The ``GroupManager`` arguments of every group of a deployment: (group, stages,
     per-model stage latencies, speed-up, back end, op, per-model type names). The back end
     checks each group (``BackendKind.check``: ValueError for a group it cannot serve)."""
@@ -233,8 +233,9 @@ class Runtime:
         return f"http://{host}:{self.port}"
 
     @classmethod
-    def start(cls, placement: Any, profiles: Sequence[Any], model_names: Sequence[str],
-              slos: Sequence[float], config: RuntimeConfig = RuntimeConfig()) -> "Runtime":
+    def start(cls, placement: Placement, profiles: Sequence[ModelProfile],
+              model_names: Sequence[str], slos: Sequence[float],
+              config: RuntimeConfig = RuntimeConfig()) -> "Runtime":
         """Start Ray (or join ``config.address``), the HTTP front end, and deploy
         ``placement`` (see :meth:`deploy` for the arguments)."""
         # Bad input, or a group the back end cannot serve, fails before Ray starts.
@@ -264,8 +265,8 @@ class Runtime:
         logger.info("runtime up at %s (speed-up %g)", rt.url, config.speedup)
         return rt
 
-    def deploy(self, placement: Any, profiles: Sequence[Any], model_names: Sequence[str],
-               slos: Sequence[float]) -> None:
+    def deploy(self, placement: Placement, profiles: Sequence[ModelProfile],
+               model_names: Sequence[str], slos: Sequence[float]) -> None:
         """Serve ``placement`` from now on, reusing the group-manager actors already started
         (a new placement on the same machine costs no process start-up).
 

@@ -12,10 +12,15 @@ Semantics and precision choices: docs/simulator.md.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
+from alpa_serve.placement_types import Placement
+from alpa_serve.profiling import ModelProfile
 from alpa_serve.simulator.stats import FastStats, ModelStats, SimStats, compute_stats, trim_slice
 from alpa_serve.simulator.tables import EmptyWorkloadError, SimTables
+
+if TYPE_CHECKING:  # the workload package is imported where a Workload is built, not here
+    from alpa_serve.workload import Workload
 
 __all__ = [
     "simulate",
@@ -29,7 +34,8 @@ __all__ = [
 ]
 
 
-def simulate(placement: Any, profiles: Sequence[Any], workload: Any) -> SimStats:
+def simulate(placement: Placement, profiles: Sequence[ModelProfile], workload: Workload
+             ) -> SimStats:
     """Simulate ``placement`` (ModelPlacement or ModelPlacementWithReplacement) serving
     ``workload``, with ``profiles[i]`` the profile of ``workload.model_names[i]``.
 

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
+from alpa_serve.placement_types import Placement
+from alpa_serve.profiling import ModelProfile
 from alpa_serve.simulator.kernels import FIXED_OVERHEAD
 from alpa_serve.simulator.tables import SimTables
 
@@ -80,7 +82,7 @@ class Dispatcher:
     floats) or None when group g's configuration is missing from model m's profile.
     """
 
-    def __init__(self, placement: Any, profiles: Sequence[Any],
+    def __init__(self, placement: Placement, profiles: Sequence[ModelProfile],
                  model_names: Optional[Sequence[str]] = None) -> None:
         if hasattr(placement, "start_times"):
             raise ValueError("the dispatcher serves one ModelPlacement; a "

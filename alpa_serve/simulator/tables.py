@@ -11,12 +11,17 @@ import itertools
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence, cast
 
 import numpy as np
 
+from alpa_serve.placement_types import ModelPlacement, ModelPlacementWithReplacement, Placement
+from alpa_serve.profiling import ModelProfile, ParallelConfig
 from alpa_serve.simulator import kernels
 from alpa_serve.simulator.stats import FastStats, SimStats, compute_stats
+
+if TYPE_CHECKING:  # the workload package is imported where a Workload is built, not here
+    from alpa_serve.workload import Workload
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +60,8 @@ class SimTables:
     lazily the first time a placement uses a configuration.
     """
 
-    def __init__(self, profiles: Sequence[Any], workload: Any, drop_unknown: bool = False
-                 ) -> None:
+    def __init__(self, profiles: Sequence[ModelProfile], workload: Workload,
+                 drop_unknown: bool = False) -> None:
         names = list(workload.model_names)
         if len(profiles) != len(names):
             raise ValueError(
@@ -92,16 +97,17 @@ class SimTables:
         self._by_model_ptr: np.ndarray | None = None
         self._stage_lat = np.zeros(0, dtype=np.float32)
         # config -> (offset of its block in _stage_lat, pp, its row in _missing)
-        self._cfg_block: dict[Any, tuple[int, int, int]] = {}
+        self._cfg_block: dict[ParallelConfig, tuple[int, int, int]] = {}
         #: bool[configs, M]: True where the configuration is missing from the model's profile.
         self._missing = np.zeros((0, self.num_models), dtype=np.bool_)
-        self._encoded: OrderedDict[Any, _Segment] = OrderedDict()
+        self._encoded: OrderedDict[tuple[tuple[ParallelConfig, ...], tuple[tuple[int, ...], ...]],
+                                  _Segment] = OrderedDict()
         # group configs of a placement -> int64[3, G] rows of _config_block
-        self._group_blocks: dict[Any, np.ndarray] = {}
+        self._group_blocks: dict[tuple[ParallelConfig, ...], np.ndarray] = {}
 
     # ------------------------------------------------------------------ stage latencies
 
-    def _config_block(self, cfg: Any) -> tuple[int, int, int]:
+    def _config_block(self, cfg: ParallelConfig) -> tuple[int, int, int]:
         """Offset, pp and ``_missing`` row of ``cfg``'s latency block, built on first use."""
         block = self._cfg_block.get(cfg)
         if block is not None:
@@ -131,7 +137,7 @@ class SimTables:
         logger.debug("stage-latency block for %s at offset %d", tuple(cfg), offset)
         return block
 
-    def stage_latencies(self, model: int, cfg: Any) -> np.ndarray | None:
+    def stage_latencies(self, model: int, cfg: ParallelConfig) -> np.ndarray | None:
         """float32 stage latencies (seconds, pipeline factor included) of ``model`` under
         ``cfg``; None when the configuration is missing from the model's profile."""
         offset, pp, row = self._config_block(cfg)
@@ -142,7 +148,7 @@ class SimTables:
 
     # ------------------------------------------------------------------ placements
 
-    def _encode(self, placement: Any) -> _Segment:
+    def _encode(self, placement: ModelPlacement) -> _Segment:
         """Encode one ModelPlacement (cached by its configs and models)."""
         key = (placement.group_configs, placement.group_models)
         seg = self._encoded.get(key)
@@ -187,16 +193,17 @@ class SimTables:
             self._encoded.popitem(last=False)
         return seg
 
-    def _segments(self, placement: Any) -> tuple[list[_Segment], np.ndarray, int]:
+    def _segments(self, placement: Placement) -> tuple[list[_Segment], np.ndarray, int]:
         """Encoded segments, request bounds (int64[S+1]) and replica count of a placement."""
         if hasattr(placement, "start_times"):  # ModelPlacementWithReplacement
             self._check_complete("a ModelPlacementWithReplacement")
-            segs = [self._encode(p) for p in placement.placements]
+            windows = cast(ModelPlacementWithReplacement, placement)
+            segs = [self._encode(p) for p in windows.placements]
             change = np.empty(len(segs), dtype=np.float64)
-            change[:-1] = placement.start_times[1:]
+            change[:-1] = windows.start_times[1:]
             change[-1] = np.inf
             bounds = kernels.segment_bounds(self.arrivals, change)
-            num_replicas = int(placement.num_replicas)
+            num_replicas = int(windows.num_replicas)
         else:
             segs = [self._encode(placement)]
             bounds = np.array([0, self.num_requests], dtype=np.int64)
@@ -211,7 +218,7 @@ class SimTables:
 
     # ------------------------------------------------------------------ simulation
 
-    def simulate_fast(self, placement: Any) -> FastStats:
+    def simulate_fast(self, placement: Placement) -> FastStats:
         """Untrimmed fast statistics of ``placement`` (DESIGN 5.2), for placement search.
 
         Accepts ModelPlacement and ModelPlacementWithReplacement.
@@ -270,7 +277,7 @@ class SimTables:
         self._by_model, self._by_model_ptr = order, ptr
         return order, ptr
 
-    def simulate_subset(self, placement: Any, index: np.ndarray | None
+    def simulate_subset(self, placement: ModelPlacement, index: np.ndarray | None
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Counters ``(model_num, model_good, group_num)`` of a plain ModelPlacement simulated
         from idle devices on the requests ``index`` only (int64, strictly increasing; None:
@@ -296,8 +303,8 @@ class SimTables:
                 None, None, model_num, model_good, group_num, 0.0)
         return model_num, model_good, group_num
 
-    def run(self, placement: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                           np.ndarray]:
+    def run(self, placement: Placement) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                 np.ndarray]:
         """Per-request results: ``finish`` (float64 s, = arrival for failed requests), ``good``
         (bool) and the untrimmed counters ``model_num``, ``model_good``, ``group_num``."""
         self._check_complete("run() / simulate()")
@@ -319,7 +326,7 @@ class SimTables:
                 finish, good, model_num, model_good, group_num, 0.0)
         return finish, good, model_num, model_good, group_num
 
-    def simulate(self, placement: Any) -> SimStats:
+    def simulate(self, placement: Placement) -> SimStats:
         """Trimmed statistics of ``placement`` (DESIGN 5.2)."""
         self._check_nonempty()
         finish, good, _, _, group_num = self.run(placement)
