@@ -17,7 +17,7 @@ from alpa_serve.experiments import (
     TraceWorkload,
     build_suite,
     run_case,
-    suite_runner as runner_mod,
+    scheduling as sched_mod,
 )
 from alpa_serve.experiments.__main__ import main as cli_main
 from alpa_serve.experiments.cases import model_names, model_types
@@ -488,7 +488,7 @@ def _ids_in(out: Path) -> Counter:
 def test_resume_after_crash_serial(tmp_path, db, monkeypatch):
     entries = _small_entries()
     opts = RunOptions(out_dir=tmp_path, serial=True, progress=False)
-    real = runner_mod.run_prepared
+    real = sched_mod.run_prepared
     calls = {"n": 0}
 
     def crashing(case, db_, inputs, *rest):
@@ -497,11 +497,11 @@ def test_resume_after_crash_serial(tmp_path, db, monkeypatch):
             raise KeyboardInterrupt("simulated kill")
         return real(case, db_, inputs, *rest)
 
-    monkeypatch.setattr(runner_mod, "run_prepared", crashing)
+    monkeypatch.setattr(sched_mod, "run_prepared", crashing)
     with pytest.raises(KeyboardInterrupt):
         run_entries(entries, opts, db=db)
     assert sum(_ids_in(tmp_path).values()) == 4
-    monkeypatch.setattr(runner_mod, "run_prepared", real)
+    monkeypatch.setattr(sched_mod, "run_prepared", real)
     summary = run_entries(entries, opts, db=db)
     assert summary.ok and summary.skipped == 4 and summary.ran == len(entries) - 4
     ids = _ids_in(tmp_path)
@@ -572,13 +572,13 @@ def test_seed_rows_are_copied_and_not_recomputed(tmp_path, db, monkeypatch):
     append_row(seed / entries[3].file, row)
     append_row(seed / "a.tsv", _row(_case(policy="sr-greedy", num_devices=7)))
     ran: list[str] = []
-    real = runner_mod.run_prepared
+    real = sched_mod.run_prepared
 
     def counting(case, db_, inputs, *rest):
         ran.append(case.case_id)
         return real(case, db_, inputs, *rest)
 
-    monkeypatch.setattr(runner_mod, "run_prepared", counting)
+    monkeypatch.setattr(sched_mod, "run_prepared", counting)
     out = tmp_path / "out"
     summary = run_entries(entries, RunOptions(out_dir=out, serial=True, progress=False,
                                               seed_dir=seed), db=db)
@@ -730,13 +730,13 @@ def test_same_simulation_in_two_sweeps_runs_once(tmp_path, db, monkeypatch):
     a = _case(exp_name="goodput_vs_rate")
     b = _case(exp_name="goodput_vs_slo")
     c = _case(exp_name="goodput_vs_rate", slo_scale=2)
-    real = runner_mod.run_prepared
+    real = sched_mod.run_prepared
     calls = []
     def counting(case, db_, inputs, *rest):
         calls.append(case)
         return real(case, db_, inputs, *rest)
 
-    monkeypatch.setattr(runner_mod, "run_prepared", counting)
+    monkeypatch.setattr(sched_mod, "run_prepared", counting)
     summary = run_entries([SuiteEntry("x.tsv", a), SuiteEntry("y.tsv", b), SuiteEntry("x.tsv", c)],
                           RunOptions(out_dir=tmp_path, serial=True, progress=False), db=db)
     assert summary.ok and summary.ran == 3 and len(calls) == 2
