@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alpa_serve.workload import GammaProcess, Workload, trace as tr
+from alpa_serve.workload import GammaProcess, Workload, maf2 as maf2_format, trace as tr
 
 DATA = Path(__file__).parent / "data" / "traces"
 
@@ -247,11 +247,11 @@ def test_maf2_fewer_than_two_gaps_and_fit_failures(maf2, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("fit failed")
 
-    monkeypatch.setattr(tr, "gamma_mle_floc0", boom)
+    monkeypatch.setattr(maf2_format, "gamma_mle_floc0", boom)
     assert tr.fit_gamma_window(np.array([1.0, 2.0, 4.0]), 10.0) is None
     r = maf2.replay(2, "0.0.0", "0.3.0", 5400, 1.0, 1.0, 0)
     assert r.num_requests() == 0 and r.next_seed == 0
-    monkeypatch.setattr(tr, "gamma_mle_floc0", lambda *a, **k: (float("nan"), 1.0))
+    monkeypatch.setattr(maf2_format, "gamma_mle_floc0", lambda *a, **k: (float("nan"), 1.0))
     assert tr.fit_gamma_window(np.array([1.0, 2.0, 4.0]), 10.0) is None
 
 
