@@ -25,7 +25,7 @@ from alpa_serve.experiments.run_options import (
     RunOptions,
 )
 from alpa_serve.experiments.suites import SuiteEntry
-from alpa_serve.experiments.tsv import (
+from alpa_serve.results import (
     COLUMNS,
     PreviousVersionError,
     ResultFileState,
@@ -34,8 +34,8 @@ from alpa_serve.experiments.tsv import (
     inspect_result_file,
     read_rows,
     repair_partial_tail,
+    row_search,
 )
-from alpa_serve.results import row_search
 
 logger = logging.getLogger(__name__)
 
