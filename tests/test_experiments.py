@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import socket
 import time
@@ -152,6 +153,24 @@ def test_trace_case_roundtrip_and_windows():
     # A malformed window string: the workload layer's one time parser names it.
     with pytest.raises(ValueError, match="'0.1' is not 'day.hour.minute'"):
         TraceWorkload(source="maf1", rate_scale=1, cv_scale=1, test_window=("0.0.0", "0.1"))
+
+
+
+def test_trace_windows_are_parsed_once_and_stay_out_of_the_case_id():
+    wl = TraceWorkload(source="maf2-standin", rate_scale=8, cv_scale=1,
+                       test_window=("13.0.0", "13.23.60"), train_window=("12.0.0", "12.1.30"),
+                       interval_seconds=5400)
+    assert wl.test_trace_window.strings == ("13.0.0", "13.23.60")
+    assert (wl.test_trace_window.start_seconds, wl.test_trace_window.end_seconds) == \
+        (13 * 86400, 14 * 86400)
+    assert wl.train_trace_window.start_seconds == 12 * 86400 and wl.duration == 86400.0
+    same_test = dataclasses.replace(wl, train_window=None)
+    assert same_test.train_trace_window is same_test.test_trace_window
+    c = _case(workload=wl, policy="sr-greedy")
+    assert "trace_window" not in c.canonical_json()
+    back = Case.from_json_dict(json.loads(c.canonical_json()))
+    assert back == c and back.case_id == c.case_id
+    assert back.workload.train_trace_window == wl.train_trace_window
 
 
 def test_model_sets():

@@ -62,9 +62,10 @@ from alpa_serve.workload.trace_defs import (  # the format constants: importable
     STANDIN_SUFFIX,
     TraceFormatError,
     TraceNotFoundError,
+    TraceWindow,
     TraceWindowError,
     default_cache_dir,
-    parse_time,
+    parse_time as parse_time,
 )
 from alpa_serve.workload.workload import SortKind, Workload
 
@@ -96,8 +97,9 @@ def _standin_hint(kind: str) -> str:
             f"'{kind}{STANDIN_SUFFIX}' (generated on first use).")
 
 
-def _check_window(start: str, end: str, num_days: int) -> tuple[int, int]:
-    s, e = parse_time(start), parse_time(end)
+def _check_window(window: TraceWindow, num_days: int) -> tuple[int, int]:
+    start, end = window.strings
+    s, e = window.start_seconds, window.end_seconds
     if e <= s:
         raise TraceWindowError(f"replay window end {end!r} must be after start {start!r}")
     limit = num_days * SECONDS_PER_DAY
@@ -316,7 +318,18 @@ class Trace(ABC):
     def replay(self, models: Union[int, Sequence[str]], start: str, end: str,
                interval_seconds: float, rate_scale: float = 1.0, cv_scale: float = 1.0,
                seed: int = 0) -> TraceReplay:
-        """Replay the window ``[start, end)`` onto ``models`` (DESIGN 4.3).
+        """Replay the window ``[start, end)`` (``"day.hour.minute"`` strings) onto ``models``:
+        :meth:`replay_window` of that window."""
+        return self.replay_window(models, (start, end), interval_seconds, rate_scale, cv_scale,
+                                  seed)
+
+    def replay_window(self, models: Union[int, Sequence[str]],
+                      window: Union[TraceWindow, tuple[str, str]], interval_seconds: float,
+                      rate_scale: float = 1.0, cv_scale: float = 1.0,
+                      seed: int = 0) -> TraceReplay:
+        """Replay ``window`` onto ``models`` (DESIGN 4.3); ``window`` is a :class:`TraceWindow`
+        (parsed once by its maker, e.g. a case's trace workload) or a ``(start, end)`` pair of
+        ``"day.hour.minute"`` strings.
 
         ``models``: model names, or a count M (names ``m0..m{M-1}``). Functions with no
         invocation in the window are dropped; the i-th remaining function (function order) goes
@@ -341,7 +354,10 @@ class Trace(ABC):
         for label, v in (("rate_scale", rate_scale), ("cv_scale", cv_scale)):
             if not math.isfinite(float(v)) or float(v) <= 0:
                 raise ValueError(f"{label} must be > 0 and finite, got {v!r}")
-        s, e = _check_window(start, end, self.num_days)
+        if not isinstance(window, TraceWindow):
+            window = TraceWindow.parse(*window)
+        start, end = window.strings
+        s, e = _check_window(window, self.num_days)
         g = self._generate(len(names), s, e, interval, float(rate_scale), float(cv_scale),
                            int(seed))
         stats = [_replay_stats(a, float(e - s)) for a in g.arrivals]
