@@ -23,7 +23,7 @@ from bench_search_profile import write_result
 import alpa_serve.placement as placement_pkg
 from alpa_serve.experiments.case_runner import default_database, prepare_inputs, run_prepared
 from alpa_serve.experiments.suites import SuiteOptions, build_suite
-from alpa_serve.experiments.tsv import format_value, read_rows
+from alpa_serve.results import format_value, read_rows
 
 SHIPPED = (Path(__file__).resolve().parent.parent / "osdi23_artifact" / "precomputed"
            / "sec6_2_data" / "S3_maf2.tsv")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import socket
 import time
@@ -17,7 +18,7 @@ from alpa_serve.experiments import (
     TraceWorkload,
     build_suite,
     run_case,
-    suite_runner as runner_mod,
+    scheduling as sched_mod,
 )
 from alpa_serve.experiments.__main__ import main as cli_main
 from alpa_serve.experiments.cases import model_names, model_types
@@ -152,6 +153,24 @@ def test_trace_case_roundtrip_and_windows():
     # A malformed window string: the workload layer's one time parser names it.
     with pytest.raises(ValueError, match="'0.1' is not 'day.hour.minute'"):
         TraceWorkload(source="maf1", rate_scale=1, cv_scale=1, test_window=("0.0.0", "0.1"))
+
+
+
+def test_trace_windows_are_parsed_once_and_stay_out_of_the_case_id():
+    wl = TraceWorkload(source="maf2-standin", rate_scale=8, cv_scale=1,
+                       test_window=("13.0.0", "13.23.60"), train_window=("12.0.0", "12.1.30"),
+                       interval_seconds=5400)
+    assert wl.test_trace_window.strings == ("13.0.0", "13.23.60")
+    assert (wl.test_trace_window.start_seconds, wl.test_trace_window.end_seconds) == \
+        (13 * 86400, 14 * 86400)
+    assert wl.train_trace_window.start_seconds == 12 * 86400 and wl.duration == 86400.0
+    same_test = dataclasses.replace(wl, train_window=None)
+    assert same_test.train_trace_window is same_test.test_trace_window
+    c = _case(workload=wl, policy="sr-greedy")
+    assert "trace_window" not in c.canonical_json()
+    back = Case.from_json_dict(json.loads(c.canonical_json()))
+    assert back == c and back.case_id == c.case_id
+    assert back.workload.train_trace_window == wl.train_trace_window
 
 
 def test_model_sets():
@@ -488,7 +507,7 @@ def _ids_in(out: Path) -> Counter:
 def test_resume_after_crash_serial(tmp_path, db, monkeypatch):
     entries = _small_entries()
     opts = RunOptions(out_dir=tmp_path, serial=True, progress=False)
-    real = runner_mod.run_prepared
+    real = sched_mod.run_prepared
     calls = {"n": 0}
 
     def crashing(case, db_, inputs, *rest):
@@ -497,11 +516,11 @@ def test_resume_after_crash_serial(tmp_path, db, monkeypatch):
             raise KeyboardInterrupt("simulated kill")
         return real(case, db_, inputs, *rest)
 
-    monkeypatch.setattr(runner_mod, "run_prepared", crashing)
+    monkeypatch.setattr(sched_mod, "run_prepared", crashing)
     with pytest.raises(KeyboardInterrupt):
         run_entries(entries, opts, db=db)
     assert sum(_ids_in(tmp_path).values()) == 4
-    monkeypatch.setattr(runner_mod, "run_prepared", real)
+    monkeypatch.setattr(sched_mod, "run_prepared", real)
     summary = run_entries(entries, opts, db=db)
     assert summary.ok and summary.skipped == 4 and summary.ran == len(entries) - 4
     ids = _ids_in(tmp_path)
@@ -572,13 +591,13 @@ def test_seed_rows_are_copied_and_not_recomputed(tmp_path, db, monkeypatch):
     append_row(seed / entries[3].file, row)
     append_row(seed / "a.tsv", _row(_case(policy="sr-greedy", num_devices=7)))
     ran: list[str] = []
-    real = runner_mod.run_prepared
+    real = sched_mod.run_prepared
 
     def counting(case, db_, inputs, *rest):
         ran.append(case.case_id)
         return real(case, db_, inputs, *rest)
 
-    monkeypatch.setattr(runner_mod, "run_prepared", counting)
+    monkeypatch.setattr(sched_mod, "run_prepared", counting)
     out = tmp_path / "out"
     summary = run_entries(entries, RunOptions(out_dir=out, serial=True, progress=False,
                                               seed_dir=seed), db=db)
@@ -730,13 +749,13 @@ def test_same_simulation_in_two_sweeps_runs_once(tmp_path, db, monkeypatch):
     a = _case(exp_name="goodput_vs_rate")
     b = _case(exp_name="goodput_vs_slo")
     c = _case(exp_name="goodput_vs_rate", slo_scale=2)
-    real = runner_mod.run_prepared
+    real = sched_mod.run_prepared
     calls = []
     def counting(case, db_, inputs, *rest):
         calls.append(case)
         return real(case, db_, inputs, *rest)
 
-    monkeypatch.setattr(runner_mod, "run_prepared", counting)
+    monkeypatch.setattr(sched_mod, "run_prepared", counting)
     summary = run_entries([SuiteEntry("x.tsv", a), SuiteEntry("y.tsv", b), SuiteEntry("x.tsv", c)],
                           RunOptions(out_dir=tmp_path, serial=True, progress=False), db=db)
     assert summary.ok and summary.ran == 3 and len(calls) == 2

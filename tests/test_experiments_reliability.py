@@ -27,7 +27,11 @@ from pathlib import Path
 import pytest
 from test_experiments import _case, _row, _small_entries, tiny_database
 
-from alpa_serve.experiments import suite_runner as runner_mod
+from alpa_serve.experiments import (
+    outputs as outputs_mod,
+    scheduling as sched_mod,
+    suite_runner as runner_mod,
+)
 from alpa_serve.experiments.__main__ import main as cli_main
 from alpa_serve.experiments.lock import LOCK_NAME, folder_lock
 from alpa_serve.experiments.suite_runner import (
@@ -49,7 +53,7 @@ from alpa_serve.experiments.tsv import (
 from alpa_serve.workload import tempdirs
 
 REPO = Path(__file__).resolve().parent.parent
-_REAL_RUN_PREPARED = runner_mod.run_prepared
+_REAL_RUN_PREPARED = sched_mod.run_prepared
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +69,13 @@ def _opts(out: Path, **kw) -> RunOptions:
 def count_runs(monkeypatch):
     """Counts the cases the runner simulates (the real run_prepared is still called)."""
     calls: list[str] = []
-    real = runner_mod.run_prepared
+    real = sched_mod.run_prepared
 
     def counting(case, db_, inputs, *rest):
         calls.append(case.case_id)
         return real(case, db_, inputs, *rest)
 
-    monkeypatch.setattr(runner_mod, "run_prepared", counting)
+    monkeypatch.setattr(sched_mod, "run_prepared", counting)
     return calls
 
 
@@ -86,7 +90,7 @@ def _interrupt_after(monkeypatch, n: int) -> None:
             raise KeyboardInterrupt("simulated Ctrl-C")
         return real(case, db_, inputs, *rest)
 
-    monkeypatch.setattr(runner_mod, "run_prepared", crashing)
+    monkeypatch.setattr(sched_mod, "run_prepared", crashing)
 
 
 def _error_lines(caplog) -> list[str]:
@@ -255,7 +259,7 @@ def test_unwritable_existing_file_is_refused_before_any_case(tmp_path, db, count
 
 def _disk_full_after(monkeypatch, n: int) -> None:
     """Row writes after the n-th fail as on a full disk (after writing part of the line)."""
-    real = runner_mod.append_row
+    real = outputs_mod.append_row
     calls = {"n": 0}
 
     def filling(path, row, *args, **kwargs):
@@ -267,7 +271,7 @@ def _disk_full_after(monkeypatch, n: int) -> None:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, row, *args, **kwargs)
 
-    monkeypatch.setattr(runner_mod, "append_row", filling)
+    monkeypatch.setattr(outputs_mod, "append_row", filling)
 
 
 def test_disk_full_mid_run_stops_with_the_path_and_resumes(tmp_path, db, monkeypatch):
@@ -567,14 +571,14 @@ def test_progress_rate_counts_only_cases_run_now(tmp_path, db, monkeypatch):
     seed = tmp_path / "seed"
     run_entries(entries[:3], _opts(seed), db=db)
     bars = []
-    real_progress = runner_mod._progress
+    real_progress = runner_mod.progress_bar
 
     def recording(total, initial, desc, enabled, file=None):
         bar = real_progress(total, initial, desc, True, file=io.StringIO())
         bars.append(bar)
         return bar
 
-    real_jobs, real_run = runner_mod._jobs, runner_mod.run_prepared
+    real_jobs, real_run = sched_mod.group_jobs, sched_mod.run_prepared
     setup_done = []
 
     def slow_setup(todo):  # set-up before the first case (as Ray's start): not in the rate
@@ -586,9 +590,9 @@ def test_progress_rate_counts_only_cases_run_now(tmp_path, db, monkeypatch):
         time.sleep(0.2)
         return real_run(case, db_, inputs, *rest)
 
-    monkeypatch.setattr(runner_mod, "_progress", recording)
-    monkeypatch.setattr(runner_mod, "_jobs", slow_setup)
-    monkeypatch.setattr(runner_mod, "run_prepared", slow_case)
+    monkeypatch.setattr(runner_mod, "progress_bar", recording)
+    monkeypatch.setattr(sched_mod, "group_jobs", slow_setup)
+    monkeypatch.setattr(sched_mod, "run_prepared", slow_case)
     summary = run_entries(entries, _opts(tmp_path / "out", seed_dir=seed), db=db)
     assert summary.seeded == 3 and summary.ran == 1
     fd = bars[0].format_dict

@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alpa_serve.workload import GammaProcess, Workload, trace as tr
+from alpa_serve.workload import (
+    GammaProcess,
+    TraceWindow,
+    Workload,
+    maf2 as maf2_format,
+    trace as tr,
+)
 
 DATA = Path(__file__).parent / "data" / "traces"
 
@@ -247,12 +253,23 @@ def test_maf2_fewer_than_two_gaps_and_fit_failures(maf2, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("fit failed")
 
-    monkeypatch.setattr(tr, "gamma_mle_floc0", boom)
+    monkeypatch.setattr(maf2_format, "gamma_mle_floc0", boom)
     assert tr.fit_gamma_window(np.array([1.0, 2.0, 4.0]), 10.0) is None
     r = maf2.replay(2, "0.0.0", "0.3.0", 5400, 1.0, 1.0, 0)
     assert r.num_requests() == 0 and r.next_seed == 0
-    monkeypatch.setattr(tr, "gamma_mle_floc0", lambda *a, **k: (float("nan"), 1.0))
+    monkeypatch.setattr(maf2_format, "gamma_mle_floc0", lambda *a, **k: (float("nan"), 1.0))
     assert tr.fit_gamma_window(np.array([1.0, 2.0, 4.0]), 10.0) is None
+
+
+def test_replay_window_takes_a_window_parsed_once(maf2):
+    w = TraceWindow.parse("0.0.0", "0.3.0")
+    assert (w.start_seconds, w.end_seconds, w.duration) == (0, 10800, 10800)
+    a = maf2.replay_window(3, w, 5400, 2.0, 1.5, 7)
+    b = maf2.replay(3, "0.0.0", "0.3.0", 5400, 2.0, 1.5, 7)
+    assert (a.name, a.start_seconds, a.end_seconds) == (b.name, 0.0, 10800.0)
+    assert all(np.array_equal(x, y) for x, y in zip(a.arrivals, b.arrivals))
+    with pytest.raises(tr.TraceWindowError, match="must be after start"):
+        maf2.replay_window(2, TraceWindow.parse("0.3.0", "0.1.0"), 5400)
 
 
 def test_maf2_window_errors(maf2):

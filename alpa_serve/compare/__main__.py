@@ -36,8 +36,8 @@ def check_profile(comp: Comparison, profile: Path) -> str:
     """A sentence saying whether our rows were computed with the database at ``profile``: each
     row's ``profile`` column against that database's fingerprint of the row's model types."""
     from alpa_serve.experiments.cases import model_set_types
-    from alpa_serve.plotting.tsv import read_results
     from alpa_serve.profiling import ProfilingDatabase, UnknownModelError
+    from alpa_serve.results import read_results
 
     db = ProfilingDatabase.load(profile)
     same = other = 0

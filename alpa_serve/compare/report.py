@@ -21,7 +21,6 @@ import pandas as pd
 
 from alpa_serve.original_results import OriginalResults, read_original_results
 from alpa_serve.plotting.panels import average_points, sweep_points
-from alpa_serve.plotting.tsv import read_results
 from alpa_serve.policy_families import match_policy
 from alpa_serve.results import (
     DATA_DIRS,
@@ -35,6 +34,7 @@ from alpa_serve.results import (
     STANDIN_SUFFIX,
     fig11_file,
     fig11_title,
+    read_results,
     row_search,
 )
 from alpa_serve.sweeps import EXP_X

@@ -38,7 +38,7 @@ from alpa_serve.experiments.suites import (
     build_suite,
     suite_names,
 )
-from alpa_serve.experiments.tsv import COLUMNS, TsvFormatError, append_row, read_rows
+from alpa_serve.results import COLUMNS, TsvFormatError, append_row, read_rows
 
 __all__ = [
     "Case", "DEFAULT_MEM_BUDGET", "MODEL_SETS", "SyntheticWorkload", "TraceWorkload",

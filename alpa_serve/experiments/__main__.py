@@ -29,9 +29,8 @@ from alpa_serve.experiments.suites import (
     UnknownSuiteError,
     resolve_suite_name,
 )
-from alpa_serve.experiments.tsv import TsvFormatError
 from alpa_serve.profiling import DatabaseFormatError, ProfilingDatabase, UnknownModelError
-from alpa_serve.results import SEARCH_EXACT, SEARCH_MODES
+from alpa_serve.results import SEARCH_EXACT, SEARCH_MODES, TsvFormatError
 from alpa_serve.workload.trace_defs import TraceError
 
 logger = logging.getLogger("alpa_serve.experiments")

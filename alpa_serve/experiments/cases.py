@@ -12,6 +12,7 @@ Units: seconds for time, bytes for memory, requests per second for rates.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -27,7 +28,7 @@ from alpa_serve.model_sets import (
 from alpa_serve.results import SEARCH_EXACT, SEARCH_FAST, SEARCH_MODES
 from alpa_serve.units import DEFAULT_MEM_BUDGET
 from alpa_serve.workload.trace import SOURCES as TRACE_SOURCES
-from alpa_serve.workload.trace_defs import parse_time
+from alpa_serve.workload.trace_defs import TraceWindow
 
 #: Rate distributions of a synthetic workload over its models.
 RATE_DISTS: tuple[str, ...] = ("power_law", "uniform", "shares")
@@ -134,6 +135,7 @@ class TraceWorkload:
             raise ValueError(f"trace source must be one of {TRACE_SOURCES}, got {self.source!r}")
         for name in ("rate_scale", "cv_scale", "interval_seconds"):
             _as_float(self, name)
+        parsed: dict[str, TraceWindow] = {}
         for name in ("test_window", "train_window"):
             window = getattr(self, name)
             if window is None:
@@ -141,19 +143,35 @@ class TraceWorkload:
             window = tuple(window)
             if len(window) != 2:
                 raise ValueError(f"{name} must be a (start, end) pair, got {window!r}")
-            if parse_time(window[1]) <= parse_time(window[0]):
+            parsed[name] = TraceWindow.parse(window[0], window[1])
+            if parsed[name].end_seconds <= parsed[name].start_seconds:
                 raise ValueError(f"{name} {window!r} is empty")
-            object.__setattr__(self, name, (str(window[0]), str(window[1])))
+            object.__setattr__(self, name, parsed[name].strings)
+        # The windows parsed once, here (not fields: the case's JSON and id keep the strings).
+        if "test_window" in parsed:
+            object.__setattr__(self, "test_trace_window", parsed["test_window"])
+            object.__setattr__(self, "train_trace_window",
+                               parsed.get("train_window", parsed["test_window"]))
 
     @property
     def effective_train_window(self) -> tuple[str, str]:
         """The window the policy trains on (the test window when unset)."""
         return self.train_window if self.train_window is not None else self.test_window
 
+    @functools.cached_property
+    def test_trace_window(self) -> TraceWindow:
+        """:attr:`test_window` parsed (set when the workload is built)."""
+        return TraceWindow.parse(*self.test_window)
+
+    @functools.cached_property
+    def train_trace_window(self) -> TraceWindow:
+        """:attr:`effective_train_window` parsed (set when the workload is built)."""
+        return TraceWindow.parse(*self.effective_train_window)
+
     @property
     def duration(self) -> float:
         """Length of the test window (s)."""
-        return float(parse_time(self.test_window[1]) - parse_time(self.test_window[0]))
+        return float(self.test_trace_window.duration)
 
 
 WorkloadSpec = Union[SyntheticWorkload, TraceWorkload]

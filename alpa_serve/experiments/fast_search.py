@@ -33,7 +33,6 @@ import numpy as np
 from alpa_serve import results
 from alpa_serve.experiments.cases import Case, TraceWorkload
 from alpa_serve.results import SEARCH_FAST
-from alpa_serve.workload.trace_defs import parse_time
 
 #: Policies whose training workload the fast search reduces: the partition searches, whose
 #: cost is a greedy run (every step a re-simulation of the training workload) per candidate
@@ -144,7 +143,7 @@ def fast_training_workload(case: Case, train: Any) -> Any:
         return train
     spec = case.workload
     assert isinstance(spec, TraceWorkload)
-    window = spec.effective_train_window
-    selection = select_training_windows(train, float(parse_time(window[0])),
-                                         float(parse_time(window[1])), spec.interval_seconds)
+    window = spec.train_trace_window
+    selection = select_training_windows(train, float(window.start_seconds),
+                                         float(window.end_seconds), spec.interval_seconds)
     return train[selection.mask]

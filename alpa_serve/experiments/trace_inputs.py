@@ -14,6 +14,7 @@ from typing import Mapping, Optional, Union
 from alpa_serve.experiments.cases import Case, TraceWorkload
 from alpa_serve.workload import trace as trace_module
 from alpa_serve.workload.trace import Trace
+from alpa_serve.workload.trace_defs import TraceWindow
 from alpa_serve.workload.workload import Workload
 
 logger = logging.getLogger(__name__)
@@ -76,8 +77,21 @@ def get_trace(source: str, traces: Optional[Mapping[str, TraceSource]] = None) -
     return load_trace(source)
 
 
-def replay(trace: Trace, case: Case, window: tuple[str, str]) -> Replay:
-    """Replay ``window`` of ``trace`` for the models of ``case`` (DESIGN 4.3).
+def _parsed(spec: TraceWorkload, window: Union[TraceWindow, tuple[str, str]]) -> TraceWindow:
+    """``window`` as a :class:`TraceWindow`: the case's own parsed window when it is one of
+    the case's windows (parsed once, when the case was built), else parsed now."""
+    if isinstance(window, TraceWindow):
+        return window
+    for parsed in (spec.test_trace_window, spec.train_trace_window):
+        if parsed.strings == tuple(window):
+            return parsed
+    return TraceWindow.parse(*window)
+
+
+def replay(trace: Trace, case: Case, window: Union[TraceWindow, tuple[str, str]]) -> Replay:
+    """Replay ``window`` of ``trace`` for the models of ``case`` (DESIGN 4.3); ``window`` is
+    one of the case's parsed windows (``case.workload.test_trace_window``, ...) or a
+    ``(start, end)`` pair of strings.
 
     The seed counter starts at 0 for every replay (train and test replays are
     independent); the workload's SLOs are left at 0 for the case to set.
@@ -85,9 +99,9 @@ def replay(trace: Trace, case: Case, window: tuple[str, str]) -> Replay:
     spec = case.workload
     if not isinstance(spec, TraceWorkload):
         raise TypeError(f"case {case.case_id} has no trace workload")
-    result = trace.replay(case.model_names, window[0], window[1],
-                          interval_seconds=spec.interval_seconds,
-                          rate_scale=spec.rate_scale, cv_scale=spec.cv_scale, seed=0)
+    result = trace.replay_window(case.model_names, _parsed(spec, window),
+                                 interval_seconds=spec.interval_seconds,
+                                 rate_scale=spec.rate_scale, cv_scale=spec.cv_scale, seed=0)
     workload = result.to_workload(0.0, model_names=case.model_names)
     return Replay(workload=workload, rates=tuple(float(r) for r in result.rates),
                   cvs=tuple(float(c) for c in result.cvs))

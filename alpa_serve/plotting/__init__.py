@@ -8,13 +8,13 @@ What each sweep is (x column, axis label, panel title, marker direction) is read
 See docs/figures.md.
 """
 
+from alpa_serve.results import TsvFormatError, read_results
 from alpa_serve.sweeps import EXP_X
 
 from .figures import SECTIONS, MissingDataError, build_figures, get_section, write_figures
 from .markers import DIRECTION_BY_X, THRESHOLD, direction_for, point_99
 from .panels import FAST_GID, STANDIN_GID, Panel, make_figure, save_figure, sweep_points
 from .styles import PolicyStyle, policy_style
-from .tsv import TsvFormatError, read_results
 
 __all__ = [
     "SECTIONS", "MissingDataError", "build_figures", "get_section", "write_figures",

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Sequence
 
 from alpa_serve.original_results import OriginalResultError
+from alpa_serve.results import TsvFormatError
 
 from .figures import MissingDataError, get_section, write_figures
-from .tsv import TsvFormatError
 
 
 def main(section: str, script_file: str, argv: Sequence[str] | None = None) -> int:

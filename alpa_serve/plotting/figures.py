@@ -32,11 +32,11 @@ from alpa_serve.results import (
     FIG14_FILE,
     fig11_file,
     fig11_title,
+    read_results,
 )
 from alpa_serve.sweeps import FIGURE_SWEEPS, get_sweep
 
 from .panels import Panel, average_points, make_figure, save_figure, sweep_points
-from .tsv import read_results
 
 logger = logging.getLogger(__name__)
 

@@ -32,6 +32,7 @@ from alpa_serve.workload.trace_defs import (
     TraceError,
     TraceFormatError,
     TraceNotFoundError,
+    TraceWindow,
     TraceWindowError,
     default_cache_dir,
     parse_time,
@@ -60,4 +61,5 @@ __all__ = [
     "load_trace",
     "open_trace",
     "parse_time",
+    "TraceWindow",
 ]

@@ -26,8 +26,12 @@ the start of the trace** (day 0, 00:00), e.g. MAF2's "13.0.0" window starts at 1
 
 Formats: a subclass of :class:`Trace` per raw format, registered by its name with
 :func:`register_format`; it finds and checks the raw files, preprocesses them, opens its cache
-and generates a replay's arrivals. The source names (:data:`SOURCES`) are the registered formats
-and their stand-ins (:mod:`alpa_serve.workload.standin`).
+and generates a replay's arrivals. The formats live beside this module:
+:mod:`alpa_serve.workload.maf1` (:class:`Maf1Trace`) and :mod:`alpa_serve.workload.maf2`
+(:class:`Maf2Trace`, with the Gamma fit :func:`fit_gamma_window`); this module keeps the
+interface, the registry, the loader and the replay's shared parts, and re-exports both.
+The source names (:data:`SOURCES`) are the registered formats and their stand-ins
+(:mod:`alpa_serve.workload.standin`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ import logging
 import math
 import os
 import shutil
-import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,30 +49,30 @@ from typing import Any, ClassVar, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 
-from alpa_serve.workload import portable_math as pm, standin
-from alpa_serve.workload.arrival import GammaProcess
-from alpa_serve.workload.tempdirs import make_temp_dir, remove_stale_temp_dirs
-from alpa_serve.workload.trace_defs import (
-    MAF1_COLUMNS,
-    MAF1_FILE_TEMPLATE,
-    MAF2_COLUMNS,
-    MAF2_FILE_NAME,
-    MAF_DAYS,
-    MINUTES_PER_DAY,
+from alpa_serve.workload import standin
+from alpa_serve.workload.tempdirs import remove_stale_temp_dirs
+from alpa_serve.workload.trace_defs import (  # the format constants: importable from here too
+    MAF1_COLUMNS as MAF1_COLUMNS,
+    MAF1_FILE_TEMPLATE as MAF1_FILE_TEMPLATE,
+    MAF2_COLUMNS as MAF2_COLUMNS,
+    MAF2_FILE_NAME as MAF2_FILE_NAME,
+    MAF_DAYS as MAF_DAYS,
+    MINUTES_PER_DAY as MINUTES_PER_DAY,
     SECONDS_PER_DAY,
     STANDIN_SUFFIX,
     TraceFormatError,
     TraceNotFoundError,
+    TraceWindow,
     TraceWindowError,
     default_cache_dir,
-    parse_time,
+    parse_time as parse_time,
 )
 from alpa_serve.workload.workload import SortKind, Workload
 
 __all__ = [
     "SOURCES", "TRACE_FORMATS", "TRACE_PATH_VARIABLES", "register_format", "trace_format",
     "Trace", "Maf1Trace", "Maf2Trace", "TraceReplay", "open_trace", "load_trace",
-    "fit_gamma_window",
+    "fit_gamma_window", "gamma_mle_floc0",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,14 +84,8 @@ _CACHE_VERSION = 1
 # Hidden temporary folders of the preprocessing (removed when stale, see tempdirs).
 _TMP_PREFIX = ".tmp-"
 _BUILD_PREFIX = ".build-"
-# Added to MAF2 inter-arrival gaps before the Gamma fit (DESIGN 4.3): identical invocation
-# times would give zero gaps, on which the Gamma log-likelihood is undefined.
-_GAP_EPS = 1e-6
 # Denominator guard of the replay's CV statistic (DESIGN 4.1, ModelData.cv).
 _CV_EPS = 1e-5
-# A fitted rate larger than this multiple of the window's empirical rate is replaced by the
-# empirical rate (the original artifact's rule; strict comparison).
-_FIT_RATE_FACTOR = 5.0
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -100,8 +97,9 @@ def _standin_hint(kind: str) -> str:
             f"'{kind}{STANDIN_SUFFIX}' (generated on first use).")
 
 
-def _check_window(start: str, end: str, num_days: int) -> tuple[int, int]:
-    s, e = parse_time(start), parse_time(end)
+def _check_window(window: TraceWindow, num_days: int) -> tuple[int, int]:
+    start, end = window.strings
+    s, e = window.start_seconds, window.end_seconds
     if e <= s:
         raise TraceWindowError(f"replay window end {end!r} must be after start {start!r}")
     limit = num_days * SECONDS_PER_DAY
@@ -208,60 +206,6 @@ def _replay_stats(arr: np.ndarray, duration: float) -> tuple[float, float]:
     gaps = np.diff(arr)
     return float(len(arr) / duration), float(np.std(gaps) / (np.mean(gaps) + _CV_EPS))
 
-
-def gamma_mle_floc0(data: np.ndarray) -> tuple[float, float]:
-    """Maximum-likelihood Gamma (shape, scale) of positive ``data`` with the location fixed at 0.
-
-    The computation of ``scipy.stats.gamma.fit(data, floc=0)`` (scipy 1.17, the pinned version:
-    the shape solves ``log(a) - digamma(a) = log(mean) - mean(log data)`` by Brent's method
-    between 0.6 and 1.4 times the closed-form estimate; scale = mean / shape), with the logs of
-    :mod:`alpa_serve.workload.portable_math`, so the fit has the same bits on every CPU (numpy's
-    own log differs in the last bit on AVX-512 CPUs). Raises ValueError where scipy raises.
-    """
-    from scipy import optimize, special
-
-    pm.check_portable()
-    data = np.asarray(data, dtype=np.float64)
-    if not np.isfinite(data).all():
-        raise ValueError("The data contains non-finite values.")
-    if np.any(data <= 0):
-        raise ValueError("gamma fit with floc=0 needs positive data")
-    xbar = data.mean()
-    s = np.float64(pm.log_scalar(xbar)) - pm.log(data).mean()
-    aest = (3 - s + np.sqrt((s - 3) ** 2 + 24 * s)) / (12 * s)
-    xa = aest * (1 - 0.4)
-    xb = aest * (1 + 0.4)
-    a = optimize.brentq(lambda a: pm.log_scalar(a) - special.digamma(a) - s, xa, xb, disp=0)
-    return float(a), float(xbar / a)
-
-
-def fit_gamma_window(times: np.ndarray, interval: float) -> Optional[tuple[float, float]]:
-    """Gamma (rate req/s, cv) fitted to the invocation times (s, sorted) of one MAF2 window.
-
-    The published ``scipy.stats.gamma.fit(gaps + 1e-6, floc=0)``, computed by
-    :func:`gamma_mle_floc0`: rate = 1/(shape*scale), cv = sqrt(1/shape).
-    Returns None with fewer than 2 gaps, a NaN fit, or a fit that raises. A fitted rate strictly
-    greater than 5x the empirical rate (count / ``interval``) is replaced by the empirical rate.
-    """
-    if len(times) < 3:
-        return None
-    gaps = np.diff(times) + _GAP_EPS
-    try:
-        with warnings.catch_warnings():
-            # Degenerate windows (e.g. identical gaps) make the fit warn before it raises.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            shape, scale = gamma_mle_floc0(gaps)
-    except Exception as e:  # the published code treated a failed fit as "no arrivals"
-        logger.debug("gamma fit failed (%s): window gives no arrivals", e)
-        return None
-    if not (np.isfinite(shape) and np.isfinite(scale)) or np.isnan(shape) or np.isnan(scale):
-        return None
-    rate = 1 / (shape * scale)
-    cv = math.sqrt(1 / shape)
-    empirical = len(times) / interval
-    if rate > _FIT_RATE_FACTOR * empirical:
-        rate = empirical
-    return float(rate), float(cv)
 
 
 # ----------------------------------------------------------------------------- Trace (interface)
@@ -374,7 +318,18 @@ class Trace(ABC):
     def replay(self, models: Union[int, Sequence[str]], start: str, end: str,
                interval_seconds: float, rate_scale: float = 1.0, cv_scale: float = 1.0,
                seed: int = 0) -> TraceReplay:
-        """Replay the window ``[start, end)`` onto ``models`` (DESIGN 4.3).
+        """Replay the window ``[start, end)`` (``"day.hour.minute"`` strings) onto ``models``:
+        :meth:`replay_window` of that window."""
+        return self.replay_window(models, (start, end), interval_seconds, rate_scale, cv_scale,
+                                  seed)
+
+    def replay_window(self, models: Union[int, Sequence[str]],
+                      window: Union[TraceWindow, tuple[str, str]], interval_seconds: float,
+                      rate_scale: float = 1.0, cv_scale: float = 1.0,
+                      seed: int = 0) -> TraceReplay:
+        """Replay ``window`` onto ``models`` (DESIGN 4.3); ``window`` is a :class:`TraceWindow`
+        (parsed once by its maker, e.g. a case's trace workload) or a ``(start, end)`` pair of
+        ``"day.hour.minute"`` strings.
 
         ``models``: model names, or a count M (names ``m0..m{M-1}``). Functions with no
         invocation in the window are dropped; the i-th remaining function (function order) goes
@@ -399,7 +354,10 @@ class Trace(ABC):
         for label, v in (("rate_scale", rate_scale), ("cv_scale", cv_scale)):
             if not math.isfinite(float(v)) or float(v) <= 0:
                 raise ValueError(f"{label} must be > 0 and finite, got {v!r}")
-        s, e = _check_window(start, end, self.num_days)
+        if not isinstance(window, TraceWindow):
+            window = TraceWindow.parse(*window)
+        start, end = window.strings
+        s, e = _check_window(window, self.num_days)
         g = self._generate(len(names), s, e, interval, float(rate_scale), float(cv_scale),
                            int(seed))
         stats = [_replay_stats(a, float(e - s)) for a in g.arrivals]
@@ -432,351 +390,16 @@ def register_format(cls: _T) -> _T:
     return cls
 
 
-# ----------------------------------------------------------------------------- MAF1
-
-def _read_maf1_day(path: Path) -> tuple[list[str], np.ndarray]:
-    """(HashFunction per row, int32 counts [rows, 1440]) of one daily file."""
-    import pandas as pd
-
-    try:
-        header = pd.read_csv(path, nrows=0).columns.tolist()
-    except Exception as e:  # pandas raises many types for garbage input
-        raise TraceFormatError(f"cannot read MAF1 file {str(path)!r}: {e}") from e
-    if header != MAF1_COLUMNS:
-        shown = header[:6] + (["..."] if len(header) > 6 else [])
-        raise TraceFormatError(
-            f"MAF1 file {str(path)!r} has columns {shown} ({len(header)} in all); expected "
-            f"HashOwner, HashApp, HashFunction, Trigger, 1..1440 (1444 columns)")
-    dtypes = {c: str for c in MAF1_COLUMNS[:4]}
-    try:
-        df = pd.read_csv(path, dtype=dtypes, engine="c")
-        counts = df.iloc[:, 4:].to_numpy()
-    except Exception as e:
-        raise TraceFormatError(f"cannot parse MAF1 file {str(path)!r}: {e}") from e
-    if counts.dtype.kind not in "iu":
-        raise TraceFormatError(f"MAF1 file {str(path)!r}: per-minute counts must be integers "
-                               f"(found dtype {counts.dtype}, missing or non-numeric cells?)")
-    if counts.size and counts.min() < 0:
-        raise TraceFormatError(f"MAF1 file {str(path)!r}: negative invocation counts")
-    if counts.size and counts.max() > np.iinfo(np.int32).max:
-        raise TraceFormatError(f"MAF1 file {str(path)!r}: counts exceed int32")
-    funcs = df["HashFunction"].tolist()
-    if any(not isinstance(f, str) or not f for f in funcs):
-        raise TraceFormatError(f"MAF1 file {str(path)!r}: empty HashFunction values")
-    return funcs, counts.astype(np.int32, copy=False)
-
-
-@register_format
-class Maf1Trace(Trace):
-    """MAF1: per-minute invocation counts, cached as a minute-major sparse matrix (``indptr``
-    over the ``num_days * 1440`` minutes; ``func`` and ``count`` per non-zero cell,
-    memory-mapped). The raw data is a directory of daily CSVs d01..dK."""
-
-    kind = "maf1"
-    path_variable = "ALPA_SERVE_MAF1_PATH"
-
-    func: np.ndarray
-    count: np.ndarray
-
-    @classmethod
-    def raw_files(cls, path: Path) -> list[Path]:
-        """The daily files d01..dK found in the directory ``path`` (contiguous from d01)."""
-        raw_dir = path
-        if not raw_dir.is_dir():
-            raise TraceNotFoundError(
-                f"MAF1 directory not found: {str(raw_dir)!r}; expected a directory with daily "
-                f"files {MAF1_FILE_TEMPLATE.format(day=1)} .. d{MAF_DAYS:02d}.csv. "
-                + _standin_hint("maf1"))
-        files: list[Path] = []
-        for day in range(1, MAF_DAYS + 1):
-            base = raw_dir / MAF1_FILE_TEMPLATE.format(day=day)
-            cands = [p for p in (base, base.with_name(base.name + ".gz")) if p.is_file()]
-            if not cands:
-                break
-            files.append(cands[0])
-        if not files:
-            raise TraceNotFoundError(
-                f"no MAF1 daily files in {str(raw_dir)!r}: expected "
-                f"{MAF1_FILE_TEMPLATE.format(day=1)} (.. d{MAF_DAYS:02d}, optionally .gz). "
-                + _standin_hint("maf1"))
-        later = [d for d in range(len(files) + 2, MAF_DAYS + 1)
-                 if (raw_dir / MAF1_FILE_TEMPLATE.format(day=d)).exists()
-                 or (raw_dir / (MAF1_FILE_TEMPLATE.format(day=d) + ".gz")).exists()]
-        if later:
-            raise TraceFormatError(f"MAF1 directory {str(raw_dir)!r} misses day "
-                                   f"{len(files) + 1} but has later days {later}: days must be "
-                                   f"contiguous from d01")
-        if len(files) < MAF_DAYS:
-            logger.warning("MAF1 directory %s has %d of %d days; replays are limited to them",
-                           raw_dir, len(files), MAF_DAYS)
-        return files
-
-    @classmethod
-    def preprocess(cls, files: list[Path], out_dir: Path) -> None:
-        """Convert the daily CSVs ``files`` into the minute-major sparse cache at ``out_dir``.
-
-        A function missing on a day has zeros that day; duplicate ``HashFunction`` rows within a
-        day are summed (logged).
-        """
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        index: dict[str, int] = {}
-        ids: list[str] = []
-        tmp = make_temp_dir(out_dir.parent, _TMP_PREFIX)
-        try:
-            indptr_parts = [np.zeros(1, dtype=np.int64)]
-            nnz = 0
-            max_count = 0
-            day_files = []
-            for day, path in enumerate(files):
-                logger.info("preprocessing MAF1 day %d: %s", day + 1, path.name)
-                funcs, counts = _read_maf1_day(path)
-                gidx = np.empty(len(funcs), dtype=np.int32)
-                for r, f in enumerate(funcs):
-                    g = index.get(f)
-                    if g is None:
-                        g = index[f] = len(ids)
-                        ids.append(f)
-                    gidx[r] = g
-                if len(np.unique(gidx)) != len(gidx):
-                    logger.warning("MAF1 %s: duplicate HashFunction rows summed", path.name)
-                # Minute-major: nonzero of the transposed matrix is ordered by (minute, row).
-                ct = np.ascontiguousarray(counts.T)
-                minute, row = np.nonzero(ct)
-                vals = ct[minute, row]
-                fn = gidx[row]
-                per_min = np.bincount(minute, minlength=MINUTES_PER_DAY).astype(np.int64)
-                indptr_parts.append(nnz + np.cumsum(per_min))
-                nnz += len(vals)
-                max_count = max(max_count, int(vals.max()) if len(vals) else 0)
-                np.save(tmp / f"func{day:02d}.npy", fn.astype(np.int32))
-                np.save(tmp / f"count{day:02d}.npy", vals.astype(np.int32))
-                day_files.append(day)
-                del counts, ct, minute, row, vals, fn
-            # The narrowest exact dtypes: uint16 halves the cache when they fit (46k functions
-            # and per-minute counts below 65536 in the stand-in).
-            u16 = np.iinfo(np.uint16).max
-            func_dt = np.uint16 if len(ids) - 1 <= u16 else np.int32
-            count_dt = np.uint16 if max_count <= u16 else np.int32
-            build = make_temp_dir(tmp, _BUILD_PREFIX)
-            func_mm = np.lib.format.open_memmap(build / "func.npy", mode="w+", dtype=func_dt,
-                                                shape=(nnz,))
-            count_mm = np.lib.format.open_memmap(build / "count.npy", mode="w+",
-                                                 dtype=count_dt, shape=(nnz,))
-            pos = 0
-            for day in day_files:
-                f = np.load(tmp / f"func{day:02d}.npy")
-                c = np.load(tmp / f"count{day:02d}.npy")
-                func_mm[pos:pos + len(f)] = f
-                count_mm[pos:pos + len(c)] = c
-                pos += len(f)
-            func_mm.flush()
-            count_mm.flush()
-            del func_mm, count_mm
-            np.save(build / "indptr.npy", np.concatenate(indptr_parts))
-            np.save(build / "function_ids.npy", np.array(ids, dtype=np.str_))
-            (build / "meta.json").write_text(json.dumps({
-                "kind": "maf1", "version": _CACHE_VERSION, "num_days": len(files),
-                "num_functions": len(ids), "nnz": int(nnz),
-                "files": [p.name for p in files]}, indent=1))
-            _publish(build, out_dir)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    def _open(self, cache: Path) -> None:
-        # Memory-mapped: a window reads only its slice.
-        self.func = np.load(cache / "func.npy", mmap_mode="r")
-        self.count = np.load(cache / "count.npy", mmap_mode="r")
-        expected = self.num_days * MINUTES_PER_DAY + 1
-        if len(self.indptr) != expected or self.indptr[-1] != len(self.func):
-            raise TraceFormatError(f"corrupt MAF1 cache {str(cache)!r}; delete it")
-
-    def function_totals(self) -> np.ndarray:
-        return np.bincount(np.asarray(self.func),
-                           weights=np.asarray(self.count, dtype=np.float64),
-                           minlength=self.num_functions).astype(np.int64)
-
-    def minute_totals(self) -> np.ndarray:
-        cs = np.concatenate([[0], np.cumsum(np.asarray(self.count, dtype=np.int64))])
-        return cs[self.indptr[1:]] - cs[self.indptr[:-1]]
-
-    def _generate(self, M: int, s: int, e: int, interval: float, rate_scale: float,
-                  cv_scale: float, seed: int) -> _Generated:
-        if interval % 60 != 0:
-            raise ValueError(f"MAF1 has per-minute counts: interval_seconds must be a multiple "
-                             f"of 60, got {interval}")
-        slots = int(interval // 60)
-        m0, m1 = s // 60, e // 60
-        lo, hi = int(self.indptr[m0]), int(self.indptr[m1])
-        func = np.asarray(self.func[lo:hi])
-        count = np.asarray(self.count[lo:hi], dtype=np.int64)
-        minute = np.repeat(np.arange(m1 - m0, dtype=np.int64),
-                           np.diff(self.indptr[m0:m1 + 1]))
-        # Functions with an invocation in the window, in function order (count > 0 always
-        # holds for stored cells; the filter guards hand-made caches).
-        nz = count > 0
-        func, count, minute = func[nz], count[nz], minute[nz]
-        active = np.unique(func)
-        rank = np.searchsorted(active, func)
-        model = rank % M
-        nwin = -(-(m1 - m0) // slots)
-        # Sum into fresh per-model window histograms (the cached trace is never modified).
-        hist = np.bincount(model * nwin + minute // slots, weights=count,
-                           minlength=M * nwin).reshape(M, nwin)
-        wstarts = s + np.arange(nwin) * interval
-        wrates = np.zeros((M, nwin))
-        wcvs = np.zeros((M, nwin))
-        arrivals = []
-        for m in range(M):
-            parts = []
-            for k in range(nwin):
-                h = hist[m, k]
-                if h == 0:
-                    continue
-                rate = h / interval * rate_scale
-                proc = GammaProcess(rate, cv_scale)
-                parts.append(proc.generate_arrivals(s + k * interval, interval, seed))
-                seed += 1
-                wrates[m, k], wcvs[m, k] = rate, cv_scale
-            arrivals.append(np.concatenate(parts) if parts else np.zeros(0))
-        fpm = np.bincount(np.arange(len(active)) % M, minlength=M)
-        return _Generated(arrivals, wstarts, wrates, wcvs, seed, fpm, len(active))
-
-
-# ----------------------------------------------------------------------------- MAF2
-
-@register_format
-class Maf2Trace(Trace):
-    """MAF2: invocation times, cached per function (``indptr`` over functions; ``times``
-    sorted within each function, memory-mapped; ``app_ids`` per function). The raw data is the
-    invocation CSV (or a directory holding it)."""
-
-    kind = "maf2"
-    path_variable = "ALPA_SERVE_MAF2_PATH"
-
-    times: np.ndarray
-    app_ids: np.ndarray
-
-    @classmethod
-    def raw_files(cls, path: Path) -> list[Path]:
-        raw_file = path / MAF2_FILE_NAME if path.is_dir() else path
-        if not raw_file.is_file():
-            raise TraceNotFoundError(
-                f"MAF2 file not found: {str(raw_file)!r}; expected {MAF2_FILE_NAME} "
-                f"(CSV: app,func,end_timestamp,duration). " + _standin_hint("maf2"))
-        return [raw_file]
-
-    @classmethod
-    def preprocess(cls, files: list[Path], out_dir: Path) -> None:
-        """Convert the invocation CSV (``files[0]``) into per-function sorted invocation times
-        at ``out_dir``. Invocation time (s since the trace start) = ``end_timestamp -
-        duration``."""
-        import pandas as pd
-
-        (raw_file,) = files
-        try:
-            header = pd.read_csv(raw_file, nrows=0).columns.tolist()
-        except Exception as e:
-            raise TraceFormatError(f"cannot read MAF2 file {str(raw_file)!r}: {e}") from e
-        if header != MAF2_COLUMNS:
-            raise TraceFormatError(f"MAF2 file {str(raw_file)!r} has columns {header}; "
-                                   f"expected {MAF2_COLUMNS}")
-        try:
-            df = pd.read_csv(raw_file, dtype={"app": str, "func": str,
-                                              "end_timestamp": np.float64,
-                                              "duration": np.float64})
-        except Exception as e:
-            raise TraceFormatError(f"cannot parse MAF2 file {str(raw_file)!r} (end_timestamp "
-                                   f"and duration must be numbers of seconds): {e}") from e
-        if df.isna().any().any():
-            raise TraceFormatError(f"MAF2 file {str(raw_file)!r} has empty cells")
-        times = (df["end_timestamp"].to_numpy(np.float64) - df["duration"].to_numpy(np.float64))
-        if not np.all(np.isfinite(times)):
-            raise TraceFormatError(f"MAF2 file {str(raw_file)!r} has non-finite timestamps")
-        codes, uniques = pd.factorize(df["func"], sort=False)  # first-appearance order
-        apps = df["app"].to_numpy()
-        first_row = np.full(len(uniques), -1, dtype=np.int64)
-        # First row of each function: reversed assignment leaves the smallest index.
-        first_row[codes[::-1]] = np.arange(len(codes))[::-1]
-        order = np.lexsort((times, codes))
-        indptr = np.zeros(len(uniques) + 1, dtype=np.int64)
-        indptr[1:] = np.cumsum(np.bincount(codes, minlength=len(uniques)))
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        build = make_temp_dir(out_dir.parent, _BUILD_PREFIX)
-        try:
-            np.save(build / "indptr.npy", indptr)
-            np.save(build / "times.npy", times[order])
-            np.save(build / "function_ids.npy", np.array([str(u) for u in uniques],
-                                                         dtype=np.str_))
-            np.save(build / "app_ids.npy", np.array([str(apps[r]) for r in first_row],
-                                                    dtype=np.str_))
-            (build / "meta.json").write_text(json.dumps({
-                "kind": "maf2", "version": _CACHE_VERSION, "num_days": MAF_DAYS,
-                "num_functions": len(uniques), "num_invocations": int(len(times)),
-                "files": [raw_file.name]}, indent=1))
-        except BaseException:
-            shutil.rmtree(build, ignore_errors=True)
-            raise
-        _publish(build, out_dir)
-
-    def _open(self, cache: Path) -> None:
-        self.times = np.load(cache / "times.npy", mmap_mode="r")
-        self.app_ids = np.load(cache / "app_ids.npy")
-        if len(self.indptr) != len(self.function_ids) + 1 or \
-                self.indptr[-1] != len(self.times):
-            raise TraceFormatError(f"corrupt MAF2 cache {str(cache)!r}; delete it")
-
-    def function_totals(self) -> np.ndarray:
-        return np.diff(self.indptr).astype(np.int64)
-
-    def minute_totals(self) -> np.ndarray:
-        t = np.asarray(self.times)
-        m = np.floor(t / 60).astype(np.int64)
-        m = m[(m >= 0) & (m < self.num_days * MINUTES_PER_DAY)]
-        return np.bincount(m, minlength=self.num_days * MINUTES_PER_DAY)
-
-    def function_times(self, f: int) -> np.ndarray:
-        """Sorted invocation times (s) of function ``f``."""
-        return np.asarray(self.times[self.indptr[f]:self.indptr[f + 1]])
-
-    def _generate(self, M: int, s: int, e: int, interval: float, rate_scale: float,
-                  cv_scale: float, seed: int) -> _Generated:
-        F = self.num_functions
-        slices = []
-        for f in range(F):
-            t = self.times[self.indptr[f]:self.indptr[f + 1]]
-            a, b = np.searchsorted(t, [s, e], side="left")
-            if b > a:
-                slices.append(np.asarray(t[a:b]))
-        nact = len(slices)
-        edges = [s + k * interval for k in range(int(math.ceil((e - s) / interval)))]
-        edges = [x for x in edges if x < e] + [float(e)]
-        nwin = len(edges) - 1
-        wstarts = np.array(edges[:-1], dtype=np.float64)
-        wrates = np.zeros((M, nwin))
-        wcvs = np.zeros((M, nwin))
-        arrivals = []
-        for m in range(M):
-            mine = slices[m::M]
-            times = np.sort(np.concatenate(mine)) if mine else np.zeros(0)
-            bounds = np.searchsorted(times, edges, side="left")
-            parts = []
-            for k in range(nwin):
-                fit = fit_gamma_window(times[bounds[k]:bounds[k + 1]], interval)
-                if fit is None:
-                    continue
-                rate, cv = fit[0] * rate_scale, fit[1] * cv_scale
-                if not (math.isfinite(rate) and rate > 0 and math.isfinite(cv) and cv > 0):
-                    # A degenerate fit (e.g. identical gaps -> infinite shape) cannot drive a
-                    # Gamma process; treat it like a failed fit.
-                    logger.debug("degenerate gamma fit rate=%s cv=%s: no arrivals", rate, cv)
-                    continue
-                parts.append(GammaProcess(rate, cv).generate_arrivals(edges[k], interval, seed))
-                seed += 1
-                wrates[m, k], wcvs[m, k] = rate, cv
-            arrivals.append(np.concatenate(parts) if parts else np.zeros(0))
-        fpm = np.bincount(np.arange(nact) % M, minlength=M)
-        return _Generated(arrivals, wstarts, wrates, wcvs, seed, fpm, nact)
-
+# ----------------------------------------------------------------------------- the formats
+# Imported here, after the interface and the registry they use (the package imports this
+# module first, so these imports always find it complete up to this point); importing them
+# registers them in TRACE_FORMATS.
+from alpa_serve.workload.maf1 import Maf1Trace  # noqa: E402
+from alpa_serve.workload.maf2 import (  # noqa: E402
+    Maf2Trace,
+    fit_gamma_window,
+    gamma_mle_floc0,
+)
 
 # ----------------------------------------------------------------------------- sources, loader
 

@@ -3,13 +3,14 @@
 The loader (:mod:`alpa_serve.workload.trace`) reads the raw formats defined here and the
 stand-in generators (:mod:`alpa_serve.workload.standin`) write them; both import this module
 and neither imports the other's internals (the loader calls the generators, never the reverse).
-Also here: the one parser of ``"day.hour.minute"`` time strings, the trace errors and the cache
-directory.
+Also here: the one parser of ``"day.hour.minute"`` time strings (and :class:`TraceWindow`, a
+window parsed once), the trace errors and the cache directory.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 # A trace source named ``<format><STANDIN_SUFFIX>`` is the generated stand-in of the format. The
@@ -21,7 +22,7 @@ __all__ = [
     "MINUTES_PER_DAY", "SECONDS_PER_DAY", "MAF_DAYS", "MAF1_FILE_TEMPLATE", "MAF1_COLUMNS",
     "MAF2_FILE_NAME", "MAF2_COLUMNS", "STANDIN_SUFFIX", "ENV_CACHE",
     "TraceError", "TraceFormatError", "TraceWindowError", "TraceNotFoundError",
-    "default_cache_dir", "parse_time",
+    "default_cache_dir", "parse_time", "TraceWindow",
 ]
 
 MINUTES_PER_DAY = 1440
@@ -82,3 +83,33 @@ def parse_time(text: str) -> int:
         raise TraceWindowError(f"time {text!r} is not 'day.hour.minute' with hour 0..24 and "
                                f"minute 0..60 (e.g. '0.1.0' or '13.23.60')")
     return d * SECONDS_PER_DAY + h * 3600 + m * 60
+
+
+@dataclass(frozen=True)
+class TraceWindow:
+    """A replay window parsed once: its ``"day.hour.minute"`` strings, which stay the window's
+    identity (rows, case JSON and ids, replay names), and their seconds since the trace start.
+
+    Made by :meth:`parse`; it checks the strings only (:class:`TraceWindowError` for a malformed
+    one), not the order of start and end or the trace's length: the users do.
+    """
+
+    start: str
+    end: str
+    start_seconds: int
+    end_seconds: int
+
+    @classmethod
+    def parse(cls, start: str, end: str) -> TraceWindow:
+        """The window ``[start, end)`` of two ``"day.hour.minute"`` strings (:func:`parse_time`)."""
+        return cls(str(start), str(end), parse_time(start), parse_time(end))
+
+    @property
+    def strings(self) -> tuple[str, str]:
+        """``(start, end)``, the window as cases and rows write it."""
+        return (self.start, self.end)
+
+    @property
+    def duration(self) -> int:
+        """Length in seconds (``end_seconds - start_seconds``)."""
+        return self.end_seconds - self.start_seconds

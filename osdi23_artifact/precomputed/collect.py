@@ -27,8 +27,7 @@ from pathlib import Path
 
 from alpa_serve.experiments.case_runner import default_database, profile_fingerprint
 from alpa_serve.experiments.suites import SuiteOptions, build_suite
-from alpa_serve.experiments.tsv import COLUMNS, TsvFormatError, append_row, read_rows
-from alpa_serve.results import SEARCH_EXACT
+from alpa_serve.results import COLUMNS, SEARCH_EXACT, TsvFormatError, append_row, read_rows
 from alpa_serve.workload.standin import DEFAULT_PARAMS
 
 HERE = Path(__file__).resolve().parent

@@ -78,13 +78,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from alpa_serve.experiments import case_runner as R
-    from alpa_serve.workload.trace_defs import parse_time
 
     cases = cases_at(args.file, args.experiment, args.x, args.policies)
     db = R.default_database()
     inputs = R.prepare_inputs(cases[0])
     interval = cases[0].workload.interval_seconds
-    start = float(parse_time(cases[0].workload.test_window[0]))  # first window's start (s)
+    start = float(cases[0].workload.test_trace_window.start_seconds)  # first window's start
     goods = {}
     for case in cases:
         result = R.simulate_prepared(case, db, inputs)

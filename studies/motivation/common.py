@@ -185,7 +185,7 @@ def run_cases(entries: Iterable[Any], db: Any, settings: Settings) -> dict[str, 
     deciding the file. Raises RuntimeError if any case failed.
     """
     from alpa_serve.experiments.suite_runner import RunOptions, run_entries
-    from alpa_serve.experiments.tsv import read_rows
+    from alpa_serve.results import read_rows
 
     unique: dict[str, Any] = {}
     for e in entries:
