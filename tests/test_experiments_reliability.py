@@ -1,4 +1,4 @@
-"""Reliability guarantees of the experiment runner (docs/experiments.md, "Guarantees"):
+"""Reliability guarantees of the experiment runner (docs/experiments.md, "Resume and guarantees"):
 nothing a user already has is modified or lost, and every refusal comes before work starts.
 
 Each test reproduces a failure: an interrupted --force run, a foreign file, an unusable output
