@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from subprocess_signals import signal_during_ray_start
 from test_experiments import _case, _row, _small_entries, tiny_database
 
 from alpa_serve.experiments import (
@@ -685,20 +686,7 @@ def test_signal_during_ray_start_is_an_interrupt_and_leaves_no_process(tmp_path,
         [sys.executable, "-m", "alpa_serve.experiments", "fig14", "--quick", "--no-progress",
          "--num-cpus", "1", "--out", str(tmp_path / "out")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
-    try:
-        lines = []
-        for line in proc.stderr:
-            lines.append(line)
-            if "starting an embedded Ray instance" in line:
-                break
-        time.sleep(0.3)  # ray.init takes seconds: the signal comes while it runs
-        proc.send_signal(sig)
-        _, rest = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = "".join(lines) + rest
+    err = signal_during_ray_start(proc, sig)
     assert proc.returncode == 130, err[-3000:]
     assert "interrupted" in err and "Traceback" not in err
     deadline = time.monotonic() + 20

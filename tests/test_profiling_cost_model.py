@@ -114,7 +114,8 @@ def test_cross_node_pipeline_boundary_costs_more():
 
 
 # ---------------------------------------------------------------------------------------------
-# stage boundaries and nodes (DESIGN 3.3; docs/profiling.md "Stage boundaries, nodes and the network")
+# stage boundaries and nodes (DESIGN 3.3; docs/profiling.md
+# "Stage boundaries, nodes and the network")
 # ---------------------------------------------------------------------------------------------
 LARGE = "bert-103.5b"
 

@@ -17,6 +17,7 @@ import urllib.request
 import numpy as np
 import pytest
 import ray
+from subprocess_signals import signal_during_ray_start
 from test_placement_util import synthetic_profile
 
 from alpa_serve.placement import ModelPlacement
@@ -475,20 +476,7 @@ def test_cli_sigterm_during_start_up_stops_cleanly(tmp_path):
          '{"type": "ModelPlacement", "group_configs": [[1, 1, 1]], "group_models": [[0]]}',
          "--model-set", "bert-2.6b", "--num-models", "1", "--port", "0", "--num-cpus", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root)
-    try:
-        lines = []
-        for line in proc.stderr:
-            lines.append(line)
-            if "starting an embedded Ray instance" in line:
-                break
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGTERM)
-        _, rest = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = "".join(lines) + rest
+    err = signal_during_ray_start(proc, signal.SIGTERM)
     assert proc.returncode == 0, err[-3000:]
     assert "Traceback" not in err and "stopped" in err
 
