@@ -73,6 +73,23 @@ def exact_rows(path: Path) -> list[dict]:
     return rows
 
 
+def cpu_description() -> str:
+    """The producing CPU: model name and numpy's SIMD levels found (rows are the same on every
+    x86-64 CPU since the workload path is CPU-independent, DESIGN 4.3; recorded for the reader)."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f
+                          if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    simd = [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
+    levels = "/".join(simd) or "baseline"
+    return f"{model or platform.processor() or 'unknown'}; numpy SIMD {levels}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tsv", nargs="*", type=Path, help="result TSV files of S3@MAF2 runs")
@@ -110,6 +127,7 @@ def main(argv=None) -> int:
         "search": SEARCH_EXACT,
         "solver_cpu_note": "solver_seconds are wall seconds of the producing machine",
         "machine": f"{platform.platform()}, {os.cpu_count()} cores",
+        "cpu": cpu_description(),
         "python": sys.version.split()[0],
         "collected_at_commit": commit,
         "collected_on": datetime.date.today().isoformat(),
