@@ -6,7 +6,7 @@ verdict per claim the paper draws from the figure), ``DIR/comparison.tsv`` (one 
 panel, sweep and policy: shared points, ``mae``, ``max_abs``, ...) and ``DIR/ordering.tsv``.
 
     from alpa_serve.compare import collect, write_report
-    write_report(collect("osdi23_artifact", "/path/to/original/osdi23_artifact"), "cmp")
+    write_report(collect(ours_dir, original_dir), "cmp")   # two result folders
 """
 
 from .claims import Claim, ClaimCheck, claims
